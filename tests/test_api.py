@@ -1,0 +1,181 @@
+"""tfstyle.transfer end to end on tiny images with the seeded random network (weights=None)."""
+
+import numpy as np
+import PIL.Image
+import pytest
+
+import tfstyle
+from tfstyle import images
+
+FAST = {"size": 64, "weights": None, "progress": False, "seed": 0}
+
+
+def losses_at(content, style, **kwargs):
+    """Loss terms of the image after the run, as reported to the callback."""
+    seen = []
+    image = tfstyle.transfer(
+        content, style, callback=lambda *args: seen.append(args), callback_every=1000,
+        **{**FAST, **kwargs},
+    )  # fmt: skip
+    return seen[-1][1], image
+
+
+def chrominance(image) -> np.ndarray:
+    return images.rgb_to_yiq(np.asarray(image, np.float32) / 255.0).numpy()[..., 1:]
+
+
+def test_output_keeps_content_aspect(content_array, style_array):
+    image = tfstyle.transfer(content_array, style_array, iterations=2, **FAST)
+    assert isinstance(image, PIL.Image.Image) and image.mode == "RGB"
+    assert image.size == (64, 48)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_optimisation_lowers_objective(content_array, style_array, optimizer):
+    start, _ = losses_at(content_array, style_array, iterations=0, optimizer=optimizer)
+    end, _ = losses_at(content_array, style_array, iterations=40, optimizer=optimizer)
+    assert end["total"] < 0.3 * start["total"]
+    assert end["style"] < start["style"]
+
+
+def test_iterations_zero_returns_the_content(content_array, style_array):
+    image = tfstyle.transfer(content_array, style_array, iterations=0, **FAST)
+    expected = images.to_uint8(images.resize(content_array, 48, 64)).numpy()
+    np.testing.assert_array_equal(np.asarray(image), expected)
+
+
+@pytest.mark.parametrize("init", ["noise", "style-mean"])
+def test_seed_makes_runs_repeatable(content_array, style_array, init):
+    a = tfstyle.transfer(content_array, style_array, iterations=3, init=init, **FAST)
+    b = tfstyle.transfer(content_array, style_array, iterations=3, init=init, **FAST)
+    c = tfstyle.transfer(content_array, style_array, iterations=3, init=init,
+                         **{**FAST, "seed": 1})  # fmt: skip
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert not np.array_equal(np.asarray(a), np.asarray(c))
+
+
+def test_inits_start_where_they_say(content_array, style_array):
+    noise = np.asarray(
+        tfstyle.transfer(content_array, style_array, iterations=0, init="noise", **FAST)
+    )
+    assert 100 < noise.mean() < 155 and noise.std() > 60  # uniform noise
+    mean = np.asarray(tfstyle.transfer(content_array, style_array, iterations=0,
+                                       init="style-mean", **FAST))  # fmt: skip
+    style_mean = images.resize_longer_side(style_array, 64).numpy().mean(axis=(0, 1)) * 255
+    np.testing.assert_allclose(mean.mean(axis=(0, 1)), style_mean, atol=3)
+    assert mean.std(axis=(0, 1)).max() < 0.1 * 255
+    given = np.asarray(tfstyle.transfer(content_array, style_array, iterations=0,
+                                        init=style_array, **FAST))  # fmt: skip
+    expected = images.to_uint8(images.resize(style_array, 48, 64)).numpy()
+    np.testing.assert_array_equal(given, expected)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"optimizer": "adam"}, {"optimizer": "lbfgs"}, {"pooling": "avg"}, {"backbone": "vgg16"},
+     {"init": "noise"}, {"init": "style-mean"}, {"learning_rate": 0.05},
+     {"content_layers": ["block2_conv2"], "style_layers": ["block1_conv1", "block2_conv1"],
+      "style_layer_weights": [1.0, 0.5]}],
+)  # fmt: skip
+def test_option_values_run_and_change_the_image(content_array, style_array, options):
+    image = np.asarray(
+        tfstyle.transfer(content_array, style_array, iterations=3, **FAST, **options)
+    )
+    start = np.asarray(
+        tfstyle.transfer(content_array, style_array, iterations=0, **FAST, **options)
+    )
+    assert image.shape == (48, 64, 3)
+    assert np.abs(image.astype(int) - start).mean() > 0.5  # the optimisation moved the pixels
+
+
+def test_style_blend(content_array, style_array, image_files):
+    other = np.ascontiguousarray(style_array[::-1, ::-1])
+    one = tfstyle.transfer(content_array, style_array, iterations=3, **FAST)
+    blend_all_first = tfstyle.transfer(content_array, [style_array, other], iterations=3,
+                                       style_blend_weights=[2.0, 0.0], **FAST)  # fmt: skip
+    np.testing.assert_allclose(np.asarray(one), np.asarray(blend_all_first), atol=1)
+    even = tfstyle.transfer(content_array, [style_array, other], iterations=3, **FAST)
+    assert not np.array_equal(np.asarray(one), np.asarray(even))
+
+
+@pytest.mark.slow
+def test_preserve_colors_keeps_content_chrominance(content_array, style_array):
+    kwargs = dict(iterations=20, style_weight=1e6)
+    plain = tfstyle.transfer(content_array, style_array, **FAST, **kwargs)
+    kept = tfstyle.transfer(content_array, style_array, preserve_colors=True, **FAST, **kwargs)
+    content = images.to_uint8(images.resize(content_array, 48, 64)).numpy()
+    drift_plain = np.abs(chrominance(plain) - chrominance(content)).mean()
+    drift_kept = np.abs(chrominance(kept) - chrominance(content)).mean()
+    assert drift_kept < 0.01 < drift_plain
+    # The luminance is the stylised one, not the content's.
+    lum = images.rgb_to_yiq(np.asarray(kept, np.float32) / 255).numpy()[..., 0]
+    lum_plain = images.rgb_to_yiq(np.asarray(plain, np.float32) / 255).numpy()[..., 0]
+    assert np.abs(lum - lum_plain).mean() < 0.02
+
+
+def test_callback_schedule_and_payload(content_array, style_array):
+    calls = []
+    tfstyle.transfer(content_array, style_array, iterations=25, callback_every=10,
+                     callback=lambda *args: calls.append(args), **FAST)  # fmt: skip
+    assert [c[0] for c in calls] == [10, 20, 25]
+    step, losses, image = calls[-1]
+    assert set(losses) == {"total", "content", "style", "tv"}
+    assert all(isinstance(v, float) for v in losses.values())
+    assert image.dtype == np.float32 and image.shape == (48, 64, 3)
+    assert 0.0 <= image.min() and image.max() <= 1.0
+
+
+def test_progress_bar_shows_loss(content_array, style_array, capsys):
+    tfstyle.transfer(content_array, style_array, iterations=2, **{**FAST, "progress": True})
+    err = capsys.readouterr().err
+    assert "2/2" in err and "loss=" in err
+
+
+def test_paths_and_bytes(image_files):
+    content, style = image_files
+    with open(style, "rb") as f:
+        image = tfstyle.transfer(content, f.read(), iterations=1, **FAST)
+    assert image.size == (64, 48)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"size": 8}, ValueError, "size must be between 16 and 4096; got 8"),
+        ({"size": 10**6}, ValueError, "size must be between"),
+        ({"size": 64.5}, ValueError, "size must be an integer"),
+        ({"iterations": -1}, ValueError, "iterations must be >= 0; got -1"),
+        ({"optimizer": "sgd"}, ValueError, "optimizer must be one of 'adam', 'lbfgs'; got 'sgd'"),
+        ({"init": "contnt"}, ValueError, "init must be one of"),
+        ({"pooling": "min"}, ValueError, "pooling must be one of"),
+        ({"backbone": "vgg11"}, ValueError, "backbone must be one of"),
+        ({"content_layers": ["nope"]}, ValueError, "content_layers: unknown layer 'nope'"),
+        ({"style_layer_weights": [1.0]}, ValueError, "one weight per style layer"),
+        ({"style_weight": -1.0}, ValueError, "style_weight must be a finite number >= 0"),
+        ({"learning_rate": 0.0}, ValueError, "learning_rate must be a finite number > 0"),
+        ({"seed": -3}, ValueError, "seed must be between 0 and 2147483647; got -3"),
+        ({"callback_every": 0}, ValueError, "callback_every must be >= 1"),
+        ({"style_blend_weights": [1.0, 2.0]}, ValueError, "style_blend_weights must be 1"),
+        ({"weights": "/no/such/weights.h5"}, FileNotFoundError, "weights: no such file"),
+        ({"weights": 3}, ValueError, "weights must be 'imagenet', None or a path"),
+    ],
+)
+def test_bad_options(content_array, style_array, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        tfstyle.transfer(content_array, style_array, **{**FAST, "iterations": 1, **kwargs})
+
+
+def test_too_thin_content_is_refused(style_array):
+    with pytest.raises(ValueError, match="shorter side must be at least 16"):
+        tfstyle.transfer(np.zeros((4, 200, 3), np.uint8), style_array, iterations=1, **FAST)
+
+
+def test_missing_content_file(style_array, tmp_path):
+    with pytest.raises(FileNotFoundError, match="content: no such file"):
+        tfstyle.transfer(tmp_path / "x.png", style_array, **FAST)
+
+
+def test_empty_style_list(content_array):
+    with pytest.raises(ValueError, match="non-empty list"):
+        tfstyle.transfer(content_array, [], **FAST)

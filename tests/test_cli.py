@@ -1,0 +1,122 @@
+"""The CLI: writes a PNG, exposes every option of transfer, fails cleanly on bad input."""
+
+import subprocess
+import sys
+
+import numpy as np
+import PIL.Image
+import pytest
+
+from tfstyle import cli
+
+FAST = ["--size", "64", "--iterations", "2", "--weights", "none", "--seed", "0", "-q"]
+
+
+def run(argv, capsys):
+    code = cli.main(argv)
+    return code, capsys.readouterr().err
+
+
+def test_writes_png(image_files, tmp_path, capsys):
+    content, style = image_files
+    out = tmp_path / "out.png"
+    code, err = run(["transfer", content, style, "-o", str(out), *FAST], capsys)
+    assert code == 0, err
+    with PIL.Image.open(out) as img:
+        assert img.format == "PNG" and img.size == (64, 48)
+
+
+def test_options_reach_the_api(image_files, tmp_path, capsys):
+    content, style = image_files
+    out = tmp_path / "out.png"
+    code, err = run(["transfer", content, style, style, "-o", str(out), *FAST,
+                     "--optimizer", "lbfgs", "--pooling", "avg", "--init", "noise",
+                     "--preserve-colors", "--style-blend-weights", "1", "3",
+                     "--style-layers", "block1_conv1", "block2_conv1",
+                     "--style-layer-weights", "1", "2", "--content-layers", "block2_conv2",
+                     "--tv-weight", "0", "--content-weight", "2", "--style-weight", "100",
+                     "--learning-rate", "0.5", "--backbone", "vgg16"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert out.exists()
+
+
+def test_every_transfer_option_has_a_flag():
+    import inspect
+
+    from tfstyle import api
+
+    help_text = cli.build_parser()._subparsers._group_actions[0].choices["transfer"].format_help()
+    for name, param in inspect.signature(api.transfer).parameters.items():
+        if param.kind is param.KEYWORD_ONLY and name not in cli._NOT_FLAGS:
+            assert "--" + name.replace("_", "-") in help_text
+    assert "Defaults to 512" in help_text  # help and defaults come from transfer's docstring
+
+
+def test_save_every_writes_intermediate_images(image_files, tmp_path, capsys):
+    content, style = image_files
+    out = tmp_path / "out.png"
+    argv = ["transfer", content, style, "-o", str(out), *FAST[:2], "--iterations", "4",
+            "--weights", "none", "-q", "--save-every", "2"]  # fmt: skip
+    code, err = run(argv, capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.glob("out.*.png")) == ["out.0002.png", "out.0004.png"]
+    final = np.asarray(PIL.Image.open(out))
+    np.testing.assert_array_equal(final, np.asarray(PIL.Image.open(tmp_path / "out.0004.png")))
+
+
+@pytest.fixture
+def bad_files(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    wrong = tmp_path / "wrong.weights.h5"
+    import keras
+
+    keras.applications.VGG16(include_top=False, weights=None).save_weights(wrong)
+    return {"text": str(text), "wrong": str(wrong), "missing": str(tmp_path / "missing.png")}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["{missing}", "{style}"], "content: no such file"),
+        (["{content}", "{text}"], "is not a readable image file"),
+        (["{content}", "{style}", "--optimizer", "sgd"], "optimizer must be one of"),
+        (["{content}", "{style}", "--init", "contnt"], "init must be one of"),
+        (["{content}", "{style}", "--iterations", "-1"], "iterations must be >= 0"),
+        (["{content}", "{style}", "--size", "8"], "size must be between 16 and"),
+        (["{content}", "{style}", "--size", "100000"], "size must be between 16 and"),
+        (["{content}", "{style}", "--size", "big"], "invalid int value: 'big'"),
+        (["{content}", "{style}", "--weights", "{missing}"], "weights: no such file"),
+        (["{content}", "{style}", "--weights", "{wrong}"], "does not fit vgg19"),
+        (["{content}", "{style}", "--pooling", "median"], "pooling must be one of"),
+        (["{content}", "{style}", "--colour"], "unrecognized arguments: --colour"),
+        (["{content}", "{style}", "-o", "/no/such/dir/out.png"], "directory does not exist"),
+        (["{content}", "{style}", "-o", "{tmp}/out.xyz"], "unknown image file extension"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_1(image_files, bad_files, tmp_path, capsys, args, message):
+    names = {"content": image_files[0], "style": image_files[1], "tmp": str(tmp_path), **bad_files}
+    argv = ["transfer", *(a.format(**names) for a in args)]
+    if "-o" not in argv:
+        argv += ["-o", str(tmp_path / "out.png")]
+    argv += ["--iterations", "1"] if "--iterations" not in argv else []
+    argv += ["--weights", "none"] if "--weights" not in argv else []
+    code, err = run(argv + ["-q"], capsys)
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tfstyle: error:") and message in lines[0], err
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_python_dash_m_runs(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "tfstyle", "--help"], capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0 and "transfer" in result.stdout
+    result = subprocess.run([sys.executable, "-m", "tfstyle", "transfer", "x.png", "y.png", "-o",
+                             str(tmp_path / "o.png"), "--weights", "none"],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip().splitlines()[-1] == "tfstyle: error: content: no such file: 'x.png'"
+    )
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,107 @@
+"""Image loading from every source kind, mode conversion, resizing and colour transforms."""
+
+import io
+
+import numpy as np
+import PIL.Image
+import pytest
+import tensorflow as tf
+
+from tfstyle import images
+
+
+def _png_bytes(img: PIL.Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_sources_agree(tmp_path, content_array):
+    u8 = (content_array * 255).round().astype(np.uint8)
+    pil = PIL.Image.fromarray(u8)
+    path = tmp_path / "c.png"
+    pil.save(path)
+    expected = u8.astype(np.float32) / 255
+    for source in (str(path), path, _png_bytes(pil), pil, u8, expected, tf.constant(u8)):
+        got = images.load_image(source)
+        assert got.dtype == np.float32 and got.shape == (48, 64, 3)
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGBA", "P", "I;16", "CMYK", "1"])
+def test_modes_become_rgb(mode):
+    base = PIL.Image.fromarray((np.indices((20, 30)).sum(0) * 4 % 256).astype(np.uint8))
+    if mode == "I;16":
+        img = PIL.Image.fromarray(np.arange(600, dtype=np.uint16).reshape(20, 30) * 100)
+        assert img.mode.startswith("I")
+    else:
+        img = base.convert(mode)
+    got = images.load_image(_png_bytes(img) if mode != "CMYK" else img)
+    assert got.shape == (20, 30, 3) and 0.0 <= got.min() and got.max() <= 1.0
+
+
+def test_sixteen_bit_keeps_precision():
+    values = np.array([[0, 1, 65535]], dtype=np.uint16)
+    img = PIL.Image.fromarray(values)
+    got = images.load_image(_png_bytes(img))
+    np.testing.assert_allclose(got[0, :, 0], [0.0, 1 / 65535, 1.0], rtol=1e-5, atol=1e-9)
+
+
+def test_rgba_alpha_composited_over_white():
+    rgba = np.zeros((2, 2, 4), np.uint8)  # transparent black
+    got = images.load_image(rgba)
+    np.testing.assert_allclose(got, 1.0)
+
+
+def test_grayscale_array_replicated():
+    got = images.load_image(np.full((4, 5), 0.25, np.float32))
+    assert got.shape == (4, 5, 3) and np.allclose(got, 0.25)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="content: no such file"):
+        images.load_image(tmp_path / "nope.png", "content")
+
+
+def test_non_image_file(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("not an image")
+    with pytest.raises(ValueError, match="style: .* is not a readable image file"):
+        images.load_image(path, "style")
+
+
+@pytest.mark.parametrize(
+    "source, match",
+    [
+        (b"garbage", "not an encoded image"),
+        (np.zeros((4, 4, 2), np.uint8), r"must have shape"),
+        (np.full((4, 4, 3), 2.0), r"values in \[0, 1\]"),
+        (np.zeros((4, 4, 3), np.int64), "dtype must be"),
+        (12, "must be a path, bytes"),
+    ],
+)
+def test_bad_sources(source, match):
+    with pytest.raises(ValueError, match=match):
+        images.load_image(source, "content")
+
+
+def test_working_shape_keeps_aspect():
+    h, w = images.working_shape(300, 400, 64)
+    assert (int(h), int(w)) == (48, 64)
+    h, w = images.working_shape(1000, 10, 100)
+    assert (int(h), int(w)) == (100, 1)
+
+
+def test_resize_longer_side():
+    out = images.resize_longer_side(tf.random.uniform((30, 60, 3)), 40)
+    assert out.shape == (20, 40, 3)
+
+
+def test_yiq_round_trip():
+    x = tf.random.stateless_uniform((5, 7, 3), seed=(1, 1))
+    np.testing.assert_allclose(images.yiq_to_rgb(images.rgb_to_yiq(x)), x, atol=1e-5)
+
+
+def test_to_uint8_rounds_and_clips():
+    x = tf.constant([[[-0.5, 0.5 / 255 + 1e-4, 1.5]]])
+    np.testing.assert_array_equal(images.to_uint8(x), [[[0, 1, 255]]])

@@ -1,0 +1,17 @@
+"""tfstyle: neural style transfer (Gatys et al.) on TensorFlow 2 / Keras 3.
+
+>>> import tfstyle
+>>> tfstyle.transfer("examples/content.jpg", "examples/style.png", size=256).save("out.png")
+"""
+
+__all__ = ["transfer"]
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # Imported on first use, so that the CLI can quieten TensorFlow before it loads.
+    if name == "transfer":
+        from tfstyle.api import transfer
+
+        return transfer
+    raise AttributeError(f"module 'tfstyle' has no attribute {name!r}")

@@ -1,0 +1,174 @@
+"""Command line: ``tfstyle transfer CONTENT STYLE [STYLE ...] -o OUT.png [options]``.
+
+The options, their defaults and help texts are generated from the signature and docstring of
+``tfstyle.transfer``, so the CLI never repeats a default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+
+# TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) is noise on a command line.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+#: Options of ``transfer`` that the CLI does not expose as flags (it has its own equivalents).
+_NOT_FLAGS = {"callback", "callback_every", "progress"}
+#: Options taking several values.
+_LISTS = {
+    "content_layers": str,
+    "style_layers": str,
+    "style_layer_weights": float,
+    "style_blend_weights": float,
+}
+_NONE_TYPES = {"learning_rate": float, "seed": int}
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors end in one line on stderr and exit status 1, like every other bad input."""
+
+    def error(self, message):
+        raise SystemExit(_fail(f"{message} (see '{self.prog} --help')"))
+
+
+def _fail(message: str) -> int:
+    print(f"tfstyle: error: {message}", file=sys.stderr)
+    return 1
+
+
+def docstring_args(func: Callable) -> dict[str, str]:
+    """The ``Args:`` section of a Google-style docstring as ``{name: text}``."""
+    doc = inspect.getdoc(func) or ""
+    section = doc.split("Args:", 1)[-1].split("\n\n", 1)[0] if "Args:" in doc else ""
+    helps: dict[str, str] = {}
+    name = None
+    for line in section.splitlines():
+        match = re.match(r"^    (\w+): (.*)$", line)
+        if match:
+            name, text = match.groups()
+            helps[name] = text
+        elif name and line.strip():
+            helps[name] += " " + line.strip()
+    return {k: re.sub(r"^(int|float|str|bool|list of \w+)\. ", "", v) for k, v in helps.items()}
+
+
+def add_options(
+    parser: argparse.ArgumentParser, func: Callable, only: Sequence[str] | None = None
+) -> None:
+    """Add a ``--flag`` for each keyword-only option of ``func`` (default and help from it)."""
+    helps = docstring_args(func)
+    for param in inspect.signature(func).parameters.values():
+        name = param.name
+        if param.kind is not param.KEYWORD_ONLY or name in _NOT_FLAGS:
+            continue
+        if only is not None and name not in only:
+            continue
+        flag = "--" + name.replace("_", "-")
+        default = param.default
+        help_text = helps.get(name, "").replace("%", "%%")
+        if isinstance(default, bool):
+            parser.add_argument(flag, action="store_true", help=help_text)
+        elif name in _LISTS:
+            metavar = name.split("_")[-1][:-1].upper()  # content_layers -> LAYER
+            parser.add_argument(
+                flag, nargs="+", type=_LISTS[name], default=default, metavar=metavar, help=help_text
+            )
+        elif name == "weights":
+            parser.add_argument(flag, type=_weights_arg, default=default,
+                                metavar="imagenet|none|PATH", help=help_text)  # fmt: skip
+        else:
+            kind = _NONE_TYPES.get(name, type(default) if default is not None else str)
+            parser.add_argument(flag, type=kind, default=default, help=help_text)
+
+
+def _weights_arg(value: str):
+    return None if value.lower() == "none" else value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tfstyle import api
+
+    parser = _Parser(prog="tfstyle", description="Neural style transfer on TensorFlow.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = commands.add_parser("transfer", help="stylise an image", description=(
+        "Paint CONTENT in the style of STYLE (several styles are blended)."))  # fmt: skip
+    p.add_argument("content", help="content image file")
+    p.add_argument("style", nargs="+", help="style image file(s)")
+    p.add_argument("-o", "--output", required=True, help="output image file (e.g. out.png)")
+    add_options(p, api.transfer)
+    p.add_argument("--save-every", type=int, default=0, metavar="N",
+                   help="also write the image every N steps, as OUT.NNNN.png")  # fmt: skip
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 on success, 1 on any bad input)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help, or a usage error already reported in one line
+        return int(exit_.code or 0)
+    try:
+        return _transfer(args)
+    except (ValueError, OSError) as err:  # FileNotFoundError and WeightsDownloadError included
+        return _fail(str(err))
+    except KeyboardInterrupt:
+        return _fail("interrupted")
+
+
+def _check_output(path: str) -> None:
+    import PIL.Image
+
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"output: directory does not exist: {directory!r}")
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in PIL.Image.registered_extensions():
+        raise ValueError(f"output: unknown image file extension {ext!r}; use .png or .jpg")
+
+
+def _transfer(args: argparse.Namespace) -> int:
+    import tfstyle
+    from tfstyle import api, images, optimize
+
+    _check_output(args.output)
+    if args.save_every < 0:
+        raise ValueError(f"--save-every must be >= 0; got {args.save_every}")
+    options = {
+        name: getattr(args, name)
+        for name in inspect.signature(api.transfer).parameters
+        if hasattr(args, name) and name not in ("content", "style")
+    }
+    if options["init"] not in optimize.INITS:
+        if not os.path.isfile(options["init"]):
+            raise ValueError(
+                f"init must be one of {', '.join(optimize.INITS)} or an image file; "
+                f"got {options['init']!r}"
+            )
+    stem, ext = os.path.splitext(args.output)
+
+    def save(step: int, losses: dict, image) -> None:
+        path = f"{stem}.{step:04d}{ext}"
+        images.to_pil(image).save(path)
+
+    style = args.style if len(args.style) > 1 else args.style[0]
+    result = tfstyle.transfer(
+        args.content,
+        style,
+        callback=save if args.save_every else None,
+        callback_every=args.save_every or 10,
+        progress=not args.quiet,
+        **options,
+    )
+    result.save(args.output)
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
