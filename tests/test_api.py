@@ -14,9 +14,12 @@ def losses_at(content, style, **kwargs):
     """Loss terms of the image after the run, as reported to the callback."""
     seen = []
     image = tfstyle.transfer(
-        content, style, callback=lambda *args: seen.append(args), callback_every=1000,
+        content,
+        style,
+        callback=lambda *args: seen.append(args),
+        callback_every=1000,
         **{**FAST, **kwargs},
-    )  # fmt: skip
+    )
     return seen[-1][1], image
 
 
@@ -49,8 +52,7 @@ def test_iterations_zero_returns_the_content(content_array, style_array):
 def test_seed_makes_runs_repeatable(content_array, style_array, init):
     a = tfstyle.transfer(content_array, style_array, iterations=3, init=init, **FAST)
     b = tfstyle.transfer(content_array, style_array, iterations=3, init=init, **FAST)
-    c = tfstyle.transfer(content_array, style_array, iterations=3, init=init,
-                         **{**FAST, "seed": 1})  # fmt: skip
+    c = tfstyle.transfer(content_array, style_array, iterations=3, init=init, **{**FAST, "seed": 1})
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert not np.array_equal(np.asarray(a), np.asarray(c))
 
@@ -60,24 +62,36 @@ def test_inits_start_where_they_say(content_array, style_array):
         tfstyle.transfer(content_array, style_array, iterations=0, init="noise", **FAST)
     )
     assert 100 < noise.mean() < 155 and noise.std() > 60  # uniform noise
-    mean = np.asarray(tfstyle.transfer(content_array, style_array, iterations=0,
-                                       init="style-mean", **FAST))  # fmt: skip
+    mean = np.asarray(
+        tfstyle.transfer(content_array, style_array, iterations=0, init="style-mean", **FAST)
+    )
     style_mean = images.resize_longer_side(style_array, 64).numpy().mean(axis=(0, 1)) * 255
     np.testing.assert_allclose(mean.mean(axis=(0, 1)), style_mean, atol=3)
     assert mean.std(axis=(0, 1)).max() < 0.1 * 255
-    given = np.asarray(tfstyle.transfer(content_array, style_array, iterations=0,
-                                        init=style_array, **FAST))  # fmt: skip
+    given = np.asarray(
+        tfstyle.transfer(content_array, style_array, iterations=0, init=style_array, **FAST)
+    )
     expected = images.to_uint8(images.resize(style_array, 48, 64)).numpy()
     np.testing.assert_array_equal(given, expected)
 
 
 @pytest.mark.parametrize(
     "options",
-    [{"optimizer": "adam"}, {"optimizer": "lbfgs"}, {"pooling": "avg"}, {"backbone": "vgg16"},
-     {"init": "noise"}, {"init": "style-mean"}, {"learning_rate": 0.05},
-     {"content_layers": ["block2_conv2"], "style_layers": ["block1_conv1", "block2_conv1"],
-      "style_layer_weights": [1.0, 0.5]}],
-)  # fmt: skip
+    [
+        {"optimizer": "adam"},
+        {"optimizer": "lbfgs"},
+        {"pooling": "avg"},
+        {"backbone": "vgg16"},
+        {"init": "noise"},
+        {"init": "style-mean"},
+        {"learning_rate": 0.05},
+        {
+            "content_layers": ["block2_conv2"],
+            "style_layers": ["block1_conv1", "block2_conv1"],
+            "style_layer_weights": [1.0, 0.5],
+        },
+    ],
+)
 def test_option_values_run_and_change_the_image(content_array, style_array, options):
     image = np.asarray(
         tfstyle.transfer(content_array, style_array, iterations=3, **FAST, **options)
@@ -92,8 +106,9 @@ def test_option_values_run_and_change_the_image(content_array, style_array, opti
 def test_style_blend(content_array, style_array, image_files):
     other = np.ascontiguousarray(style_array[::-1, ::-1])
     one = tfstyle.transfer(content_array, style_array, iterations=3, **FAST)
-    blend_all_first = tfstyle.transfer(content_array, [style_array, other], iterations=3,
-                                       style_blend_weights=[2.0, 0.0], **FAST)  # fmt: skip
+    blend_all_first = tfstyle.transfer(
+        content_array, [style_array, other], iterations=3, style_blend_weights=[2.0, 0.0], **FAST
+    )
     np.testing.assert_allclose(np.asarray(one), np.asarray(blend_all_first), atol=1)
     even = tfstyle.transfer(content_array, [style_array, other], iterations=3, **FAST)
     assert not np.array_equal(np.asarray(one), np.asarray(even))
@@ -116,8 +131,14 @@ def test_preserve_colors_keeps_content_chrominance(content_array, style_array):
 
 def test_callback_schedule_and_payload(content_array, style_array):
     calls = []
-    tfstyle.transfer(content_array, style_array, iterations=25, callback_every=10,
-                     callback=lambda *args: calls.append(args), **FAST)  # fmt: skip
+    tfstyle.transfer(
+        content_array,
+        style_array,
+        iterations=25,
+        callback_every=10,
+        callback=lambda *args: calls.append(args),
+        **FAST,
+    )
     assert [c[0] for c in calls] == [10, 20, 25]
     step, losses, image = calls[-1]
     assert set(losses) == {"total", "content", "style", "tv"}

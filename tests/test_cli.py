@@ -29,13 +29,46 @@ def test_writes_png(image_files, tmp_path, capsys):
 def test_options_reach_the_api(image_files, tmp_path, capsys):
     content, style = image_files
     out = tmp_path / "out.png"
-    code, err = run(["transfer", content, style, style, "-o", str(out), *FAST,
-                     "--optimizer", "lbfgs", "--pooling", "avg", "--init", "noise",
-                     "--preserve-colors", "--style-blend-weights", "1", "3",
-                     "--style-layers", "block1_conv1", "block2_conv1",
-                     "--style-layer-weights", "1", "2", "--content-layers", "block2_conv2",
-                     "--tv-weight", "0", "--content-weight", "2", "--style-weight", "100",
-                     "--learning-rate", "0.5", "--backbone", "vgg16"], capsys)  # fmt: skip
+    code, err = run(
+        [
+            "transfer",
+            content,
+            style,
+            style,
+            "-o",
+            str(out),
+            *FAST,
+            "--optimizer",
+            "lbfgs",
+            "--pooling",
+            "avg",
+            "--init",
+            "noise",
+            "--preserve-colors",
+            "--style-blend-weights",
+            "1",
+            "3",
+            "--style-layers",
+            "block1_conv1",
+            "block2_conv1",
+            "--style-layer-weights",
+            "1",
+            "2",
+            "--content-layers",
+            "block2_conv2",
+            "--tv-weight",
+            "0",
+            "--content-weight",
+            "2",
+            "--style-weight",
+            "100",
+            "--learning-rate",
+            "0.5",
+            "--backbone",
+            "vgg16",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert out.exists()
 
@@ -55,8 +88,21 @@ def test_every_transfer_option_has_a_flag():
 def test_save_every_writes_intermediate_images(image_files, tmp_path, capsys):
     content, style = image_files
     out = tmp_path / "out.png"
-    argv = ["transfer", content, style, "-o", str(out), *FAST[:2], "--iterations", "4",
-            "--weights", "none", "-q", "--save-every", "2"]  # fmt: skip
+    argv = [
+        "transfer",
+        content,
+        style,
+        "-o",
+        str(out),
+        *FAST[:2],
+        "--iterations",
+        "4",
+        "--weights",
+        "none",
+        "-q",
+        "--save-every",
+        "2",
+    ]
     code, err = run(argv, capsys)
     assert code == 0, err
     assert sorted(p.name for p in tmp_path.glob("out.*.png")) == ["out.0002.png", "out.0004.png"]
@@ -109,12 +155,27 @@ def test_bad_input_is_one_line_and_exit_1(image_files, bad_files, tmp_path, caps
 
 
 def test_python_dash_m_runs(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "tfstyle", "--help"], capture_output=True,
-                            text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "tfstyle", "--help"], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0 and "transfer" in result.stdout
-    result = subprocess.run([sys.executable, "-m", "tfstyle", "transfer", "x.png", "y.png", "-o",
-                             str(tmp_path / "o.png"), "--weights", "none"],
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tfstyle",
+            "transfer",
+            "x.png",
+            "y.png",
+            "-o",
+            str(tmp_path / "o.png"),
+            "--weights",
+            "none",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1
     assert (
         result.stderr.strip().splitlines()[-1] == "tfstyle: error: content: no such file: 'x.png'"

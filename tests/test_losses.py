@@ -74,8 +74,9 @@ def test_content_loss_matches_formula():
     f = [RNG.standard_normal((1, 5, 6, 7)), RNG.standard_normal((1, 2, 3, 4))]
     p = [RNG.standard_normal((1, 5, 6, 7)), RNG.standard_normal((1, 2, 3, 4))]
     expected = sum(0.5 * ((a - b) ** 2).sum() for a, b in zip(f, p, strict=True))
-    got = losses.content_loss([tf.constant(x, tf.float32) for x in f],
-                              [tf.constant(x, tf.float32) for x in p])  # fmt: skip
+    got = losses.content_loss(
+        [tf.constant(x, tf.float32) for x in f], [tf.constant(x, tf.float32) for x in p]
+    )
     np.testing.assert_allclose(float(got), expected, rtol=1e-5)
 
 

@@ -4,7 +4,7 @@
 >>> tfstyle.transfer("examples/content.jpg", "examples/style.png", size=256).save("out.png")
 """
 
-__all__ = ["transfer"]
+__all__ = ["transfer", "export_saved_model"]
 __version__ = "0.1.0"
 
 
@@ -14,4 +14,8 @@ def __getattr__(name: str):
         from tfstyle.api import transfer
 
         return transfer
+    if name == "export_saved_model":
+        from tfstyle.export import export_saved_model
+
+        return export_saved_model
     raise AttributeError(f"module 'tfstyle' has no attribute {name!r}")

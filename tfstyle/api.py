@@ -90,14 +90,23 @@ def transfer(
         >>> image.save("out.png")
     """
     opts = Options(
-        size=size, iterations=iterations, content_weight=content_weight,
-        style_weight=style_weight, tv_weight=tv_weight, optimizer=optimizer,
-        learning_rate=learning_rate, init=init if isinstance(init, str) else "image",
-        seed=seed, weights=weights, backbone=backbone, pooling=pooling,
-        content_layers=tuple(content_layers), style_layers=tuple(style_layers),
+        size=size,
+        iterations=iterations,
+        content_weight=content_weight,
+        style_weight=style_weight,
+        tv_weight=tv_weight,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        init=init if isinstance(init, str) else "image",
+        seed=seed,
+        weights=weights,
+        backbone=backbone,
+        pooling=pooling,
+        content_layers=tuple(content_layers),
+        style_layers=tuple(style_layers),
         style_layer_weights=None if style_layer_weights is None else tuple(style_layer_weights),
         preserve_colors=preserve_colors,
-    )  # fmt: skip
+    )
     _check_int("callback_every", callback_every, 1)
     if callback is not None and not callable(callback):
         raise ValueError(f"callback must be callable or None; got {callback!r}")

@@ -57,9 +57,16 @@ def docstring_args(func: Callable) -> dict[str, str]:
 
 
 def add_options(
-    parser: argparse.ArgumentParser, func: Callable, only: Sequence[str] | None = None
+    parser: argparse.ArgumentParser,
+    func: Callable,
+    only: Sequence[str] | None = None,
+    unset: bool = False,
 ) -> None:
-    """Add a ``--flag`` for each keyword-only option of ``func`` (default and help from it)."""
+    """Add a ``--flag`` for each keyword-only option of ``func`` (default and help from it).
+
+    ``only`` limits the options; ``unset`` makes every default None (an option left out is
+    not sent), and booleans take an explicit true/false.
+    """
     helps = docstring_args(func)
     for param in inspect.signature(func).parameters.values():
         name = param.name
@@ -70,7 +77,11 @@ def add_options(
         flag = "--" + name.replace("_", "-")
         default = param.default
         help_text = helps.get(name, "").replace("%", "%%")
-        if isinstance(default, bool):
+        if unset:
+            kind = _BOOL if isinstance(default, bool) else _NONE_TYPES.get(name, type(default))
+            help_text = help_text.split(" Defaults to ")[0] + " Default: the exported model's."
+            parser.add_argument(flag, type=kind, default=None, help=help_text)
+        elif isinstance(default, bool):
             parser.add_argument(flag, action="store_true", help=help_text)
         elif name in _LISTS:
             metavar = name.split("_")[-1][:-1].upper()  # content_layers -> LAYER
@@ -78,11 +89,22 @@ def add_options(
                 flag, nargs="+", type=_LISTS[name], default=default, metavar=metavar, help=help_text
             )
         elif name == "weights":
-            parser.add_argument(flag, type=_weights_arg, default=default,
-                                metavar="imagenet|none|PATH", help=help_text)  # fmt: skip
+            parser.add_argument(
+                flag,
+                type=_weights_arg,
+                default=default,
+                metavar="imagenet|none|PATH",
+                help=help_text,
+            )
         else:
             kind = _NONE_TYPES.get(name, type(default) if default is not None else str)
             parser.add_argument(flag, type=kind, default=default, help=help_text)
+
+
+def _BOOL(value: str) -> bool:
+    if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+        raise argparse.ArgumentTypeError(f"expected true or false; got {value!r}")
+    return value.lower() in ("true", "1", "yes")
 
 
 def _weights_arg(value: str):
@@ -95,15 +117,83 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tfstyle", description="Neural style transfer on TensorFlow.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = commands.add_parser("transfer", help="stylise an image", description=(
-        "Paint CONTENT in the style of STYLE (several styles are blended)."))  # fmt: skip
+    p = commands.add_parser(
+        "transfer",
+        help="stylise an image",
+        description=("Paint CONTENT in the style of STYLE (several styles are blended)."),
+    )
     p.add_argument("content", help="content image file")
     p.add_argument("style", nargs="+", help="style image file(s)")
     p.add_argument("-o", "--output", required=True, help="output image file (e.g. out.png)")
     add_options(p, api.transfer)
-    p.add_argument("--save-every", type=int, default=0, metavar="N",
-                   help="also write the image every N steps, as OUT.NNNN.png")  # fmt: skip
+    p.add_argument(
+        "--save-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also write the image every N steps, as OUT.NNNN.png",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    from tfstyle import export, signature
+
+    p = commands.add_parser(
+        "export",
+        help="write a SavedModel for TensorFlow Serving",
+        description=inspect.getdoc(export.export_saved_model).split("\n")[0],
+    )
+    helps = docstring_args(export.export_saved_model)
+    p.add_argument("--model-dir", default=signature.MODEL_DIR, help=helps["model_dir"])
+    p.add_argument("--version", type=int, default=None, help=helps["version"])
+    p.add_argument("--max-size", type=int, default=None, help=helps["max_size"])
+    p.add_argument(
+        "--max-iterations",
+        type=int,
+        default=export.DEFAULT_MAX_ITERATIONS,
+        help=helps["max_iterations"],
+    )
+    p.add_argument("--no-warmup", action="store_true", help="do not write warm-up requests")
+    add_options(p, api.transfer, only=export.EXPORT_OPTIONS)
+
+    from tfstyle import client
+
+    p = commands.add_parser(
+        "request",
+        help="stylise through a TF Serving model server",
+        description="Send CONTENT and STYLE to a model server over gRPC "
+        "(or REST with --rest) and write the stylised image.",
+    )
+    helps = docstring_args(client.predict)
+    p.add_argument("content", help="content image file")
+    p.add_argument("style", help="style image file")
+    p.add_argument("-o", "--output", required=True, help="output image file (e.g. out.png)")
+    p.add_argument("--server", default="localhost:8500", help=helps["server"])
+    p.add_argument(
+        "--rest",
+        metavar="URL",
+        default=None,
+        help="use the REST API at URL (e.g. http://localhost:8501) instead of gRPC",
+    )
+    p.add_argument(
+        "--iterations",
+        type=int,
+        default=api.transfer.__kwdefaults__["iterations"],
+        help=helps["iterations"],
+    )
+    p.add_argument("--model", default=signature.MODEL_NAME, help=helps["model"])
+    p.add_argument("--version", type=int, default=None, help=helps["version"])
+    p.add_argument(
+        "--signature",
+        default=None,
+        help="signature name; default serving_default, or stylize when any option below is given",
+    )
+    p.add_argument("--timeout", type=float, default=None, help=helps["timeout"])
+    add_options(p, api.transfer, only=tuple(signature.STYLIZE_OPTIONS), unset=True)
+
+    p = commands.add_parser("status", help="model status from a model server (gRPC)")
+    p.add_argument("--server", default="localhost:8500", help=helps["server"])
+    p.add_argument("--model", default=signature.MODEL_NAME, help=helps["model"])
+    p.add_argument("--version", type=int, default=None, help=helps["version"])
     return parser
 
 
@@ -113,9 +203,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # --help, or a usage error already reported in one line
         return int(exit_.code or 0)
+    from tfstyle import client
+
+    run = {"transfer": _transfer, "export": _export, "request": _request, "status": _status}
     try:
-        return _transfer(args)
-    except (ValueError, OSError) as err:  # FileNotFoundError and WeightsDownloadError included
+        return run[args.command](args)
+    except (ValueError, OSError, ImportError, client.ServingError) as err:
+        # FileNotFoundError, FileExistsError and WeightsDownloadError are OSErrors.
         return _fail(str(err))
     except KeyboardInterrupt:
         return _fail("interrupted")
@@ -167,6 +261,55 @@ def _transfer(args: argparse.Namespace) -> int:
     )
     result.save(args.output)
     print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from tfstyle import export
+
+    options = {name: getattr(args, name) for name in export.EXPORT_OPTIONS}
+    path = export.export_saved_model(
+        args.model_dir,
+        version=args.version,
+        max_size=args.max_size,
+        max_iterations=args.max_iterations,
+        warmup=not args.no_warmup,
+        **options,
+    )
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _request(args: argparse.Namespace) -> int:
+    from tfstyle import client, signature
+
+    _check_output(args.output)
+    options = {n: getattr(args, n) for n in signature.STYLIZE_OPTIONS}
+    options = {n: v for n, v in options.items() if v is not None}
+    name = args.signature or (signature.STYLIZE_SIGNATURE if options else None)
+    common = dict(
+        iterations=args.iterations,
+        model=args.model,
+        version=args.version,
+        signature_name=name or signature.DEFAULT_SIGNATURE,
+        timeout=args.timeout,
+        **options,
+    )
+    if args.rest:
+        image, loss = client.predict_rest(args.content, args.style, url=args.rest, **common)
+    else:
+        image, loss = client.predict(args.content, args.style, server=args.server, **common)
+    image.save(args.output)
+    print(f"wrote {args.output} (loss {loss:.4g})", file=sys.stderr)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from tfstyle import client
+
+    for entry in client.model_status(args.server, args.model, args.version):
+        error = f" ({entry['error']})" if entry["error"] else ""
+        print(f"{args.model} version {entry['version']}: {entry['state']}{error}")
     return 0
 
 

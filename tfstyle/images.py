@@ -81,9 +81,8 @@ def _pil_to_array(img: PIL.Image.Image) -> np.ndarray:
     if img.mode == "F":
         return _array_to_rgb(np.asarray(img, dtype=np.float32), "image")
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        background = PIL.Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = PIL.Image.alpha_composite(background, rgba)
+        # Composited over white in float, exactly as the exported graph does.
+        return _array_to_rgb(np.asarray(img.convert("RGBA")), "image")
     return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
 
 

@@ -1,0 +1,213 @@
+"""The exported SavedModel, run through the session-based loader that TF Serving uses."""
+
+import io
+import os
+
+import keras
+import numpy as np
+import PIL.Image
+import pytest
+import tensorflow as tf
+from helpers import png_bytes, session_run
+
+import tfstyle
+from tfstyle import export
+from tfstyle import signature as sig
+
+pytestmark = pytest.mark.slow
+EXPORT = {"size": 48, "weights": None, "seed": 3}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    base = tmp_path_factory.mktemp("saved") / "tfstyle"
+    path = tfstyle.export_saved_model(base, **EXPORT)
+    assert path == os.path.join(str(base), "1")
+    return str(base)
+
+
+def api_image(content, style, iterations, **options) -> np.ndarray:
+    image = tfstyle.transfer(
+        content, style, iterations=iterations, progress=False, **{**EXPORT, **options}
+    )
+    return np.asarray(image)
+
+
+def test_layout_and_signatures(model_dir):
+    path = os.path.join(model_dir, "1")
+    assert os.path.isfile(os.path.join(path, "saved_model.pb"))
+    assert os.path.isfile(os.path.join(path, sig.WARMUP_FILE))
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+        model = saved_model_pb2.SavedModel.FromString(f.read())
+    sigs = model.meta_graphs[0].signature_def
+    default = sigs[sig.DEFAULT_SIGNATURE]
+    assert set(default.inputs) == {sig.CONTENT, sig.STYLE, sig.ITERATIONS}
+    assert default.inputs[sig.CONTENT].dtype == tf.string.as_datatype_enum
+    assert default.inputs[sig.ITERATIONS].dtype == tf.int32.as_datatype_enum
+    assert default.inputs[sig.CONTENT].tensor_shape.dim == []  # scalar
+    assert set(default.outputs) == {sig.IMAGE_BYTES, sig.IMAGE, sig.LOSS}
+    assert default.outputs[sig.IMAGE].dtype == tf.uint8.as_datatype_enum
+    stylize = sigs[sig.STYLIZE_SIGNATURE]
+    assert set(stylize.inputs) == {sig.CONTENT, sig.STYLE, sig.ITERATIONS, *sig.STYLIZE_OPTIONS}
+    # The export's options are the stylize signature's default inputs (TF Serving honours them).
+    assert set(stylize.defaults) == set(sig.STYLIZE_OPTIONS)
+    assert tf.make_ndarray(stylize.defaults["size"]) == 48
+    assert tf.make_ndarray(stylize.defaults["seed"]) == 3
+
+
+def test_serving_default_equals_python_api(model_dir, pngs):
+    content, style = pngs
+    out = session_run(
+        os.path.join(model_dir, "1"),
+        sig.DEFAULT_SIGNATURE,
+        {sig.CONTENT: content, sig.STYLE: style, sig.ITERATIONS: 4},
+    )
+    expected = api_image(content, style, 4)
+    assert out[sig.IMAGE].shape == (36, 48, 3) and out[sig.IMAGE].dtype == np.uint8
+    np.testing.assert_allclose(out[sig.IMAGE], expected, atol=2)
+    decoded = np.asarray(PIL.Image.open(io.BytesIO(out[sig.IMAGE_BYTES])))
+    np.testing.assert_array_equal(decoded, out[sig.IMAGE])
+    assert np.isfinite(out[sig.LOSS]) and out[sig.LOSS] > 0
+
+
+def test_stylize_options_equal_python_api(model_dir, pngs):
+    content, style = pngs
+    options = {
+        "size": 40,
+        "content_weight": 2.0,
+        "style_weight": 1e3,
+        "tv_weight": 1.0,
+        "learning_rate": 0.03,
+        "seed": 11,
+        "init": "noise",
+        "preserve_colors": True,
+    }
+    feeds = {sig.CONTENT: content, sig.STYLE: style, sig.ITERATIONS: 3, **options}
+    out = session_run(os.path.join(model_dir, "1"), sig.STYLIZE_SIGNATURE, feeds)
+    expected = api_image(content, style, 3, **options)
+    assert out[sig.IMAGE].shape == (30, 40, 3)
+    np.testing.assert_allclose(out[sig.IMAGE], expected, atol=2)
+
+
+def test_stylize_defaults_are_the_export_options(model_dir, pngs):
+    content, style = pngs
+    path = os.path.join(model_dir, "1")
+    feeds = {sig.CONTENT: content, sig.STYLE: style, sig.ITERATIONS: 2}
+    a = session_run(path, sig.STYLIZE_SIGNATURE, feeds)
+    b = session_run(path, sig.DEFAULT_SIGNATURE, feeds)
+    np.testing.assert_array_equal(a[sig.IMAGE], b[sig.IMAGE])
+
+
+def test_loss_falls_with_iterations(model_dir, pngs):
+    content, style = pngs
+    path = os.path.join(model_dir, "1")
+    losses = [
+        session_run(
+            path, sig.DEFAULT_SIGNATURE, {sig.CONTENT: content, sig.STYLE: style, sig.ITERATIONS: n}
+        )[sig.LOSS]
+        for n in (0, 10)
+    ]
+    assert losses[1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize(
+    "feeds, message",
+    [
+        ({sig.ITERATIONS: -1}, "iterations must be between 0 and"),
+        ({sig.ITERATIONS: export.DEFAULT_MAX_ITERATIONS + 1}, "iterations must be between 0 and"),
+        ({sig.CONTENT: b"not an image"}, "content: not a PNG, JPEG, GIF or BMP image"),
+        ({sig.STYLE: b"\x89PNG broken"}, "Unknown image file format"),
+        ({"size": 8}, "size must be between 16 and 1024"),
+        ({"init": "contnt"}, "init must be one of"),
+        ({"style_weight": -1.0}, "style_weight must be a finite number >= 0"),
+    ],
+)
+def test_bad_inputs_fail_inside_the_graph(model_dir, pngs, feeds, message):
+    content, style = pngs
+    full = {sig.CONTENT: content, sig.STYLE: style, sig.ITERATIONS: 1, **feeds}
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        session_run(os.path.join(model_dir, "1"), sig.STYLIZE_SIGNATURE, full)
+
+
+def test_too_small_and_too_large_images(model_dir, pngs):
+    path = os.path.join(model_dir, "1")
+    thin = png_bytes(np.zeros((2, 64, 3), np.float32))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="shorter side must be at least 16"):
+        session_run(
+            path, sig.DEFAULT_SIGNATURE, {sig.CONTENT: thin, sig.STYLE: pngs[1], sig.ITERATIONS: 1}
+        )
+    huge = io.BytesIO()
+    PIL.Image.new("L", (8193, 1)).save(huge, format="PNG")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="each side must be at most 8192"):
+        session_run(
+            path,
+            sig.DEFAULT_SIGNATURE,
+            {sig.CONTENT: pngs[0], sig.STYLE: huge.getvalue(), sig.ITERATIONS: 1},
+        )
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "GIF", "BMP", "PNG-RGBA", "PNG-16"])
+def test_decodes_every_format_like_the_python_loader(fmt):
+    from tfstyle import images
+
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    if fmt == "PNG-16":
+        PIL.Image.fromarray(rng.integers(0, 65535, (9, 7), dtype=np.uint16)).save(buf, "PNG")
+    elif fmt == "PNG-RGBA":
+        PIL.Image.fromarray(rng.integers(0, 255, (9, 7, 4), dtype=np.uint8)).save(buf, "PNG")
+    else:
+        PIL.Image.fromarray(rng.integers(0, 255, (9, 7, 3), dtype=np.uint8)).save(buf, fmt)
+    data = buf.getvalue()
+    got = export.decode_image(tf.constant(data), "content").numpy()
+    expected = images.load_image(data)
+    assert got.shape == (9, 7, 3)
+    np.testing.assert_allclose(got, expected, atol=4 / 255 if fmt == "JPEG" else 1e-5)
+
+
+def test_export_with_weights_file_lbfgs_avg(tmp_path, pngs):
+    weights = tmp_path / "vgg16.weights.h5"
+    keras.applications.VGG16(include_top=False, weights=None).save_weights(weights)
+    options = {
+        "size": 32,
+        "weights": str(weights),
+        "backbone": "vgg16",
+        "pooling": "avg",
+        "optimizer": "lbfgs",
+        "init": "style-mean",
+        "seed": 5,
+        "warmup": False,
+    }
+    path = tfstyle.export_saved_model(tmp_path / "m", version=7, **options)
+    assert path.endswith(os.path.join("m", "7"))
+    content, style = pngs
+    out = session_run(
+        path, sig.DEFAULT_SIGNATURE, {sig.CONTENT: content, sig.STYLE: style, sig.ITERATIONS: 3}
+    )
+    options.pop("warmup")
+    expected = np.asarray(tfstyle.transfer(content, style, iterations=3, progress=False, **options))
+    np.testing.assert_allclose(out[sig.IMAGE], expected, atol=2)
+
+
+def test_next_version_and_existing_version(model_dir):
+    assert export._version_dir(model_dir, None).endswith(os.path.join("tfstyle", "2"))
+    with pytest.raises(FileExistsError, match="already exists"):
+        export._version_dir(model_dir, 1)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"sise": 64}, "unknown export option"),
+        ({"init": np.zeros((4, 4, 3))}, "init must be one of"),
+        ({"size": 8}, "size must be between"),
+        ({"max_iterations": 0}, "max_iterations must be >= 1"),
+        ({"size": 64, "max_size": 32}, "max_size must be between 64 and"),
+        ({"version": 0}, "version must be >= 1"),
+    ],
+)
+def test_bad_export_options(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        tfstyle.export_saved_model(tmp_path / "m", **{"weights": None, **kwargs})

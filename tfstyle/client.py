@@ -1,0 +1,297 @@
+"""Client for the exported model under TensorFlow Serving: gRPC (``PredictionService``) and REST.
+
+Model, signature and tensor names come from ``tfstyle.signature``. Each call has an explicit
+deadline that grows with the iteration count; only UNAVAILABLE (nothing ran) is retried.
+
+Example:
+    >>> from tfstyle import client
+    >>> image, loss = client.predict("content.jpg", "style.jpg", server="localhost:8500",
+    ...                              iterations=100)
+    >>> image.save("out.png")
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+
+import PIL.Image
+
+from tfstyle import images
+from tfstyle import signature as sig
+
+#: Seconds allowed for a request: a base plus this much per iteration (a CPU at 512 px needs
+#: about 3 s a step; raise ``timeout`` for slower servers).
+DEADLINE_BASE_S = 60.0
+DEADLINE_PER_ITERATION_S = 5.0
+#: Largest message the client sends or accepts (a PNG of the largest output fits easily).
+MAX_MESSAGE_BYTES = 256 * 2**20
+
+
+class ServingError(RuntimeError):
+    """A request to the model server failed; the message is one line saying why."""
+
+    def __init__(self, message: str, code: str = "UNKNOWN"):
+        super().__init__(message)
+        self.code = code
+
+
+def deadline_for(iterations: int) -> float:
+    """Default deadline in seconds for a request of ``iterations`` steps."""
+    return DEADLINE_BASE_S + DEADLINE_PER_ITERATION_S * iterations
+
+
+def encode_input(image: images.ImageLike, name: str) -> bytes:
+    """Encoded image bytes to send: files and bytes as they are, anything else as PNG."""
+    if isinstance(image, (bytes, bytearray)):
+        return bytes(image)
+    if isinstance(image, (str, os.PathLike)):
+        if not os.path.isfile(image):
+            raise FileNotFoundError(f"{name}: no such file: {os.fspath(image)!r}")
+        with open(image, "rb") as f:
+            return f.read()
+    buf = io.BytesIO()
+    images.to_pil(images.load_image(image, name)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _check_request(iterations: int, signature_name: str, options: dict) -> None:
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
+        raise ValueError(f"iterations must be an integer >= 0; got {iterations!r}")
+    unknown = sorted(set(options) - set(sig.STYLIZE_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"unknown request option(s) {', '.join(unknown)}; allowed: "
+            f"{', '.join(sig.STYLIZE_OPTIONS)}"
+        )
+    if options and signature_name != sig.STYLIZE_SIGNATURE:
+        raise ValueError(
+            f"options ({', '.join(options)}) need signature_name={sig.STYLIZE_SIGNATURE!r}; "
+            f"the {signature_name!r} signature takes only content, style and iterations"
+        )
+
+
+def build_request(
+    content: bytes,
+    style: bytes,
+    iterations: int,
+    *,
+    model: str = sig.MODEL_NAME,
+    version: int | None = None,
+    signature_name: str = sig.DEFAULT_SIGNATURE,
+    **options,
+):
+    """A ``PredictRequest`` for the exported signatures (options only for ``stylize``)."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    _check_request(iterations, signature_name, options)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    request.model_spec.signature_name = signature_name
+    if version is not None:
+        request.model_spec.version.value = version
+    request.inputs[sig.CONTENT].CopyFrom(tf.make_tensor_proto(content))
+    request.inputs[sig.STYLE].CopyFrom(tf.make_tensor_proto(style))
+    request.inputs[sig.ITERATIONS].CopyFrom(tf.make_tensor_proto(iterations, tf.int32))
+    for name, value in options.items():
+        dtype = tf.as_dtype(sig.STYLIZE_OPTIONS[name])
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(value, dtype))
+    return request
+
+
+def _channel(server: str):
+    try:
+        import grpc
+    except ImportError as err:
+        raise ImportError("the serving client needs: pip install 'tfstyle[serving]'") from err
+    options = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ]
+    return grpc.insecure_channel(server, options=options)
+
+
+def first_line(message: str) -> str:
+    """The informative line of a TensorFlow error (no "Graph execution error:", no node list)."""
+    for line in message.strip().splitlines():
+        line = line.strip()
+        if line and not line.startswith("Graph execution error") and "{{node" not in line:
+            return line
+    return message.strip()
+
+
+def _one_line(err, server: str, model: str, timeout: float) -> ServingError:
+    import grpc
+
+    code = err.code()
+    detail = first_line(err.details() or "")
+    if code == grpc.StatusCode.NOT_FOUND:
+        message = f"model {model!r} not found on {server}: {detail}"
+    elif code == grpc.StatusCode.INVALID_ARGUMENT:
+        message = f"the server rejected the request: {detail}"
+    elif code == grpc.StatusCode.FAILED_PRECONDITION:
+        message = f"the server cannot run this request: {detail}"
+    elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        message = (
+            f"no answer within the {timeout:g} s deadline; raise the timeout (--timeout) for "
+            f"this many iterations or this server's speed"
+        )
+    elif code == grpc.StatusCode.UNAVAILABLE:
+        message = f"cannot reach a model server at {server}: {detail}"
+    else:
+        message = f"{code.name}: {detail}"
+    return ServingError(message, code.name)
+
+
+def predict(
+    content: images.ImageLike,
+    style: images.ImageLike,
+    *,
+    server: str = "localhost:8500",
+    iterations: int,
+    model: str = sig.MODEL_NAME,
+    version: int | None = None,
+    signature_name: str = sig.DEFAULT_SIGNATURE,
+    timeout: float | None = None,
+    retries: int = 2,
+    **options,
+) -> tuple[PIL.Image.Image, float]:
+    """Stylise over gRPC; returns ``(image, loss)``.
+
+    Args:
+        content: content image (path, bytes, PIL image or array).
+        style: style image (same kinds).
+        server: str. ``host:port`` of the gRPC API. Defaults to ``"localhost:8500"``.
+        iterations: int. Optimisation steps, run by the server.
+        model: str. Model name on the server. Defaults to ``"tfstyle"``.
+        version: int. Model version; None takes the server's latest. Defaults to None.
+        signature_name: str. ``"serving_default"`` or ``"stylize"``. Defaults to
+            ``"serving_default"``.
+        timeout: float. Deadline in seconds; None gives ``deadline_for(iterations)``.
+        retries: int. Retries when the server is unavailable (nothing ran). Defaults to 2.
+        **options: per-request options of the stylize signature (``signature.STYLIZE_OPTIONS``);
+            those left out take the values the model was exported with.
+
+    Raises:
+        ServingError: the request failed (one-line message with the reason).
+    """
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    request = build_request(
+        encode_input(content, "content"),
+        encode_input(style, "style"),
+        iterations,
+        model=model,
+        version=version,
+        signature_name=signature_name,
+        **options,
+    )
+    timeout = deadline_for(iterations) if timeout is None else timeout
+    import grpc
+
+    with _channel(server) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        for attempt in range(retries + 1):
+            try:
+                response = stub.Predict(request, timeout=timeout)
+                break
+            except grpc.RpcError as err:
+                if err.code() == grpc.StatusCode.UNAVAILABLE and attempt < retries:
+                    time.sleep(0.5 * 2**attempt)
+                    continue
+                raise _one_line(err, server, model, timeout) from None
+    return _decode_response(response.outputs)
+
+
+def _decode_response(outputs) -> tuple[PIL.Image.Image, float]:
+    import tensorflow as tf
+
+    png = tf.make_ndarray(outputs[sig.IMAGE_BYTES]).item()
+    loss = float(tf.make_ndarray(outputs[sig.LOSS]))
+    image = PIL.Image.open(io.BytesIO(png))
+    image.load()
+    return image, loss
+
+
+def predict_rest(
+    content: images.ImageLike,
+    style: images.ImageLike,
+    *,
+    url: str = "http://localhost:8501",
+    iterations: int,
+    model: str = sig.MODEL_NAME,
+    version: int | None = None,
+    signature_name: str = sig.DEFAULT_SIGNATURE,
+    timeout: float | None = None,
+    **options,
+) -> tuple[PIL.Image.Image, float]:
+    """Stylise over TF Serving's REST API; the same arguments as ``predict`` but ``url``.
+
+    The server's own REST timeout (``--rest_api_timeout_in_ms``, 30 s by default) also applies.
+    """
+    _check_request(iterations, signature_name, options)
+    inputs = {
+        sig.CONTENT: {"b64": base64.b64encode(encode_input(content, "content")).decode()},
+        sig.STYLE: {"b64": base64.b64encode(encode_input(style, "style")).decode()},
+        sig.ITERATIONS: iterations,
+        **options,
+    }
+    path = f"/v1/models/{model}" + (f"/versions/{version}" if version is not None else "")
+    body = json.dumps({"signature_name": signature_name, "inputs": inputs}).encode()
+    timeout = deadline_for(iterations) if timeout is None else timeout
+    request = urllib.request.Request(
+        url.rstrip("/") + path + ":predict",
+        data=body,
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            outputs = json.loads(answer.read())["outputs"]
+    except urllib.error.HTTPError as err:
+        try:
+            detail = json.loads(err.read()).get("error", "")
+        except ValueError:
+            detail = err.reason
+        detail = first_line(detail)
+        raise ServingError(f"HTTP {err.code} from {url}: {detail}", str(err.code)) from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
+        reason = getattr(err, "reason", err)
+        raise ServingError(f"cannot get an answer from {url}: {reason}", "UNAVAILABLE") from None
+    png = base64.b64decode(outputs[sig.IMAGE_BYTES]["b64"])
+    image = PIL.Image.open(io.BytesIO(png))
+    image.load()
+    return image, float(outputs[sig.LOSS])
+
+
+def model_status(
+    server: str = "localhost:8500",
+    model: str = sig.MODEL_NAME,
+    version: int | None = None,
+    timeout: float = 10.0,
+) -> list[dict]:
+    """``ModelService.GetModelStatus``: a list of ``{"version", "state", "error"}`` dicts."""
+    import grpc
+    from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
+
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = model
+    if version is not None:
+        request.model_spec.version.value = version
+    state_name = get_model_status_pb2.ModelVersionStatus.State.Name
+    with _channel(server) as channel:
+        try:
+            response = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(
+                request, timeout=timeout
+            )
+        except grpc.RpcError as err:
+            raise _one_line(err, server, model, timeout) from None
+    return [
+        {"version": s.version, "state": state_name(s.state), "error": s.status.error_message}
+        for s in response.model_version_status
+    ]

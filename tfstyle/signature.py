@@ -1,0 +1,32 @@
+"""Names shared by the exported SavedModel, the serving client and the tests: one place."""
+
+MODEL_NAME = "tfstyle"
+MODEL_DIR = "saved_models/tfstyle"
+
+#: Signature with the export's options baked in: inputs content, style, iterations.
+DEFAULT_SIGNATURE = "serving_default"
+#: Signature with every per-request tunable as an input (those not sent take the export's value).
+STYLIZE_SIGNATURE = "stylize"
+
+CONTENT = "content"  # DT_STRING scalar: encoded JPEG/PNG/BMP/GIF bytes
+STYLE = "style"  # DT_STRING scalar
+ITERATIONS = "iterations"  # DT_INT32 scalar
+
+#: Optional inputs of the stylize signature: name -> dtype name (tf.dtypes.as_dtype works on it).
+STYLIZE_OPTIONS = {
+    "size": "int32",
+    "content_weight": "float32",
+    "style_weight": "float32",
+    "tv_weight": "float32",
+    "learning_rate": "float32",
+    "seed": "int64",
+    "init": "string",
+    "preserve_colors": "bool",
+}
+
+IMAGE_BYTES = "image_bytes"  # DT_STRING scalar: PNG
+IMAGE = "image"  # DT_UINT8 (H, W, 3)
+LOSS = "loss"  # DT_FLOAT scalar: the objective at the returned image (before colour transfer)
+
+#: File of warm-up requests TF Serving replays on load (inside the version directory).
+WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
