@@ -106,8 +106,8 @@ def test_save_every_writes_intermediate_images(image_files, tmp_path, capsys):
     code, err = run(argv, capsys)
     assert code == 0, err
     assert sorted(p.name for p in tmp_path.glob("out.*.png")) == ["out.0002.png", "out.0004.png"]
-    final = np.asarray(PIL.Image.open(out))
-    np.testing.assert_array_equal(final, np.asarray(PIL.Image.open(tmp_path / "out.0004.png")))
+    with PIL.Image.open(out) as final, PIL.Image.open(tmp_path / "out.0004.png") as saved:
+        np.testing.assert_array_equal(np.asarray(final), np.asarray(saved))
 
 
 @pytest.fixture
@@ -181,3 +181,17 @@ def test_python_dash_m_runs(tmp_path):
         result.stderr.strip().splitlines()[-1] == "tfstyle: error: content: no such file: 'x.png'"
     )
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_export_command_versions(tmp_path, capsys):
+    base = tmp_path / "models" / "tfstyle"
+    argv = ["export", "--model-dir", str(base), "--size", "32", "--weights", "none", "--no-warmup"]
+    assert cli.main(argv) == 0
+    assert cli.main(argv) == 0
+    assert sorted(p.name for p in base.iterdir()) == ["1", "2"]
+    assert cli.main([*argv, "--version", "2"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("tfstyle: error: version:") and "already exists" in err[-1]
+    assert cli.main([*argv, "--optimizer", "adamw"]) == 1
+    assert "optimizer must be one of" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """The exported SavedModel, run through the session-based loader that TF Serving uses."""
 
 import io
+import json
 import os
 
 import keras
@@ -37,6 +38,9 @@ def test_layout_and_signatures(model_dir):
     path = os.path.join(model_dir, "1")
     assert os.path.isfile(os.path.join(path, "saved_model.pb"))
     assert os.path.isfile(os.path.join(path, sig.WARMUP_FILE))
+    with open(os.path.join(path, sig.METADATA_FILE)) as f:
+        meta = json.load(f)
+    assert meta["tensorflow"] == tf.__version__ and meta["options"]["size"] == 48
     from tensorflow.core.protobuf import saved_model_pb2
 
     with open(os.path.join(path, "saved_model.pb"), "rb") as f:

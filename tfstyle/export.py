@@ -107,6 +107,7 @@ def export_saved_model(
     optional = [tf.TensorSpec([], tf.as_dtype(d)) for d in sig.STYLIZE_OPTIONS.values()]
     archive.add_endpoint(sig.STYLIZE_SIGNATURE, graph.stylize_fn(), required + optional)
     archive.write_out(path, verbose=False)
+    _write_metadata(path, opts, max_size, max_iterations)
     if warmup:
         _write_warmup(path, max(opts.size // 8, 2 * images.MIN_SIDE))
     return path
@@ -322,6 +323,26 @@ def _version_dir(model_dir, version: int | None) -> str:
             f"version: {path!r} already exists; choose another version or remove it"
         )
     return path
+
+
+def _write_metadata(path: str, opts: api.Options, max_size: int, max_iterations: int) -> None:
+    """What exported this model (serve it with tensorflow/serving of the same TF version)."""
+    import json
+
+    import keras
+
+    import tfstyle
+
+    options = {k: getattr(opts, k) for k in EXPORT_OPTIONS}
+    options["weights"] = None if opts.weights is None else os.fspath(opts.weights)
+    meta = {
+        "tensorflow": tf.__version__, "keras": keras.__version__,
+        "tfstyle": tfstyle.__version__, "options": options,
+        "max_size": max_size, "max_iterations": max_iterations,
+    }  # fmt: skip
+    os.makedirs(os.path.join(path, "assets.extra"), exist_ok=True)
+    with open(os.path.join(path, sig.METADATA_FILE), "w") as f:
+        json.dump(meta, f, indent=2)
 
 
 def _write_warmup(path: str, side: int) -> None:

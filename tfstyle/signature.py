@@ -28,5 +28,7 @@ IMAGE_BYTES = "image_bytes"  # DT_STRING scalar: PNG
 IMAGE = "image"  # DT_UINT8 (H, W, 3)
 LOSS = "loss"  # DT_FLOAT scalar: the objective at the returned image (before colour transfer)
 
+#: What exported the model: TensorFlow, Keras and tfstyle versions and the export's options.
+METADATA_FILE = "assets.extra/tfstyle_export.json"
 #: File of warm-up requests TF Serving replays on load (inside the version directory).
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"

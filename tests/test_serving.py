@@ -1,0 +1,369 @@
+"""End to end: real gRPC and REST requests over loopback to a model server.
+
+The server is ``serving/model_server.py`` (the local stand-in) and, where
+``tensorflow_model_server`` is on PATH, the real TensorFlow Serving, with the same flags.
+"""
+
+import base64
+import concurrent.futures
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import grpc
+import numpy as np
+import PIL.Image
+import pytest
+import tensorflow as tf
+from helpers import session_run
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+import tfstyle
+from tfstyle import client, export
+from tfstyle import signature as sig
+
+pytestmark = pytest.mark.slow
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LOCAL_SERVER = [sys.executable, os.path.join(ROOT, "serving", "model_server.py")]
+EXPORT = {"size": 40, "weights": None, "seed": 2}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, command, base_path):
+        self.grpc_port, self.rest_port = free_port(), free_port()
+        self.address = f"127.0.0.1:{self.grpc_port}"
+        self.url = f"http://127.0.0.1:{self.rest_port}"
+        self.base_path = base_path
+        self.log = open(os.path.join(os.path.dirname(base_path), "server.log"), "w")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [
+                *command,
+                f"--port={self.grpc_port}",
+                f"--rest_api_port={self.rest_port}",
+                f"--model_name={sig.MODEL_NAME}",
+                f"--model_base_path={base_path}",
+                "--file_system_poll_wait_seconds=1",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_for(self, version: int, timeout: float = 180) -> list:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            assert self.process.poll() is None, self.read_log()
+            try:
+                status = client.model_status(self.address, sig.MODEL_NAME, timeout=2)
+                if any(s["version"] == version and s["state"] == "AVAILABLE" for s in status):
+                    return status
+            except client.ServingError:
+                pass
+            time.sleep(0.3)
+        raise AssertionError(f"version {version} not AVAILABLE in {timeout} s:\n{self.read_log()}")
+
+    def read_log(self) -> str:
+        self.log.flush()
+        with open(self.log.name) as f:
+            return f.read()[-5000:]
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=30)
+        finally:
+            self.log.close()
+
+
+def _servers():
+    yield pytest.param(LOCAL_SERVER, id="local")
+    binary = shutil.which("tensorflow_model_server")
+    yield pytest.param(
+        [binary] if binary else None,
+        id="tensorflow_model_server",
+        marks=pytest.mark.skipif(
+            binary is None,
+            reason="tensorflow_model_server is not on PATH (it cannot be installed on this "
+            "machine; see serving/README.md); the local stand-in server is tested instead",
+        ),
+    )
+
+
+@pytest.fixture(scope="module", params=list(_servers()))
+def server(request, tmp_path_factory):
+    base = tmp_path_factory.mktemp("serve") / sig.MODEL_NAME
+    tfstyle.export_saved_model(base, **EXPORT)
+    srv = Server(request.param, str(base))
+    try:
+        srv.wait_for(1)
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def stub(server):
+    channel = grpc.insecure_channel(server.address)
+    yield prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    channel.close()
+
+
+def raw_request(pngs, signature_name=sig.DEFAULT_SIGNATURE, model=sig.MODEL_NAME, **inputs):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    request.model_spec.signature_name = signature_name
+    values = {sig.CONTENT: pngs[0], sig.STYLE: pngs[1], sig.ITERATIONS: np.int32(2), **inputs}
+    for name, value in values.items():
+        if value is not None:
+            request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+    return request
+
+
+def api_png(pngs, iterations, **options) -> np.ndarray:
+    image = tfstyle.transfer(*pngs, iterations=iterations, progress=False, **{**EXPORT, **options})
+    return np.asarray(image)
+
+
+def test_grpc_predict_equals_python_api(server, pngs):
+    image, loss = client.predict(*pngs, server=server.address, iterations=3)
+    assert image.format == "PNG" and image.size == (40, 30)
+    np.testing.assert_allclose(np.asarray(image), api_png(pngs, 3), atol=2)
+    assert loss > 0
+
+
+def test_rest_predict_equals_grpc(server, pngs):
+    rest, rest_loss = client.predict_rest(*pngs, url=server.url, iterations=3)
+    grpc_image, grpc_loss = client.predict(*pngs, server=server.address, iterations=3)
+    np.testing.assert_array_equal(np.asarray(rest), np.asarray(grpc_image))
+    assert rest_loss == pytest.approx(grpc_loss, rel=1e-6)
+
+
+def test_stylize_signature_over_grpc_and_rest(server, pngs):
+    options = {"size": 32, "seed": 9, "init": "noise", "style_weight": 100.0}
+    image, _ = client.predict(
+        *pngs, server=server.address, iterations=2, signature_name=sig.STYLIZE_SIGNATURE, **options
+    )
+    assert image.size == (32, 24)
+    np.testing.assert_allclose(np.asarray(image), api_png(pngs, 2, **options), atol=2)
+    rest, _ = client.predict_rest(
+        *pngs, url=server.url, iterations=2, signature_name=sig.STYLIZE_SIGNATURE, **options
+    )
+    np.testing.assert_array_equal(np.asarray(rest), np.asarray(image))
+
+
+def test_model_status_grpc_and_rest(server):
+    status = client.model_status(server.address, sig.MODEL_NAME)
+    assert {"version": 1, "state": "AVAILABLE", "error": ""} in status
+    with urllib.request.urlopen(f"{server.url}/v1/models/{sig.MODEL_NAME}", timeout=10) as r:
+        body = json.loads(r.read())
+    assert {"version": "1", "state": "AVAILABLE"}.items() <= body["model_version_status"][0].items()
+
+
+def test_rest_raw_json_and_base64_output(server, pngs):
+    body = {
+        "signature_name": sig.DEFAULT_SIGNATURE,
+        "inputs": {
+            sig.CONTENT: {"b64": base64.b64encode(pngs[0]).decode()},
+            sig.STYLE: {"b64": base64.b64encode(pngs[1]).decode()},
+            sig.ITERATIONS: 1,
+        },
+    }
+    request = urllib.request.Request(
+        f"{server.url}/v1/models/{sig.MODEL_NAME}:predict", data=json.dumps(body).encode()
+    )
+    with urllib.request.urlopen(request, timeout=60) as r:
+        outputs = json.loads(r.read())["outputs"]
+    png = base64.b64decode(outputs[sig.IMAGE_BYTES]["b64"])
+    image = np.asarray(PIL.Image.open(io.BytesIO(png)))
+    np.testing.assert_array_equal(image, np.array(outputs[sig.IMAGE], dtype=np.uint8))
+
+
+def test_concurrent_requests_are_independent(server, pngs):
+    jobs = [
+        {
+            "seed": k,
+            "init": "noise" if k % 2 else "style-mean",
+            "size": 24 + 4 * (k % 3),
+            "style_weight": 10.0 ** (k % 4),
+        }
+        for k in range(8)
+    ]
+
+    def run(options):
+        image, loss = client.predict(
+            *pngs,
+            server=server.address,
+            iterations=3,
+            signature_name=sig.STYLIZE_SIGNATURE,
+            **options,
+        )
+        return np.asarray(image), loss
+
+    alone = [run(job) for job in jobs]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        together = list(pool.map(run, jobs))
+    for (a, loss_a), (b, loss_b) in zip(alone, together, strict=True):
+        np.testing.assert_array_equal(a, b)
+        assert loss_a == loss_b
+    assert len({a.tobytes() for a, _ in alone}) == len(jobs)  # the inputs really differed
+
+
+@pytest.mark.parametrize(
+    "change, code",
+    [
+        ({sig.STYLE: None}, grpc.StatusCode.INVALID_ARGUMENT),  # missing input
+        ({"extra": np.int32(1)}, grpc.StatusCode.INVALID_ARGUMENT),  # unknown input
+        ({sig.ITERATIONS: np.float32(2.0)}, grpc.StatusCode.INVALID_ARGUMENT),  # wrong dtype
+        ({sig.ITERATIONS: np.array([2], np.int32)}, grpc.StatusCode.INVALID_ARGUMENT),  # shape
+        ({sig.CONTENT: b"definitely not an image"}, grpc.StatusCode.INVALID_ARGUMENT),
+        ({sig.ITERATIONS: np.int32(-1)}, grpc.StatusCode.INVALID_ARGUMENT),
+        (
+            {sig.ITERATIONS: np.int32(export.DEFAULT_MAX_ITERATIONS + 1)},
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        ({"model": "no_such_model"}, grpc.StatusCode.NOT_FOUND),
+        ({"signature_name": "no_such_signature"}, grpc.StatusCode.FAILED_PRECONDITION),
+    ],
+)
+def test_bad_requests_get_tf_serving_codes_and_server_keeps_serving(stub, pngs, change, code):
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Predict(raw_request(pngs, **change), timeout=60)
+    assert err.value.code() == code, err.value.details()
+    response = stub.Predict(raw_request(pngs), timeout=60)  # still serving
+    assert tf.make_ndarray(response.outputs[sig.IMAGE]).shape == (30, 40, 3)
+
+
+def test_client_errors_are_one_line(server, pngs):
+    with pytest.raises(client.ServingError, match="model 'nope' not found") as err:
+        client.predict(*pngs, server=server.address, iterations=1, model="nope")
+    assert err.value.code == "NOT_FOUND" and "\n" not in str(err.value)
+    with pytest.raises(client.ServingError, match="iterations must be between") as err:
+        client.predict(*pngs, server=server.address, iterations=10**6)
+    assert "\n" not in str(err.value)
+    with pytest.raises(client.ServingError, match="raise the timeout") as err:
+        client.predict(*pngs, server=server.address, iterations=50, timeout=0.05)
+    assert err.value.code == "DEADLINE_EXCEEDED"
+    with pytest.raises(client.ServingError, match="HTTP 400 .*not a PNG, JPEG, GIF or BMP"):
+        client.predict_rest(b"nonsense", pngs[1], url=server.url, iterations=1)
+    with pytest.raises(client.ServingError, match="HTTP 404"):
+        client.predict_rest(*pngs, url=server.url, iterations=1, model="nope")
+    with pytest.raises(client.ServingError, match="cannot reach a model server"):
+        client.predict(*pngs, server=f"127.0.0.1:{free_port()}", iterations=1, retries=0)
+    with pytest.raises(ValueError, match="need signature_name='stylize'"):
+        client.predict(*pngs, server=server.address, iterations=1, size=32)
+
+
+def image_size(path) -> tuple:
+    with PIL.Image.open(path) as image:
+        return image.size
+
+
+def test_cli_request_and_status(server, pngs, tmp_path, capsys):
+    from tfstyle import cli
+
+    content, style = tmp_path / "c.png", tmp_path / "s.png"
+    content.write_bytes(pngs[0])
+    style.write_bytes(pngs[1])
+    out = tmp_path / "out.png"
+    argv = [
+        "request",
+        str(content),
+        str(style),
+        "-o",
+        str(out),
+        "--server",
+        server.address,
+        "--iterations",
+        "2",
+    ]
+    assert cli.main(argv) == 0
+    assert image_size(out) == (40, 30)
+    assert cli.main([*argv, "--rest", server.url, "--size", "32", "--preserve-colors", "true"]) == 0
+    assert image_size(out) == (32, 24)
+    assert cli.main(["status", "--server", server.address]) == 0
+    assert "tfstyle version 1: AVAILABLE" in capsys.readouterr().out
+    assert cli.main([*argv[:-1], "50", "--timeout", "0.05"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "raise the timeout" in err[0]
+
+
+def test_new_version_is_picked_up(server, pngs):
+    base = server.base_path
+    shutil.copytree(os.path.join(base, "1"), os.path.join(base, "2"))
+    status = server.wait_for(2)
+    assert {"version": 1, "state": "END", "error": ""} in status  # latest-version policy
+    image, _ = client.predict(*pngs, server=server.address, iterations=1, version=2)
+    assert image.size == (40, 30)
+    with pytest.raises(client.ServingError, match="not found"):
+        client.predict(*pngs, server=server.address, iterations=1, version=1)
+
+
+def test_warmup_file_replays_through_session(server):
+    path = os.path.join(server.base_path, "1", sig.WARMUP_FILE)
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    records = list(tf.data.TFRecordDataset(path).as_numpy_iterator())
+    assert len(records) == 2
+    for record in records:
+        request = prediction_log_pb2.PredictionLog.FromString(record).predict_log.request
+        feeds = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+        out = session_run(
+            os.path.join(server.base_path, "1"), request.model_spec.signature_name, feeds
+        )
+        assert out[sig.IMAGE].ndim == 3
+
+
+def test_sigterm_stops_cleanly(tmp_path):
+    base = tmp_path / sig.MODEL_NAME
+    tfstyle.export_saved_model(base, warmup=False, **EXPORT)
+    srv = Server(LOCAL_SERVER, str(base))
+    srv.wait_for(1)
+    assert srv.stop() == 0
+    with open(srv.log.name) as f:
+        assert "shutting down" in f.read()
+
+
+def test_model_config_file(tmp_path, pngs):
+    base = tmp_path / "models" / "styler"
+    tfstyle.export_saved_model(base, warmup=False, **EXPORT)
+    config = tmp_path / "models.config"
+    config.write_text(
+        f'model_config_list {{ config {{ name: "styler" base_path: "{base}" '
+        'model_platform: "tensorflow" } }'
+    )
+    port = free_port()
+    log = open(tmp_path / "log.txt", "w")  # noqa: SIM115
+    process = subprocess.Popen(
+        [*LOCAL_SERVER, f"--port={port}", f"--model_config_file={config}"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        end = time.monotonic() + 120
+        while True:
+            try:
+                client.model_status(f"127.0.0.1:{port}", "styler", timeout=2)
+                break
+            except client.ServingError:
+                assert time.monotonic() < end and process.poll() is None
+                time.sleep(0.3)
+        image, _ = client.predict(*pngs, server=f"127.0.0.1:{port}", iterations=1, model="styler")
+        assert image.size == (40, 30)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        log.close()
