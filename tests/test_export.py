@@ -76,6 +76,21 @@ def test_serving_default_equals_python_api(model_dir, pngs):
     assert np.isfinite(out[sig.LOSS]) and out[sig.LOSS] > 0
 
 
+def test_jpeg_inputs_equal_python_api(model_dir, content_array, style_array):
+    def jpeg(array):
+        buf = io.BytesIO()
+        PIL.Image.fromarray((array * 255).round().astype(np.uint8)).save(buf, "JPEG", quality=90)
+        return buf.getvalue()
+
+    content, style = jpeg(content_array), jpeg(style_array)
+    out = session_run(
+        os.path.join(model_dir, "1"),
+        sig.DEFAULT_SIGNATURE,
+        {sig.CONTENT: content, sig.STYLE: style, sig.ITERATIONS: 4},
+    )
+    np.testing.assert_allclose(out[sig.IMAGE], api_image(content, style, 4), atol=2)
+
+
 def test_stylize_options_equal_python_api(model_dir, pngs):
     content, style = pngs
     options = {

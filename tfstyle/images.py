@@ -42,17 +42,15 @@ def load_image(source: ImageLike, name: str = "image") -> np.ndarray:
         path = os.fspath(source)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{name}: no such file: {path!r}")
+        with open(path, "rb") as f:
+            data = f.read()
         try:
-            with PIL.Image.open(path) as img:
-                img.load()
-                array = _pil_to_array(img)
+            array = _decode(data)
         except (PIL.UnidentifiedImageError, OSError, SyntaxError) as err:
             raise ValueError(f"{name}: {path!r} is not a readable image file ({err})") from err
     elif isinstance(source, (bytes, bytearray, memoryview)):
         try:
-            with PIL.Image.open(io.BytesIO(bytes(source))) as img:
-                img.load()
-                array = _pil_to_array(img)
+            array = _decode(bytes(source))
         except (PIL.UnidentifiedImageError, OSError, SyntaxError) as err:
             raise ValueError(f"{name}: the bytes given are not an encoded image ({err})") from err
     elif isinstance(source, PIL.Image.Image):
@@ -70,6 +68,17 @@ def load_image(source: ImageLike, name: str = "image") -> np.ndarray:
             f"{name}: image is {w}x{h}; each side must be between 1 and {MAX_INPUT_SIDE} px"
         )
     return array
+
+
+def _decode(data: bytes) -> np.ndarray:
+    with PIL.Image.open(io.BytesIO(data)) as img:
+        img.load()
+        if img.format == "JPEG" and img.getexif().get(0x0112, 1) == 1:
+            # TensorFlow's JPEG decoder, as in the exported graph: JPEG decoders differ by a
+            # few levels, which the optimisation would amplify.
+            decoded = tf.io.decode_image(data, channels=3, dtype=tf.float32)
+            return np.ascontiguousarray(decoded.numpy())
+        return _pil_to_array(img)
 
 
 def _pil_to_array(img: PIL.Image.Image) -> np.ndarray:
