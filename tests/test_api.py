@@ -84,6 +84,8 @@ def test_inits_start_where_they_say(content_array, style_array):
         {"backbone": "vgg16"},
         {"init": "noise"},
         {"init": "style-mean"},
+        {"precision": "float32"},
+        {"precision": "bfloat16"},
         {"learning_rate": 0.05},
         {
             "content_layers": ["block2_conv2"],
@@ -171,6 +173,7 @@ def test_paths_and_bytes(image_files):
         ({"init": "contnt"}, ValueError, "init must be one of"),
         ({"pooling": "min"}, ValueError, "pooling must be one of"),
         ({"backbone": "vgg11"}, ValueError, "backbone must be one of"),
+        ({"precision": "fp8"}, ValueError, "precision must be one of 'auto', 'float32'"),
         ({"content_layers": ["nope"]}, ValueError, "content_layers: unknown layer 'nope'"),
         ({"style_layer_weights": [1.0]}, ValueError, "one weight per style layer"),
         ({"style_weight": -1.0}, ValueError, "style_weight must be a finite number >= 0"),

@@ -124,3 +124,27 @@ def test_bad_arguments(kwargs, match):
     kwargs.setdefault("weights", None)
     with pytest.raises(ValueError, match=match):
         features.build_extractor(**kwargs)
+
+
+def test_bfloat16_extractor_approximates_float32():
+    layers = ["block1_conv1", "block3_conv1", "block5_conv1"]
+    fp32 = features.build_extractor(layers, weights=None, precision="float32")
+    bf16 = features.build_extractor(layers, weights=None, precision="bfloat16")
+    assert fp32 is not bf16
+    x = tf.random.stateless_uniform((1, 32, 32, 3), seed=(7, 8))
+    a, b = fp32(x), bf16(x)
+    for name in layers:
+        assert b[name].dtype == tf.float32
+        error = np.linalg.norm(a[name] - b[name]) / np.linalg.norm(a[name])
+        assert 0 < error < 0.03, (name, error)  # bfloat16 has 8 bits of mantissa
+    kinds = {
+        layer.dtype_policy.name for layer in bf16.layers if isinstance(layer, keras.layers.Conv2D)
+    }
+    assert kinds == {"mixed_bfloat16"}
+
+
+def test_auto_precision_resolves_to_a_concrete_one():
+    assert features.resolve_precision("auto") in ("float32", "bfloat16")
+    assert features.resolve_precision("float32") == "float32"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        features.resolve_precision("half")

@@ -16,7 +16,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from tfstyle import api, images, optimize
+from tfstyle import api, features, images, optimize
 from tfstyle import signature as sig
 
 #: Largest ``iterations`` a request may ask for, unless the export says otherwise.
@@ -34,6 +34,7 @@ EXPORT_OPTIONS = (
     "weights",
     "backbone",
     "pooling",
+    "precision",
     "content_layers",
     "style_layers",
     "style_layer_weights",
@@ -335,6 +336,7 @@ def _write_metadata(path: str, opts: api.Options, max_size: int, max_iterations:
 
     options = {k: getattr(opts, k) for k in EXPORT_OPTIONS}
     options["weights"] = None if opts.weights is None else os.fspath(opts.weights)
+    options["precision"] = features.resolve_precision(opts.precision)  # what the graph runs
     meta = {
         "tensorflow": tf.__version__, "keras": keras.__version__,
         "tfstyle": tfstyle.__version__, "options": options,

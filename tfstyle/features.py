@@ -15,6 +15,9 @@ import numpy as np
 
 BACKBONES = ("vgg19", "vgg16")
 POOLINGS = ("max", "avg")
+#: Compute precision of the convolutions ("bfloat16": mixed, float32 weights and outputs;
+#: "auto": bfloat16 where the hardware computes it natively, else float32).
+PRECISIONS = ("auto", "float32", "bfloat16")
 DEFAULT_CONTENT_LAYERS = ("block4_conv2",)
 DEFAULT_STYLE_LAYERS = (
     "block1_conv1",
@@ -44,6 +47,13 @@ class VGGPreprocess(keras.layers.Layer):
         return bgr - keras.ops.convert_to_tensor(_VGG_MEAN_BGR, dtype=inputs.dtype)
 
 
+class Float32(keras.layers.Layer):
+    """Cast activations back to float32 (the losses are computed in float32)."""
+
+    def call(self, inputs):
+        return keras.ops.cast(inputs, "float32")
+
+
 def layer_names(backbone: str = "vgg19") -> tuple[str, ...]:
     """Names of the layers of ``backbone`` (``include_top=False``) that can be used."""
     return tuple(layer.name for layer in _application(backbone, None).layers[1:])
@@ -55,6 +65,7 @@ def build_extractor(
     backbone: str = "vgg19",
     pooling: str = "max",
     weights: Weights = "imagenet",
+    precision: str = "float32",
 ) -> keras.Model:
     """Build a model that maps ``(batch, H, W, 3)`` RGB in [0, 1] to ``{layer: activations}``.
 
@@ -70,6 +81,9 @@ def build_extractor(
             file of the whole ``include_top=False`` network (``.weights.h5`` or legacy
             ``.h5``), or ``None`` for a random network with a fixed seed. Defaults to
             ``"imagenet"``.
+        precision: str. ``"float32"``, ``"bfloat16"`` to run the convolutions in bfloat16
+            (weights and returned activations stay float32), or ``"auto"``: bfloat16 where the
+            hardware has it natively (see ``resolve_precision``). Defaults to ``"float32"``.
 
     Example:
         >>> model = build_extractor(["block1_conv1"], weights=None)
@@ -80,7 +94,35 @@ def build_extractor(
     check_choice("pooling", pooling, POOLINGS)
     layers = tuple(layers)
     check_layers("layers", layers, backbone)
-    return _build_cached(layers, backbone, pooling, *check_weights(weights))
+    precision = resolve_precision(precision)
+    return _build_cached(layers, backbone, pooling, precision, *check_weights(weights))
+
+
+def resolve_precision(precision: str) -> str:
+    """``"auto"`` -> ``"bfloat16"`` on a GPU of compute capability 8.0 or newer, or, without a
+    GPU, on a CPU with AVX512_BF16 or AMX-BF16 (Linux); else ``"float32"``."""
+    check_choice("precision", precision, PRECISIONS)
+    if precision != "auto":
+        return precision
+    return "bfloat16" if _native_bfloat16() else "float32"
+
+
+@functools.lru_cache(maxsize=1)
+def _native_bfloat16() -> bool:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        caps = [
+            tf.config.experimental.get_device_details(g).get("compute_capability") for g in gpus
+        ]
+        return all(cap is not None and tuple(cap) >= (8, 0) for cap in caps)
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def check_choice(name: str, value, allowed: Sequence) -> None:
@@ -133,7 +175,7 @@ def _application(backbone: str, weights: str | None) -> keras.Model:
 
 @functools.lru_cache(maxsize=16)
 def _build_cached(
-    layers: tuple[str, ...], backbone: str, pooling: str, weights: str | None, _mtime
+    layers: tuple[str, ...], backbone: str, pooling: str, precision: str, weights, _mtime
 ) -> keras.Model:
     if weights is None or weights == "imagenet":
         vgg = _application(backbone, weights)
@@ -149,21 +191,30 @@ def _build_cached(
                 f"weights: {weights!r} does not fit {backbone} (include_top=False): {err}"
             ) from err
 
+    policy = "mixed_bfloat16" if precision == "bfloat16" else None
     inputs = keras.Input(shape=(None, None, 3), name="image")
     x = VGGPreprocess(name="vgg_preprocess")(inputs)
     outputs = {}
     for layer in vgg.layers[1:]:
         if pooling == "avg" and isinstance(layer, keras.layers.MaxPooling2D):
             x = keras.layers.AveragePooling2D(
-                pool_size=layer.pool_size, strides=layer.strides, name=f"{layer.name}_avg"
+                pool_size=layer.pool_size,
+                strides=layer.strides,
+                name=f"{layer.name}_avg",
+                dtype=policy,
             )(x)
+        elif policy is not None:  # a copy computing in bfloat16, same (float32) weights
+            copy = type(layer).from_config({**layer.get_config(), "dtype": policy})
+            x = copy(x)
+            copy.set_weights(layer.get_weights())
         else:
             x = layer(x)
         if layer.name in layers:
-            outputs[layer.name] = x
+            outputs[layer.name] = x if policy is None else Float32(name=f"{layer.name}_f32")(x)
         if len(outputs) == len(set(layers)):
             break  # nothing deeper is used
-    return keras.Model(inputs, outputs, name=f"{backbone}_{pooling}_features")
+    suffix = "" if policy is None else "_bf16"
+    return keras.Model(inputs, outputs, name=f"{backbone}_{pooling}_features{suffix}")
 
 
 def _set_random_weights(vgg: keras.Model) -> None:

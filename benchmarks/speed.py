@@ -1,0 +1,387 @@
+#!/usr/bin/env python3
+"""Speed benchmark: tfstyle's default optimisation against the TensorFlow tutorial's recipe.
+
+Both optimise the same objective (tfstyle's network, weights, layers, loss definitions and loss
+weights, content initialisation, the bundled example images, the same resolution). Prints a
+table and writes ``speed.json`` and ``speed.png`` (objective versus wall-clock time) to --out.
+
+    python benchmarks/speed.py                                  # defaults: < 10 minutes here
+    python benchmarks/speed.py --weights vgg16_notop.weights.h5 --backbone vgg16
+
+Sections:
+- peak: a 4096 x 4096 float32 matrix product, the machine's practical peak GFLOP/s;
+- per step: seconds per optimisation step at --size, the convolutions' FLOPs (forward and
+  input-gradient passes) and the GFLOP/s achieved, next to the peak;
+- baseline: the tutorial recipe (Adam, learning rate 0.02, beta_1 0.99, epsilon 0.1, one
+  ``tf.function`` step per Python-loop iteration on a ``tf.Variable`` image) for --baseline-steps;
+- tfstyle: ``tfstyle.transfer`` with its defaults; the wall time until its image, evaluated on the
+  objective at the full --size, is at least as good as the baseline's final objective;
+- memory: peak resident memory of a tfstyle run at each of --memory-sizes (a fresh process each).
+
+Times exclude tracing (each method is run once before it is timed) and the objective evaluations
+made only to draw the curves. Timings are medians over --repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import tfstyle  # noqa: E402
+from tfstyle import api, features, images, optimize  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONTENT = os.path.join(ROOT, "examples", "content.jpg")
+STYLE = os.path.join(ROOT, "examples", "style.png")
+
+
+class Problem:
+    """The objective both methods minimise, at one resolution."""
+
+    def __init__(self, size: int, weights, backbone: str):
+        defaults = api.transfer.__kwdefaults__
+        self.options = {"size": size, "weights": weights, "backbone": backbone}
+        self.opts = api.Options(
+            **{
+                **{k: defaults[k] for k in api.Options.__dataclass_fields__ if k in defaults},
+                "iterations": 0,
+                "seed": 0,
+                **self.options,
+                "precision": "float32",  # the objective is judged in float32
+            }
+        )
+        content = images.load_image(CONTENT, "content")
+        height, width = images.working_shape(*content.shape[:2], size)
+        self.content = images.resize(tf.constant(content), height, width)
+        self.style = images.resize_longer_side(tf.constant(images.load_image(STYLE)), size)
+        self.compiled = api._compiled(
+            self.opts.extractor(), self.opts.content_layers, self.opts.style_layers, "adam"
+        )
+        self.objective = self.compiled.objective
+        self.targets = self.objective.targets(self.content, [self.style], [1.0])
+        self.weights = self.opts.loss_weights()
+
+    def value(self, image) -> float:
+        """Objective of an (H, W, 3) image, resized to this problem's resolution if needed."""
+        image = tf.convert_to_tensor(image, tf.float32)
+        if image.shape[:2] != self.content.shape[:2]:
+            image = images.resize(image, self.content.shape[0], self.content.shape[1])
+        return float(self.compiled.evaluate(image[None], self.targets, self.weights)["total"])
+
+
+def measure_peak(repeats: int = 5, n: int = 4096) -> float:
+    a = tf.random.stateless_uniform((n, n), seed=(1, 2))
+    b = tf.random.stateless_uniform((n, n), seed=(3, 4))
+    matmul = tf.function(lambda x, y: tf.reduce_sum(tf.linalg.matmul(x, y)))
+    matmul(a, b).numpy()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        matmul(a, b).numpy()
+        times.append(time.perf_counter() - t)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def conv_flops(problem: Problem) -> float:
+    """FLOPs of one step's convolutions: forward plus the input-gradient pass (same count)."""
+    h, w = problem.content.shape[:2]
+    total = 0.0
+    extractor = problem.objective.extractor
+    shapes = {}
+    x = tf.zeros((1, h, w, 3))
+    for layer in extractor.layers[1:]:
+        x = layer(x)
+        shapes[layer.name] = x.shape
+        if isinstance(layer, tf.keras.layers.Conv2D):
+            kh, kw, cin, cout = layer.kernel.shape
+            total += 2.0 * x.shape[1] * x.shape[2] * cout * kh * kw * cin
+    return 2 * total  # forward + input gradient
+
+
+def time_per_step(
+    problem: Problem, optimizer: str, precision: str, steps: int, repeats: int
+) -> float:
+    opts = dataclasses.replace(problem.opts, precision=precision)
+    run = api._compiled(opts.extractor(), opts.content_layers, opts.style_layers, optimizer)
+    lr = optimize.LEARNING_RATES[optimizer]
+    state = optimize.init_state(optimizer, problem.content)
+    run.advance(state, problem.targets, problem.weights, lr, 1).image.numpy()  # trace
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        run.advance(state, problem.targets, problem.weights, lr, steps).image.numpy()
+        times.append((time.perf_counter() - t) / steps)
+    return statistics.median(times)
+
+
+def run_baseline(problem: Problem, steps: int) -> dict:
+    """The TensorFlow tutorial's loop, on tfstyle's objective."""
+    image = tf.Variable(problem.content[None])
+    opt = tf.keras.optimizers.Adam(learning_rate=0.02, beta_1=0.99, epsilon=1e-1)
+    objective, targets, weights = problem.objective, problem.targets, problem.weights
+
+    @tf.function(autograph=False)  # plain Python: nothing for AutoGraph to convert
+    def train_step(image):
+        with tf.GradientTape() as tape:
+            loss = objective(image, targets, weights)["total"]
+        grad = tape.gradient(loss, image)
+        opt.apply_gradients([(grad, image)])
+        image.assign(tf.clip_by_value(image, 0.0, 1.0))
+        return loss
+
+    train_step(image)  # trace, then start again from scratch
+    image.assign(problem.content[None])
+    for v in opt.variables:
+        if "momentum" in v.path or "velocity" in v.path:
+            v.assign(tf.zeros_like(v))
+    opt.iterations.assign(0)
+    curve, start = [], time.perf_counter()
+    for step in range(1, steps + 1):
+        loss = float(train_step(image))  # the objective before this step's update
+        curve.append((time.perf_counter() - start, step - 1, loss))
+    wall = time.perf_counter() - start
+    final = problem.value(image[0])
+    curve.append((wall, steps, final))
+    return {"wall_s": wall, "steps": steps, "final_objective": final, "curve": curve}
+
+
+def run_tfstyle(problem: Problem, iterations: int, every: int, target: float) -> dict:
+    """tfstyle.transfer with its defaults; the curve excludes the evaluation time."""
+    curve, clock = [], {"paused": 0.0, "start": 0.0}
+
+    def callback(step, losses, image):
+        t = time.perf_counter()
+        curve.append((t - clock["start"] - clock["paused"], step, problem.value(image)))
+        clock["paused"] += time.perf_counter() - t
+
+    kwargs = {**problem.options, "seed": 0, "progress": False}
+    tfstyle.transfer(CONTENT, STYLE, iterations=2, **kwargs)  # trace
+    clock["start"] = time.perf_counter()
+    tfstyle.transfer(
+        CONTENT, STYLE, iterations=iterations, callback=callback, callback_every=every, **kwargs
+    )
+    # transfer() evaluates the losses it passes to the callback: one forward pass a callback
+    # that a plain run does not make. Subtract its measured cost.
+    evaluate_s = _evaluate_seconds(problem)
+    curve = [(t - evaluate_s * (k + 1), step, v) for k, (t, step, v) in enumerate(curve)]
+    reached = next((c for c in curve if c[2] <= target), None)
+    result = {
+        "iterations": iterations,
+        "curve": curve,
+        "evaluate_s": evaluate_s,
+        "steps_to_target": reached[1] if reached else None,
+    }
+    if reached:  # confirm with a clean, uninstrumented run of exactly that many steps
+        start = time.perf_counter()
+        image = tfstyle.transfer(CONTENT, STYLE, iterations=reached[1], **kwargs)
+        result["wall_to_target_s"] = time.perf_counter() - start
+        result["objective_at_target"] = problem.value(np.asarray(image, np.float32) / 255.0)
+    return result
+
+
+def _evaluate_seconds(problem: Problem, repeats: int = 5) -> float:
+    image = problem.content[None]
+    problem.compiled.evaluate(image, problem.targets, problem.weights)
+    t = time.perf_counter()
+    for _ in range(repeats):
+        problem.compiled.evaluate(image, problem.targets, problem.weights)["total"].numpy()
+    return (time.perf_counter() - t) / repeats
+
+
+def _interpolate(curve, t: float) -> float | None:
+    """Objective a method had reached at wall time t (the last point at or before t)."""
+    before = [v for time_s, _, v in curve if time_s <= t]
+    return before[-1] if before else None
+
+
+def memory_child(size: int, weights, backbone: str, iterations: int) -> None:
+    tfstyle.transfer(
+        CONTENT,
+        STYLE,
+        size=size,
+        iterations=iterations,
+        weights=weights,
+        backbone=backbone,
+        seed=0,
+        progress=False,
+    )
+    print(
+        json.dumps(
+            {
+                "size": size,
+                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
+
+
+def measure_memory(size: int, args) -> dict:
+    command = [
+        sys.executable,
+        __file__,
+        "--memory-child",
+        str(size),
+        "--backbone",
+        args.backbone,
+        "--weights",
+        args.weights or "none",
+        "--memory-iterations",
+        str(args.memory_iterations),
+    ]
+    start = time.perf_counter()
+    out = subprocess.run(command, capture_output=True, text=True)
+    if out.returncode != 0:
+        return {"size": size, "error": (out.stderr.strip().splitlines() or ["?"])[-1]}
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["wall_s"] = time.perf_counter() - start
+    return result
+
+
+def plot(path: str, baseline: dict, ours: dict, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, run in (
+        ("tutorial recipe (Adam 0.02, beta_1 0.99)", baseline),
+        ("tfstyle default", ours),
+    ):
+        t = [c[0] for c in run["curve"]]
+        v = [c[2] for c in run["curve"]]
+        ax.semilogy(t, v, label=name)
+    ax.axhline(baseline["final_objective"], color="gray", ls=":", label="baseline's final")
+    ax.set_xlabel("wall-clock seconds")
+    ax.set_ylabel("objective at full resolution")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--baseline-steps", type=int, default=200)
+    p.add_argument(
+        "--iterations",
+        type=int,
+        default=None,
+        help="tfstyle steps to run for the curve (default: transfer's default)",
+    )
+    p.add_argument("--weights", default="none", help="a weights file, or none (random network)")
+    p.add_argument("--backbone", default=api.transfer.__kwdefaults__["backbone"])
+    p.add_argument("--repeats", type=int, default=1, help="repeats of each timed run")
+    p.add_argument("--memory-sizes", type=int, nargs="*", default=[256, 512, 1024])
+    p.add_argument("--memory-iterations", type=int, default=3)
+    p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    p.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    weights = None if args.weights.lower() == "none" else args.weights
+    if args.memory_child:
+        memory_child(args.memory_child, weights, args.backbone, args.memory_iterations)
+        return 0
+    os.makedirs(args.out, exist_ok=True)
+    iterations = args.iterations or api.transfer.__kwdefaults__["iterations"]
+    optimizer = api.transfer.__kwdefaults__["optimizer"]
+    problem = Problem(args.size, weights, args.backbone)
+    label = (
+        f"{args.backbone}, {'random' if weights is None else os.path.basename(weights)} "
+        f"weights, {tuple(problem.content.shape[:2])} px"
+    )
+    print(f"tfstyle speed benchmark: {label}, TensorFlow {tf.__version__}, {os.cpu_count()} CPUs")
+
+    peak = measure_peak()
+    flops = conv_flops(problem)
+    precision = features.resolve_precision(api.transfer.__kwdefaults__["precision"])
+    steps = {
+        p: time_per_step(problem, optimizer, p, 5, max(args.repeats, 3))
+        for p in dict.fromkeys(["float32", precision])
+    }
+    print(f"peak (4096^3 float32 matmul): {peak:.0f} GFLOP/s")
+    for p, per_step in steps.items():
+        achieved = flops / per_step / 1e9
+        print(
+            f"one {optimizer} step at {args.size} px, {p}: {per_step:.3f} s, "
+            f"{flops / 1e9:.1f} GFLOP -> {achieved:.0f} GFLOP/s, {achieved / peak:.2f} of the "
+            f"float32 peak (which allows {flops / 1e9 / peak:.3f} s: "
+            f"ratio {per_step / (flops / 1e9 / peak):.2f})"
+        )
+    per_step, achieved = steps[precision], flops / steps[precision] / 1e9
+
+    baselines = [run_baseline(problem, args.baseline_steps) for _ in range(args.repeats)]
+    walls = [b["wall_s"] for b in baselines]
+    baseline = sorted(baselines, key=lambda b: b["wall_s"])[len(baselines) // 2]
+    target = baseline["final_objective"]
+    print(
+        f"baseline: {args.baseline_steps} steps in {statistics.median(walls):.1f} s "
+        f"(runs: {', '.join(f'{w:.1f}' for w in walls)}), final objective {target:.4g}"
+    )
+
+    runs = [run_tfstyle(problem, iterations, 2, target) for _ in range(args.repeats)]
+    ours = runs[len(runs) // 2]
+    result = {
+        "label": label,
+        "size": args.size,
+        "peak_gflops": peak,
+        "step_flops": flops,
+        "step_s": per_step,
+        "step_s_by_precision": steps,
+        "precision": precision,
+        "step_gflops": achieved,
+        "baseline": baseline,
+        "baseline_walls_s": walls,
+        "tfstyle": ours,
+        "tfstyle_walls_s": [r.get("wall_to_target_s") for r in runs],
+    }
+    if ours.get("wall_to_target_s"):
+        t = statistics.median(r["wall_to_target_s"] for r in runs if r.get("wall_to_target_s"))
+        ratio = baseline["wall_s"] / t
+        at_equal = _interpolate(baseline["curve"], t)
+        result.update(ratio=ratio, baseline_objective_at_equal_time=at_equal)
+        print(
+            f"tfstyle: reaches {target:.4g} after {ours['steps_to_target']} steps in {t:.1f} s "
+            f"(objective {ours['objective_at_target']:.4g}): {ratio:.1f}x faster; at {t:.1f} s "
+            f"the baseline was at {at_equal:.4g}"
+            if at_equal
+            else ""
+        )
+    else:
+        best = min(c[2] for c in ours["curve"])
+        print(f"tfstyle: did not reach {target:.4g} in {iterations} steps (best {best:.4g})")
+
+    memory = [measure_memory(size, args) for size in args.memory_sizes]
+    for m in memory:
+        print(
+            f"memory at {m['size']} px: "
+            + (
+                f"peak RSS {m['peak_rss_mib']:.0f} MiB "
+                f"({args.memory_iterations} steps, {m['wall_s']:.0f} s with start-up)"
+                if "error" not in m
+                else f"failed: {m['error']}"
+            )
+        )
+    result["memory"] = memory
+
+    with open(os.path.join(args.out, "speed.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    plot(os.path.join(args.out, "speed.png"), baseline, ours, label)
+    print(f"wrote {args.out}/speed.json and speed.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

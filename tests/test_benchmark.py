@@ -1,0 +1,111 @@
+"""The speed benchmark measures what it says: the same objective for both methods, real FLOPs."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tfstyle
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+speed = pytest.importorskip("speed")
+
+pytestmark = pytest.mark.slow
+
+
+def test_problem_objective_is_transfers_objective():
+    problem = speed.Problem(32, None, "vgg19")
+    seen = []
+    for precision in ("float32", "auto"):
+        tfstyle.transfer(
+            speed.CONTENT,
+            speed.STYLE,
+            size=32,
+            iterations=0,
+            weights=None,
+            progress=False,
+            precision=precision,
+            callback=lambda *a: seen.append(a),
+        )
+    assert problem.value(problem.content) == pytest.approx(seen[0][1]["total"], rel=1e-6)
+    # The default (bfloat16 convolutions where the hardware has them) optimises the same
+    # objective up to bfloat16 rounding.
+    assert problem.value(problem.content) == pytest.approx(seen[1][1]["total"], rel=0.02)
+
+
+def test_conv_flops_match_a_hand_count():
+    problem = speed.Problem(32, None, "vgg19")  # content 32x32, layers up to block5_conv1
+    convs = [
+        (32, 3, 64),
+        (32, 64, 64),
+        (16, 64, 128),
+        (16, 128, 128),
+        (8, 128, 256),
+        (8, 256, 256),
+        (8, 256, 256),
+        (8, 256, 256),
+        (4, 256, 512),
+        (4, 512, 512),
+        (4, 512, 512),
+        (4, 512, 512),
+        (2, 512, 512),
+    ]
+    forward = sum(2 * side * side * cout * 9 * cin for side, cin, cout in convs)
+    assert speed.conv_flops(problem) == 2 * forward
+
+
+def test_trust_region_bounds_every_lbfgs_step(content_array, style_array):
+    from tfstyle import optimize
+
+    images = []
+    tfstyle.transfer(
+        content_array,
+        style_array,
+        size=48,
+        iterations=6,
+        weights=None,
+        seed=0,
+        optimizer="lbfgs",
+        progress=False,
+        callback_every=1,
+        callback=lambda step, losses, image: images.append(image),
+    )
+    steps = [np.abs(b - a).max() for a, b in zip(images, images[1:], strict=False)]
+    assert max(steps) <= optimize.LBFGS_MAX_STEP + 1e-6
+    assert max(steps) > 0.01  # and it does move
+
+
+def test_script_runs_and_writes_results(tmp_path):
+    out = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "benchmarks", "speed.py"),
+            "--size",
+            "32",
+            "--baseline-steps",
+            "6",
+            "--iterations",
+            "10",
+            "--memory-sizes",
+            "32",
+            "--memory-iterations",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "GFLOP/s" in out.stdout and "baseline: 6 steps" in out.stdout
+    with open(tmp_path / "speed.json") as f:
+        result = json.load(f)
+    assert result["peak_gflops"] > 0 and result["step_s"] > 0
+    assert len(result["baseline"]["curve"]) == 7
+    assert result["memory"][0]["peak_rss_mib"] > 100
+    assert (tmp_path / "speed.png").stat().st_size > 1000
