@@ -363,6 +363,20 @@ def main(argv=None) -> int:
         best = min(c[2] for c in ours["curve"])
         print(f"tfstyle: did not reach {target:.4g} in {iterations} steps (best {best:.4g})")
 
+    at_baseline_end = _interpolate(ours["curve"], baseline["wall_s"])
+    result["tfstyle_objective_at_baseline_wall"] = at_baseline_end
+    last_t, _, last_v = ours["curve"][-1]
+    if at_baseline_end is not None and last_t >= baseline["wall_s"]:
+        print(
+            f"at the baseline's {baseline['wall_s']:.1f} s: baseline {target:.4g}, "
+            f"tfstyle {at_baseline_end:.4g}"
+        )
+    else:
+        print(
+            f"tfstyle's curve ends at {last_t:.1f} s with {last_v:.4g} "
+            f"(the baseline's final: {target:.4g} at {baseline['wall_s']:.1f} s)"
+        )
+
     memory = [measure_memory(size, args) for size in args.memory_sizes]
     for m in memory:
         print(
