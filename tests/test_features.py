@@ -148,3 +148,19 @@ def test_auto_precision_resolves_to_a_concrete_one():
     assert features.resolve_precision("float32") == "float32"
     with pytest.raises(ValueError, match="precision must be one of"):
         features.resolve_precision("half")
+
+
+def test_legacy_h5_weights_file(tmp_path):
+    # The format of Keras 2's save_weights and of the files keras.applications downloads.
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    vgg = keras.applications.VGG16(include_top=False, weights=None)
+    path = tmp_path / "vgg16_notop.h5"
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, vgg)
+    model = features.build_extractor(["block2_conv2"], backbone="vgg16", weights=str(path))
+    np.testing.assert_array_equal(
+        model.get_layer("block2_conv2").get_weights()[0],
+        vgg.get_layer("block2_conv2").get_weights()[0],
+    )

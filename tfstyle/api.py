@@ -92,7 +92,7 @@ def transfer(
         The stylised image, a PIL RGB image.
 
     Example:
-        >>> image = tfstyle.transfer("examples/content.png", "examples/style.png",
+        >>> image = tfstyle.transfer("examples/content.jpg", "examples/style.png",
         ...                          size=256, iterations=100)
         >>> image.save("out.png")
     """
@@ -110,9 +110,9 @@ def transfer(
         backbone=backbone,
         pooling=pooling,
         precision=precision,
-        content_layers=tuple(content_layers),
-        style_layers=tuple(style_layers),
-        style_layer_weights=None if style_layer_weights is None else tuple(style_layer_weights),
+        content_layers=content_layers,
+        style_layers=style_layers,
+        style_layer_weights=style_layer_weights,
         preserve_colors=preserve_colors,
     )
     _check_int("callback_every", callback_every, 1)
@@ -197,6 +197,10 @@ class Options:
     preserve_colors: bool
 
     def __post_init__(self):
+        for name in ("content_layers", "style_layers", "style_layer_weights"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):  # lists -> hashable tuples
+                object.__setattr__(self, name, tuple(value))
         _check_int("size", self.size, images.MIN_SIDE, images.MAX_SIZE)
         _check_int("iterations", self.iterations, 0)
         for name in ("content_weight", "style_weight", "tv_weight"):

@@ -213,10 +213,13 @@ def _decode_response(outputs) -> tuple[PIL.Image.Image, float]:
     import tensorflow as tf
 
     png = tf.make_ndarray(outputs[sig.IMAGE_BYTES]).item()
-    loss = float(tf.make_ndarray(outputs[sig.LOSS]))
-    image = PIL.Image.open(io.BytesIO(png))
+    return _open_png(png), float(tf.make_ndarray(outputs[sig.LOSS]))
+
+
+def _open_png(data: bytes) -> PIL.Image.Image:
+    image = PIL.Image.open(io.BytesIO(data))
     image.load()
-    return image, loss
+    return image
 
 
 def predict_rest(
@@ -264,9 +267,7 @@ def predict_rest(
         reason = getattr(err, "reason", err)
         raise ServingError(f"cannot get an answer from {url}: {reason}", "UNAVAILABLE") from None
     png = base64.b64decode(outputs[sig.IMAGE_BYTES]["b64"])
-    image = PIL.Image.open(io.BytesIO(png))
-    image.load()
-    return image, float(outputs[sig.LOSS])
+    return _open_png(png), float(outputs[sig.LOSS])
 
 
 def model_status(

@@ -84,10 +84,6 @@ def export_saved_model(
     values = {**default_export_options(), **options}
     if not isinstance(values["init"], str):
         raise ValueError(f"init must be one of {', '.join(optimize.INITS)} for an export")
-    values["content_layers"] = tuple(values["content_layers"])
-    values["style_layers"] = tuple(values["style_layers"])
-    if values["style_layer_weights"] is not None:
-        values["style_layer_weights"] = tuple(values["style_layer_weights"])
     opts = api.Options(iterations=0, **values)
     max_size = max(opts.size, 1024) if max_size is None else max_size
     api._check_int("max_size", max_size, opts.size, images.MAX_SIZE)
