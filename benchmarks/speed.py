@@ -390,6 +390,36 @@ def main(argv=None) -> int:
         )
     result["memory"] = memory
 
+    rows = [
+        ("float32 matmul peak", f"{peak:.0f} GFLOP/s"),
+        *[
+            (
+                f"step at {args.size} px, {p}",
+                f"{s:.3f} s ({flops / s / 1e9:.0f} GFLOP/s, "
+                f"{s / (flops / 1e9 / peak):.2f}x what the peak allows)",
+            )
+            for p, s in steps.items()
+        ],
+        (f"baseline, {args.baseline_steps} steps", f"{baseline['wall_s']:.1f} s -> {target:.4g}"),
+        (
+            "tfstyle to that objective",
+            f"{result['tfstyle'].get('wall_to_target_s') or 0:.1f} s "
+            f"({ours['steps_to_target']} steps)"
+            if ours.get("wall_to_target_s")
+            else "not reached",
+        ),
+        ("speed-up", f"{result['ratio']:.1f}x" if "ratio" in result else "-"),
+        *[
+            (
+                f"peak memory at {m['size']} px",
+                f"{m['peak_rss_mib']:.0f} MiB" if "error" not in m else m["error"],
+            )
+            for m in memory
+        ],
+    ]
+    width = max(len(name) for name, _ in rows)
+    print("\n" + "\n".join(f"{name:<{width}}  {value}" for name, value in rows))
+
     with open(os.path.join(args.out, "speed.json"), "w") as f:
         json.dump(result, f, indent=1)
     plot(os.path.join(args.out, "speed.png"), baseline, ours, label)
