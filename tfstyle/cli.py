@@ -53,7 +53,8 @@ def docstring_args(func: Callable) -> dict[str, str]:
             helps[name] = text
         elif name and line.strip():
             helps[name] += " " + line.strip()
-    return {k: re.sub(r"^(int|float|str|bool|list of \w+)\. ", "", v) for k, v in helps.items()}
+    kinds = r"^(int|float|str|bool|list of \w+)( or \w+)?\. "  # "str. ", "str or image. "
+    return {k: re.sub(kinds, "", v) for k, v in helps.items()}
 
 
 def add_options(
@@ -98,13 +99,27 @@ def add_options(
             )
         else:
             kind = _NONE_TYPES.get(name, type(default) if default is not None else str)
-            parser.add_argument(flag, type=kind, default=default, help=help_text)
+            metavar = "|".join(_choices().get(name, ())) or None
+            parser.add_argument(flag, type=kind, default=default, metavar=metavar, help=help_text)
 
 
 def _BOOL(value: str) -> bool:
     if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
         raise argparse.ArgumentTypeError(f"expected true or false; got {value!r}")
     return value.lower() in ("true", "1", "yes")
+
+
+def _choices() -> dict:
+    """Allowed values shown in --help (checked by the library, which names what is allowed)."""
+    from tfstyle import features, optimize
+
+    return {
+        "optimizer": optimize.OPTIMIZERS,
+        "init": (*optimize.INITS, "IMAGE"),
+        "backbone": features.BACKBONES,
+        "pooling": features.POOLINGS,
+        "precision": features.PRECISIONS,
+    }
 
 
 def _weights_arg(value: str):
