@@ -40,7 +40,7 @@ EXPORT_OPTIONS = (
     "style_layer_weights",
     "preserve_colors",
 )
-_MAGIC = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF", b"BM": "BMP"}
+_MAGIC = (b"\x89PNG", b"BM", b"\xff\xd8\xff", b"GIF8")  # PNG, BMP (may carry alpha), JPEG, GIF
 
 
 def export_saved_model(
@@ -234,9 +234,8 @@ class _StylizeGraph:
         start = optimize.initial_image(init, content_t, styles, blend, seed)
 
         o = self.opts
-        layer_weights = o.style_layer_weights or (1.0 / len(o.style_layers),) * len(o.style_layers)
         weights = optimize.LossWeights(
-            content_weight, style_weight, tv_weight, tf.constant(layer_weights, tf.float32)
+            content_weight, style_weight, tv_weight, o.loss_weights().style_layers
         )
         targets = self.objective.targets(content_t, styles, blend)
         state = optimize.init_state(o.optimizer, start)
@@ -262,12 +261,10 @@ def decode_image(data: tf.Tensor, name: str) -> tf.Tensor:
     ``images.load_image``. Raises ``InvalidArgumentError`` naming ``name`` for anything else.
     """
     prefixes = tf.stack([tf.strings.substr(data, 0, len(m)) for m in _MAGIC])
-    known = tf.reduce_any(tf.equal(prefixes, list(_MAGIC)))
     # JPEG and GIF decode to RGB only; PNG and BMP may carry alpha.
-    has_alpha = tf.logical_or(
-        tf.equal(tf.strings.substr(data, 0, 4), b"\x89PNG"),
-        tf.equal(tf.strings.substr(data, 0, 2), b"BM"),
-    )
+    matches = tf.equal(prefixes, list(_MAGIC))
+    known = tf.reduce_any(matches)
+    has_alpha = tf.reduce_any(matches[:2])
     size_ok = tf.strings.length(data) <= 512 * 2**20
     with tf.control_dependencies(
         [
