@@ -25,7 +25,6 @@ made only to draw the curves. Timings are medians over --repeats.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import resource
@@ -40,7 +39,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tfstyle  # noqa: E402
-from tfstyle import api, features, images, optimize  # noqa: E402
+from tfstyle import features, images, options, pipeline  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONTENT = os.path.join(ROOT, "examples", "content.jpg")
@@ -51,34 +50,25 @@ class Problem:
     """The objective both methods minimise, at one resolution."""
 
     def __init__(self, size: int, weights, backbone: str):
-        defaults = api.transfer.__kwdefaults__
         self.options = {"size": size, "weights": weights, "backbone": backbone}
-        self.opts = api.Options(
-            **{
-                **{k: defaults[k] for k in api.Options.__dataclass_fields__ if k in defaults},
-                "iterations": 0,
-                "seed": 0,
-                **self.options,
-                "precision": "float32",  # the objective is judged in float32
-            }
-        )
+        # The objective is judged in float32.
+        self.opts = options.Options(**self.options, seed=0, precision="float32")
+        self.pipeline = pipeline.get(self.opts)
         content = images.load_image(CONTENT, "content")
-        height, width = images.working_shape(*content.shape[:2], size)
-        self.content = images.resize(tf.constant(content), height, width)
-        self.style = images.resize_longer_side(tf.constant(images.load_image(STYLE)), size)
-        self.compiled = api._compiled(
-            self.opts.extractor(), self.opts.content_layers, self.opts.style_layers, "adam"
-        )
-        self.objective = self.compiled.objective
-        self.targets = self.objective.targets(self.content, [self.style], [1.0])
-        self.weights = self.opts.loss_weights()
+        style = images.load_image(STYLE, "style")
+        request = pipeline.request_tensors(self.opts, 0)
+        started = self.pipeline.compiled.start(content, [style], [1.0], request)
+        self.content = started.content
+        self.targets, self.weights = started.targets, started.weights
+        self.objective = self.pipeline.objective
 
     def value(self, image) -> float:
         """Objective of an (H, W, 3) image, resized to this problem's resolution if needed."""
         image = tf.convert_to_tensor(image, tf.float32)
         if image.shape[:2] != self.content.shape[:2]:
             image = images.resize(image, self.content.shape[0], self.content.shape[1])
-        return float(self.compiled.evaluate(image[None], self.targets, self.weights)["total"])
+        terms = self.pipeline.compiled.evaluate(image[None], self.targets, self.weights)
+        return float(terms["total"])
 
 
 def measure_peak(repeats: int = 5, n: int = 4096) -> float:
@@ -113,15 +103,28 @@ def conv_flops(problem: Problem) -> float:
 def time_per_step(
     problem: Problem, optimizer: str, precision: str, steps: int, repeats: int
 ) -> float:
-    opts = dataclasses.replace(problem.opts, precision=precision)
-    run = api._compiled(opts.extractor(), opts.content_layers, opts.style_layers, optimizer)
-    lr = optimize.LEARNING_RATES[optimizer]
-    state = optimize.init_state(optimizer, problem.content)
+    """Seconds per step of ``steps`` steps in one loop (tracing excluded)."""
+    opts = problem.opts.replace(precision=precision, optimizer=optimizer)
+    run = pipeline.get(opts).compiled
+    lr = tf.constant(opts.learning_rate_or_default)
+    state = pipeline.get(opts).optimizer.init(problem.content[None])
     run.advance(state, problem.targets, problem.weights, lr, 1).image.numpy()  # trace
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         run.advance(state, problem.targets, problem.weights, lr, steps).image.numpy()
+        times.append((time.perf_counter() - t) / steps)
+    return statistics.median(times)
+
+
+def time_transfer_per_step(problem: Problem, progress: bool, steps: int, repeats: int) -> float:
+    """Seconds per step of a default ``tfstyle.transfer`` call (tracing excluded)."""
+    kwargs = {**problem.options, "seed": 0, "progress": progress, "iterations": steps}
+    tfstyle.transfer(CONTENT, STYLE, **{**kwargs, "iterations": 2})  # trace
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        tfstyle.transfer(CONTENT, STYLE, **kwargs)
         times.append((time.perf_counter() - t) / steps)
     return statistics.median(times)
 
@@ -193,10 +196,11 @@ def run_tfstyle(problem: Problem, iterations: int, every: int, target: float) ->
 
 def _evaluate_seconds(problem: Problem, repeats: int = 5) -> float:
     image = problem.content[None]
-    problem.compiled.evaluate(image, problem.targets, problem.weights)
+    evaluate = problem.pipeline.compiled.evaluate
+    evaluate(image, problem.targets, problem.weights)
     t = time.perf_counter()
     for _ in range(repeats):
-        problem.compiled.evaluate(image, problem.targets, problem.weights)["total"].numpy()
+        evaluate(image, problem.targets, problem.weights)["total"].numpy()
     return (time.perf_counter() - t) / repeats
 
 
@@ -283,7 +287,7 @@ def main(argv=None) -> int:
         help="tfstyle steps to run for the curve (default: transfer's default)",
     )
     p.add_argument("--weights", default="none", help="a weights file, or none (random network)")
-    p.add_argument("--backbone", default=api.transfer.__kwdefaults__["backbone"])
+    p.add_argument("--backbone", default=options.DEFAULTS["backbone"])
     p.add_argument("--repeats", type=int, default=1, help="repeats of each timed run")
     p.add_argument("--memory-sizes", type=int, nargs="*", default=[256, 512, 1024])
     p.add_argument("--memory-iterations", type=int, default=3)
@@ -295,8 +299,8 @@ def main(argv=None) -> int:
         memory_child(args.memory_child, weights, args.backbone, args.memory_iterations)
         return 0
     os.makedirs(args.out, exist_ok=True)
-    iterations = args.iterations or api.transfer.__kwdefaults__["iterations"]
-    optimizer = api.transfer.__kwdefaults__["optimizer"]
+    iterations = args.iterations or options.DEFAULTS["iterations"]
+    optimizer = options.DEFAULTS["optimizer"]
     problem = Problem(args.size, weights, args.backbone)
     label = (
         f"{args.backbone}, {'random' if weights is None else os.path.basename(weights)} "
@@ -306,7 +310,7 @@ def main(argv=None) -> int:
 
     peak = measure_peak()
     flops = conv_flops(problem)
-    precision = features.resolve_precision(api.transfer.__kwdefaults__["precision"])
+    precision = features.resolve_precision(options.DEFAULTS["precision"])
     steps = {
         p: time_per_step(problem, optimizer, p, 5, max(args.repeats, 3))
         for p in dict.fromkeys(["float32", precision])
@@ -321,6 +325,16 @@ def main(argv=None) -> int:
             f"ratio {per_step / (flops / 1e9 / peak):.2f})"
         )
     per_step, achieved = steps[precision], flops / steps[precision] / 1e9
+    # What users get: a default transfer() call, with and without its progress bar.
+    transfer_steps = {
+        progress: time_transfer_per_step(problem, progress, 20, max(args.repeats, 2))
+        for progress in (True, False)
+    }
+    for progress, s in transfer_steps.items():
+        print(
+            f"tfstyle.transfer at {args.size} px, progress {'on' if progress else 'off'}: "
+            f"{s:.3f} s a step (20 steps, {precision})"
+        )
 
     baselines = [run_baseline(problem, args.baseline_steps) for _ in range(args.repeats)]
     walls = [b["wall_s"] for b in baselines]
@@ -340,6 +354,10 @@ def main(argv=None) -> int:
         "step_flops": flops,
         "step_s": per_step,
         "step_s_by_precision": steps,
+        "transfer_step_s": {
+            "progress_on": transfer_steps[True],
+            "progress_off": transfer_steps[False],
+        },
         "precision": precision,
         "step_gflops": achieved,
         "baseline": baseline,
@@ -399,6 +417,10 @@ def main(argv=None) -> int:
                 f"{s / (flops / 1e9 / peak):.2f}x what the peak allows)",
             )
             for p, s in steps.items()
+        ],
+        *[
+            (f"transfer() step, progress {'on' if p else 'off'}", f"{s:.3f} s")
+            for p, s in transfer_steps.items()
         ],
         (f"baseline, {args.baseline_steps} steps", f"{baseline['wall_s']:.1f} s -> {target:.4g}"),
         (

@@ -26,10 +26,17 @@ def png_bytes(array: np.ndarray) -> bytes:
 
 def session_run(path: str, signature_name: str, feeds: dict) -> dict:
     """Run a signature through the session-based loader, as tensorflow_model_server does."""
+    return session_runs(path, signature_name, [feeds])[0]
+
+
+def session_runs(path: str, signature_name: str, feeds: list) -> list:
+    """``session_run`` for several requests, on one loaded model."""
     import tensorflow as tf
 
     with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
         meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
         signature = meta.signature_def[signature_name]
         fetches = {alias: info.name for alias, info in signature.outputs.items()}
-        return session.run(fetches, {signature.inputs[k].name: v for k, v in feeds.items()})
+        return [
+            session.run(fetches, {signature.inputs[k].name: v for k, v in f.items()}) for f in feeds
+        ]

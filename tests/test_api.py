@@ -75,34 +75,80 @@ def test_inits_start_where_they_say(content_array, style_array):
     np.testing.assert_array_equal(given, expected)
 
 
-@pytest.mark.parametrize(
-    "options",
-    [
-        {"optimizer": "adam"},
-        {"optimizer": "lbfgs"},
-        {"pooling": "avg"},
-        {"backbone": "vgg16"},
-        {"init": "noise"},
-        {"init": "style-mean"},
-        {"precision": "float32"},
-        {"precision": "bfloat16"},
-        {"learning_rate": 0.05},
-        {
-            "content_layers": ["block2_conv2"],
-            "style_layers": ["block1_conv1", "block2_conv1"],
-            "style_layer_weights": [1.0, 0.5],
-        },
-    ],
-)
-def test_option_values_run_and_change_the_image(content_array, style_array, options):
-    image = np.asarray(
-        tfstyle.transfer(content_array, style_array, iterations=3, **FAST, **options)
+#: For each option of the table, a value other than the default (and, where the option only
+#: acts together with another, the base run it is compared with).
+CHANGES = {
+    "size": ({"size": 48}, {}),
+    "iterations": ({"iterations": 4}, {}),
+    "content_weight": ({"content_weight": 100.0}, {}),
+    "style_weight": ({"style_weight": 1e6}, {}),
+    "tv_weight": ({"tv_weight": 1e5}, {}),
+    "optimizer": ({"optimizer": "adam"}, {}),
+    "learning_rate": ({"learning_rate": 0.3}, {}),
+    "init": ({"init": "noise"}, {}),
+    "seed": ({"init": "noise", "seed": 1}, {"init": "noise"}),
+    "weights": ({"weights": "WEIGHTS_FILE"}, {}),
+    "backbone": ({"backbone": "vgg16"}, {}),
+    "pooling": ({"pooling": "avg"}, {}),
+    "precision": ({"precision": "bfloat16"}, {}),
+    "content_layers": ({"content_layers": ["block3_conv2"]}, {}),
+    "style_layers": ({"style_layers": ["block1_conv1", "block2_conv1"]}, {}),
+    "style_layer_weights": ({"style_layer_weights": [1.0, 0.0, 0.0, 0.0, 0.0]}, {}),
+    "style_blend_weights": ({"style_blend_weights": [3.0, 1.0]}, {}),
+    "preserve_colors": ({"preserve_colors": True}, {}),
+}
+#: Options that must not change the pixels.
+SAME = {
+    "progress": {"progress": True},
+    "callback": {"callback": lambda *args: None},
+    "callback_every": {"callback": lambda *args: None, "callback_every": 1},
+}
+BASE = {**FAST, "iterations": 3, "precision": "float32"}
+
+
+def test_every_option_is_covered_below():
+    from tfstyle import options
+
+    assert set(CHANGES) | set(SAME) == set(options.BY_NAME)
+
+
+@pytest.fixture(scope="module")
+def vgg19_weights_file(tmp_path_factory):
+    import keras
+
+    path = tmp_path_factory.mktemp("weights") / "vgg19.weights.h5"
+    keras.utils.set_random_seed(5)
+    keras.applications.VGG19(include_top=False, weights=None).save_weights(path)
+    return str(path)
+
+
+def _run(content, style, kwargs):
+    styles = [style, np.ascontiguousarray(style[::-1])] if "two_styles" in kwargs else style
+    kwargs = {k: v for k, v in kwargs.items() if k != "two_styles"}
+    return np.asarray(tfstyle.transfer(content, styles, **kwargs))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(CHANGES))
+def test_each_option_changes_the_result(content_array, style_array, vgg19_weights_file, name):
+    changed, base = CHANGES[name]
+    changed = {k: vgg19_weights_file if v == "WEIGHTS_FILE" else v for k, v in changed.items()}
+    if name == "style_blend_weights":
+        base = {**base, "two_styles": True}
+    reference = _run(content_array, style_array, {**BASE, **base})
+    result = _run(content_array, style_array, {**BASE, **base, **changed})
+    assert result.shape != reference.shape or np.abs(result.astype(int) - reference).max() > 0
+    # The same options again give the same pixels: the difference is the option's doing.
+    again = _run(content_array, style_array, {**BASE, **base, **changed})
+    np.testing.assert_array_equal(result, again)
+
+
+@pytest.mark.parametrize("name", list(SAME))
+def test_options_that_must_not_change_the_pixels(content_array, style_array, name):
+    reference = _run(content_array, style_array, BASE)
+    np.testing.assert_array_equal(
+        _run(content_array, style_array, {**BASE, **SAME[name]}), reference
     )
-    start = np.asarray(
-        tfstyle.transfer(content_array, style_array, iterations=0, **FAST, **options)
-    )
-    assert image.shape == (48, 64, 3)
-    assert np.abs(image.astype(int) - start).mean() > 0.5  # the optimisation moved the pixels
 
 
 def test_style_blend(content_array, style_array, image_files):
@@ -168,9 +214,14 @@ def test_paths_and_bytes(image_files):
         ({"size": 8}, ValueError, "size must be between 16 and 4096; got 8"),
         ({"size": 10**6}, ValueError, "size must be between"),
         ({"size": 64.5}, ValueError, "size must be an integer"),
-        ({"iterations": -1}, ValueError, "iterations must be >= 0; got -1"),
+        ({"iterations": -1}, ValueError, "iterations must be between 0 and 2147483647; got -1"),
         ({"optimizer": "sgd"}, ValueError, "optimizer must be one of 'adam', 'lbfgs'; got 'sgd'"),
-        ({"init": "contnt"}, ValueError, "init must be one of"),
+        ({"init": "contnt"}, ValueError, "init must be one of .* or an image; got 'contnt'"),
+        ({"init": "image"}, ValueError, "init must be one of .* or an image; got 'image'"),
+        ({"init": 3}, ValueError, "init must be one of .* or an image; got int"),
+        ({"init": b"junk"}, ValueError, "init: the bytes given are not an encoded image"),
+        ({"iterations": 2**31}, ValueError, "iterations must be between 0 and 2147483647"),
+        ({"style_weight": 1e300}, ValueError, "style_weight must be a finite number >= 0"),
         ({"pooling": "min"}, ValueError, "pooling must be one of"),
         ({"backbone": "vgg11"}, ValueError, "backbone must be one of"),
         ({"precision": "fp8"}, ValueError, "precision must be one of 'auto', 'float32'"),

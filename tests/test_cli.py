@@ -26,63 +26,83 @@ def test_writes_png(image_files, tmp_path, capsys):
         assert img.format == "PNG" and img.size == (64, 48)
 
 
-def test_options_reach_the_api(image_files, tmp_path, capsys):
-    content, style = image_files
-    out = tmp_path / "out.png"
-    code, err = run(
-        [
-            "transfer",
-            content,
-            style,
-            style,
-            "-o",
-            str(out),
-            *FAST,
-            "--optimizer",
-            "lbfgs",
-            "--pooling",
-            "avg",
-            "--init",
-            "noise",
-            "--preserve-colors",
-            "--style-blend-weights",
-            "1",
-            "3",
-            "--style-layers",
-            "block1_conv1",
-            "block2_conv1",
-            "--style-layer-weights",
-            "1",
-            "2",
-            "--content-layers",
-            "block2_conv2",
-            "--tv-weight",
-            "0",
-            "--content-weight",
-            "2",
-            "--style-weight",
-            "100",
-            "--learning-rate",
-            "0.5",
-            "--backbone",
-            "vgg16",
-        ],
-        capsys,
-    )
-    assert code == 0, err
-    assert out.exists()
-
-
-def test_every_transfer_option_has_a_flag():
-    import inspect
-
+def test_exact_arguments_reach_transfer(image_files, tmp_path, capsys, monkeypatch):
     from tfstyle import api
 
-    help_text = cli.build_parser()._subparsers._group_actions[0].choices["transfer"].format_help()
-    for name, param in inspect.signature(api.transfer).parameters.items():
-        if param.kind is param.KEYWORD_ONLY and name not in cli._NOT_FLAGS:
-            assert "--" + name.replace("_", "-") in help_text
-    assert "Defaults to 512" in help_text  # help and defaults come from transfer's docstring
+    content, style = image_files
+    calls = []
+
+    def fake_transfer(*args, **kwargs):  # records what the CLI passes, returns a tiny image
+        calls.append((args, kwargs))
+        return PIL.Image.new("RGB", (4, 4))
+
+    monkeypatch.setattr(api, "transfer", fake_transfer)
+    argv = ["transfer", content, style, style, "-o", str(tmp_path / "out.png"), *FAST]
+    argv += ["--optimizer", "adam", "--pooling", "avg", "--init", "noise", "--preserve-colors"]
+    argv += ["--style-blend-weights", "1", "3", "--style-layers", "block1_conv1", "block2_conv1"]
+    argv += ["--style-layer-weights", "1", "2", "--content-layers", "block2_conv2"]
+    argv += ["--tv-weight", "0", "--content-weight", "2", "--style-weight", "100"]
+    argv += ["--learning-rate", "0.5", "--backbone", "vgg16", "--precision", "float32"]
+    code, err = run(argv, capsys)
+    assert code == 0, err
+    ((args, kwargs),) = calls
+    assert args == (content, [style, style])
+    assert kwargs == {
+        "size": 64,
+        "iterations": 2,
+        "content_weight": 2.0,
+        "style_weight": 100.0,
+        "tv_weight": 0.0,
+        "optimizer": "adam",
+        "learning_rate": 0.5,
+        "init": "noise",
+        "seed": 0,
+        "weights": None,
+        "backbone": "vgg16",
+        "pooling": "avg",
+        "precision": "float32",
+        "content_layers": ["block2_conv2"],
+        "style_layers": ["block1_conv1", "block2_conv1"],
+        "style_layer_weights": [1.0, 2.0],
+        "style_blend_weights": [1.0, 3.0],
+        "preserve_colors": True,
+        "callback": None,
+        "callback_every": 10,
+        "progress": False,
+    }
+
+
+def test_defaults_reach_transfer_unchanged(image_files, tmp_path, capsys, monkeypatch):
+    from tfstyle import api, options
+
+    calls = []
+    monkeypatch.setattr(
+        api, "transfer", lambda *a, **k: calls.append(k) or PIL.Image.new("RGB", (4, 4))
+    )
+    code, err = run(["transfer", *image_files, "-o", str(tmp_path / "o.png")], capsys)
+    assert code == 0, err
+    expected = {o.name: o.default for o in options.OPTIONS if o.flag}
+    assert {k: calls[0][k] for k in expected} == expected
+    assert calls[0]["progress"] is True
+
+
+def test_every_option_has_a_flag_with_its_default_and_help():
+    from tfstyle import options
+
+    parsers = cli.build_parser()._subparsers._group_actions[0].choices
+    help_text = " ".join(parsers["transfer"].format_help().split())
+    for o in options.OPTIONS:
+        flag = "--" + o.name.replace("_", "-")
+        assert (flag in help_text) == o.flag, o.name
+        if o.flag:
+            assert " ".join(o.help.split()[:4]) in help_text, o.name
+    assert "Defaults to 512" in help_text and "Defaults to lbfgs." in help_text
+    export_help = parsers["export"].format_help()
+    assert all("--" + n.replace("_", "-") in export_help for n in options.EXPORT_OPTIONS)
+    assert "--iterations" not in export_help and "--style-blend-weights" not in export_help
+    request_help = parsers["request"].format_help()
+    assert all("--" + n.replace("_", "-") in request_help for n in options.REQUEST_OPTIONS)
+    assert "--backbone" not in request_help
 
 
 def test_save_every_writes_intermediate_images(image_files, tmp_path, capsys):
@@ -128,7 +148,10 @@ def bad_files(tmp_path):
         (["{content}", "{text}"], "is not a readable image file"),
         (["{content}", "{style}", "--optimizer", "sgd"], "optimizer must be one of"),
         (["{content}", "{style}", "--init", "contnt"], "init must be one of"),
-        (["{content}", "{style}", "--iterations", "-1"], "iterations must be >= 0"),
+        (["{content}", "{style}", "--iterations", "-1"], "iterations must be between 0 and"),
+        (["{content}", "{style}", "--iterations", "2147483648"], "iterations must be between"),
+        (["{content}", "{style}", "--init", "{missing}"], "init must be one of"),
+        (["{content}", "{style}", "--init", "{text}"], "init: "),
         (["{content}", "{style}", "--size", "8"], "size must be between 16 and"),
         (["{content}", "{style}", "--size", "100000"], "size must be between 16 and"),
         (["{content}", "{style}", "--size", "big"], "invalid int value: 'big'"),

@@ -9,10 +9,10 @@ import numpy as np
 import PIL.Image
 import pytest
 import tensorflow as tf
-from helpers import png_bytes, session_run
+from helpers import png_bytes, session_run, session_runs
 
 import tfstyle
-from tfstyle import export
+from tfstyle import export, images, options
 from tfstyle import signature as sig
 
 pytestmark = pytest.mark.slow
@@ -54,9 +54,9 @@ def test_layout_and_signatures(model_dir):
     assert set(default.outputs) == {sig.IMAGE_BYTES, sig.IMAGE, sig.LOSS}
     assert default.outputs[sig.IMAGE].dtype == tf.uint8.as_datatype_enum
     stylize = sigs[sig.STYLIZE_SIGNATURE]
-    assert set(stylize.inputs) == {sig.CONTENT, sig.STYLE, sig.ITERATIONS, *sig.STYLIZE_OPTIONS}
+    assert set(stylize.inputs) == {sig.CONTENT, sig.STYLE, sig.ITERATIONS, *options.REQUEST_OPTIONS}
     # The export's options are the stylize signature's default inputs (TF Serving honours them).
-    assert set(stylize.defaults) == set(sig.STYLIZE_OPTIONS)
+    assert set(stylize.defaults) == set(options.REQUEST_OPTIONS)
     assert tf.make_ndarray(stylize.defaults["size"]) == 48
     assert tf.make_ndarray(stylize.defaults["seed"]) == 3
 
@@ -70,7 +70,7 @@ def test_serving_default_equals_python_api(model_dir, pngs):
     )
     expected = api_image(content, style, 4)
     assert out[sig.IMAGE].shape == (36, 48, 3) and out[sig.IMAGE].dtype == np.uint8
-    np.testing.assert_allclose(out[sig.IMAGE], expected, atol=2)
+    np.testing.assert_array_equal(out[sig.IMAGE], expected)
     decoded = np.asarray(PIL.Image.open(io.BytesIO(out[sig.IMAGE_BYTES])))
     np.testing.assert_array_equal(decoded, out[sig.IMAGE])
     assert np.isfinite(out[sig.LOSS]) and out[sig.LOSS] > 0
@@ -88,7 +88,7 @@ def test_jpeg_inputs_equal_python_api(model_dir, content_array, style_array):
         sig.DEFAULT_SIGNATURE,
         {sig.CONTENT: content, sig.STYLE: style, sig.ITERATIONS: 4},
     )
-    np.testing.assert_allclose(out[sig.IMAGE], api_image(content, style, 4), atol=2)
+    np.testing.assert_array_equal(out[sig.IMAGE], api_image(content, style, 4))
 
 
 def test_stylize_options_equal_python_api(model_dir, pngs):
@@ -107,7 +107,7 @@ def test_stylize_options_equal_python_api(model_dir, pngs):
     out = session_run(os.path.join(model_dir, "1"), sig.STYLIZE_SIGNATURE, feeds)
     expected = api_image(content, style, 3, **options)
     assert out[sig.IMAGE].shape == (30, 40, 3)
-    np.testing.assert_allclose(out[sig.IMAGE], expected, atol=2)
+    np.testing.assert_array_equal(out[sig.IMAGE], expected)
 
 
 def test_stylize_defaults_are_the_export_options(model_dir, pngs):
@@ -137,7 +137,11 @@ def test_loss_falls_with_iterations(model_dir, pngs):
         ({sig.ITERATIONS: -1}, "iterations must be between 0 and"),
         ({sig.ITERATIONS: export.DEFAULT_MAX_ITERATIONS + 1}, "iterations must be between 0 and"),
         ({sig.CONTENT: b"not an image"}, "content: not a PNG, JPEG, GIF or BMP image"),
-        ({sig.STYLE: b"\x89PNG broken"}, "Unknown image file format"),
+        ({sig.STYLE: b"\x89PNG broken"}, "style: not a readable image"),
+        ({sig.CONTENT: png_bytes(np.zeros((1, 9000, 3)))}, "content: each side must be between"),
+        ({sig.ITERATIONS: 2**31 - 1}, "iterations must be between 0 and 5000"),
+        ({"seed": -1}, "seed must be between 0 and 2147483647"),
+        ({"learning_rate": float("nan")}, "learning_rate must be a finite number > 0"),
         ({"size": 8}, "size must be between 16 and 1024"),
         ({"init": "contnt"}, "init must be one of"),
         ({"style_weight": -1.0}, "style_weight must be a finite number >= 0"),
@@ -159,7 +163,9 @@ def test_too_small_and_too_large_images(model_dir, pngs):
         )
     huge = io.BytesIO()
     PIL.Image.new("L", (8193, 1)).save(huge, format="PNG")
-    with pytest.raises(tf.errors.InvalidArgumentError, match="each side must be at most 8192"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match="each side must be between 1 and 8192 px; got 8193x1"
+    ):
         session_run(
             path,
             sig.DEFAULT_SIGNATURE,
@@ -168,22 +174,52 @@ def test_too_small_and_too_large_images(model_dir, pngs):
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "GIF", "BMP", "PNG-RGBA", "PNG-16"])
-def test_decodes_every_format_like_the_python_loader(fmt):
-    from tfstyle import images
-
+def test_decoder_matches_pil(fmt):
     rng = np.random.default_rng(0)
     buf = io.BytesIO()
     if fmt == "PNG-16":
-        PIL.Image.fromarray(rng.integers(0, 65535, (9, 7), dtype=np.uint16)).save(buf, "PNG")
+        pixels = rng.integers(0, 65535, (9, 7), dtype=np.uint16)
+        PIL.Image.fromarray(pixels).save(buf, "PNG")
+        expected = np.repeat(pixels[..., None] / 65535.0, 3, axis=-1)
     elif fmt == "PNG-RGBA":
-        PIL.Image.fromarray(rng.integers(0, 255, (9, 7, 4), dtype=np.uint8)).save(buf, "PNG")
+        pixels = rng.integers(0, 255, (9, 7, 4), dtype=np.uint8)
+        PIL.Image.fromarray(pixels).save(buf, "PNG")
+        rgb, alpha = pixels[..., :3] / 255.0, pixels[..., 3:] / 255.0
+        expected = rgb * alpha + (1 - alpha)  # over white
     else:
         PIL.Image.fromarray(rng.integers(0, 255, (9, 7, 3), dtype=np.uint8)).save(buf, fmt)
+        buf.seek(0)
+        expected = np.asarray(PIL.Image.open(buf).convert("RGB")) / 255.0
     data = buf.getvalue()
-    got = export.decode_image(tf.constant(data), "content").numpy()
-    expected = images.load_image(data)
+    got = images.decode(tf.constant(data), "content").numpy()
     assert got.shape == (9, 7, 3)
-    np.testing.assert_allclose(got, expected, atol=4 / 255 if fmt == "JPEG" else 1e-5)
+    np.testing.assert_allclose(got, expected, atol=4 / 255 if fmt == "JPEG" else 1e-6)
+    # The Python loader runs the same decoder: the API and a served model see the same pixels.
+    np.testing.assert_array_equal(images.load_image(data), got)
+
+
+@pytest.fixture(scope="module")
+def adam_model(tmp_path_factory):
+    base = tmp_path_factory.mktemp("saved") / "adam"
+    return tfstyle.export_saved_model(base, optimizer="adam", warmup=False, **EXPORT)
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_served_image_is_the_api_image_for_every_init(model_dir, adam_model, pngs, optimizer):
+    path = os.path.join(model_dir, "1") if optimizer == "lbfgs" else adam_model
+    content, style = pngs
+    cases = [
+        {"init": init, "preserve_colors": keep, "style_weight": 1e3, "seed": 7}
+        for init in options.INITS
+        for keep in (False, True)
+    ]
+    feeds = [{sig.CONTENT: content, sig.STYLE: style, sig.ITERATIONS: 5, **c} for c in cases]
+    served = session_runs(path, sig.STYLIZE_SIGNATURE, feeds)
+    for case, out in zip(cases, served, strict=True):
+        expected = api_image(content, style, 5, optimizer=optimizer, **case)
+        np.testing.assert_array_equal(out[sig.IMAGE], expected, err_msg=str(case))
+    # The cases differ from each other: the comparison is not between constant images.
+    assert len({out[sig.IMAGE].tobytes() for out in served}) == len(cases)
 
 
 def test_export_with_weights_file_lbfgs_avg(tmp_path, pngs):
@@ -207,7 +243,7 @@ def test_export_with_weights_file_lbfgs_avg(tmp_path, pngs):
     )
     options.pop("warmup")
     expected = np.asarray(tfstyle.transfer(content, style, iterations=3, progress=False, **options))
-    np.testing.assert_allclose(out[sig.IMAGE], expected, atol=2)
+    np.testing.assert_array_equal(out[sig.IMAGE], expected)
 
 
 def test_next_version_and_existing_version(model_dir):
@@ -222,7 +258,7 @@ def test_next_version_and_existing_version(model_dir):
         ({"sise": 64}, "unknown export option"),
         ({"init": np.zeros((4, 4, 3))}, "init must be one of"),
         ({"size": 8}, "size must be between"),
-        ({"max_iterations": 0}, "max_iterations must be >= 1"),
+        ({"max_iterations": 0}, "max_iterations must be between 1 and"),
         ({"size": 64, "max_size": 32}, "max_size must be between 64 and"),
         ({"version": 0}, "version must be >= 1"),
     ],

@@ -1,4 +1,7 @@
-"""The losses against direct NumPy transcriptions of the reference formulas (DESIGN.md)."""
+"""The losses against direct NumPy transcriptions of the reference formulas.
+
+The formulas are Gatys et al. 2015/2016's, as written in the docstrings of tfstyle/losses.py.
+"""
 
 import numpy as np
 import pytest

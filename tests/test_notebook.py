@@ -54,3 +54,20 @@ def test_smoke_run_produces_result_and_served_image(tmp_path, monkeypatch):
         for cell in nb.cells
         for out in cell.get("outputs", [])
     )  # the figures were drawn
+
+
+@pytest.mark.parametrize("where", [".", "notebooks"])
+def test_finds_the_repository_from_the_working_directory(where, monkeypatch, tmp_path):
+    monkeypatch.delenv("TFSTYLE_REPO_DIR", raising=False)
+    monkeypatch.setenv("TFSTYLE_NOTEBOOK_OUT", str(tmp_path))
+    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    setup = [c for c in nb.cells if c.cell_type == "code"][:2]  # settings, then REPO_DIR
+    nb.cells = [*setup, nbformat.v4.new_code_cell("print('REPO_DIR=' + REPO_DIR)")]
+    cwd = os.path.join(ROOT, where)
+    client = nbclient.NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": cwd}}
+    )
+    client.execute()
+    printed = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
+    assert f"REPO_DIR={ROOT}" in printed

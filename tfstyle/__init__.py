@@ -4,7 +4,7 @@
 >>> tfstyle.transfer("examples/content.jpg", "examples/style.png", size=256).save("out.png")
 """
 
-__all__ = ["transfer", "export_saved_model"]
+__all__ = ["transfer", "export_saved_model", "Options"]
 __version__ = "0.1.0"
 
 
@@ -18,4 +18,8 @@ def __getattr__(name: str):
         from tfstyle.export import export_saved_model
 
         return export_saved_model
+    if name == "Options":
+        from tfstyle.options import Options
+
+        return Options
     raise AttributeError(f"module 'tfstyle' has no attribute {name!r}")

@@ -1,7 +1,7 @@
 """Command line: ``tfstyle transfer CONTENT STYLE [STYLE ...] -o OUT.png [options]``.
 
-The options, their defaults and help texts are generated from the signature and docstring of
-``tfstyle.transfer``, so the CLI never repeats a default.
+The options' flags, defaults and help texts come from the options table
+(``tfstyle.options.OPTIONS``), so the CLI never repeats a default.
 """
 
 from __future__ import annotations
@@ -15,17 +15,6 @@ from collections.abc import Callable, Sequence
 
 # TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) is noise on a command line.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-#: Options of ``transfer`` that the CLI does not expose as flags (it has its own equivalents).
-_NOT_FLAGS = {"callback", "callback_every", "progress"}
-#: Options taking several values.
-_LISTS = {
-    "content_layers": str,
-    "style_layers": str,
-    "style_layer_weights": float,
-    "style_blend_weights": float,
-}
-_NONE_TYPES = {"learning_rate": float, "seed": int}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,48 +47,41 @@ def docstring_args(func: Callable) -> dict[str, str]:
 
 
 def add_options(
-    parser: argparse.ArgumentParser,
-    func: Callable,
-    only: Sequence[str] | None = None,
-    unset: bool = False,
+    parser: argparse.ArgumentParser, names: Sequence[str] | None = None, unset: bool = False
 ) -> None:
-    """Add a ``--flag`` for each keyword-only option of ``func`` (default and help from it).
+    """Add a ``--flag`` for each option of the table (``tfstyle.options.OPTIONS``).
 
-    ``only`` limits the options; ``unset`` makes every default None (an option left out is
+    ``names`` limits the options; ``unset`` makes every default None (an option left out is
     not sent), and booleans take an explicit true/false.
     """
-    helps = docstring_args(func)
-    for param in inspect.signature(func).parameters.values():
-        name = param.name
-        if param.kind is not param.KEYWORD_ONLY or name in _NOT_FLAGS:
+    from tfstyle import options
+
+    for o in options.OPTIONS:
+        if not o.flag or (names is not None and o.name not in names):
             continue
-        if only is not None and name not in only:
-            continue
-        flag = "--" + name.replace("_", "-")
-        default = param.default
-        help_text = helps.get(name, "").replace("%", "%%")
+        flag = "--" + o.name.replace("_", "-")
+        default = ", ".join(o.default) if o.kind == "layers" else o.default
+        help_text = f"{o.help} Defaults to {default}.".replace("%", "%%")
+        metavar = {
+            "choice": "|".join(o.choices),
+            "init": "|".join((*o.choices, "IMAGE")),
+            "weights": "imagenet|none|PATH",
+            "layers": "LAYER",
+            "floats": "WEIGHT",
+        }.get(o.kind)
+        kind = {"int": int, "float": float, "weights": _weights_arg}.get(o.kind, str)
         if unset:
-            kind = _BOOL if isinstance(default, bool) else _NONE_TYPES.get(name, type(default))
-            help_text = help_text.split(" Defaults to ")[0] + " Default: the exported model's."
-            parser.add_argument(flag, type=kind, default=None, help=help_text)
-        elif isinstance(default, bool):
+            help_text = f"{o.help} Default: the exported model's."
+            kind = _BOOL if o.kind == "bool" else kind
+            parser.add_argument(flag, type=kind, default=None, metavar=metavar, help=help_text)
+        elif o.kind == "bool":
             parser.add_argument(flag, action="store_true", help=help_text)
-        elif name in _LISTS:
-            metavar = name.split("_")[-1][:-1].upper()  # content_layers -> LAYER
+        elif o.kind in ("layers", "floats"):
+            kind = float if o.kind == "floats" else str
             parser.add_argument(
-                flag, nargs="+", type=_LISTS[name], default=default, metavar=metavar, help=help_text
-            )
-        elif name == "weights":
-            parser.add_argument(
-                flag,
-                type=_weights_arg,
-                default=default,
-                metavar="imagenet|none|PATH",
-                help=help_text,
+                flag, nargs="+", type=kind, default=o.default, metavar=metavar, help=help_text
             )
         else:
-            kind = _NONE_TYPES.get(name, type(default) if default is not None else str)
-            metavar = "|".join(_choices().get(name, ())) or None
             parser.add_argument(flag, type=kind, default=default, metavar=metavar, help=help_text)
 
 
@@ -109,25 +91,12 @@ def _BOOL(value: str) -> bool:
     return value.lower() in ("true", "1", "yes")
 
 
-def _choices() -> dict:
-    """Allowed values shown in --help (checked by the library, which names what is allowed)."""
-    from tfstyle import features, optimize
-
-    return {
-        "optimizer": optimize.OPTIMIZERS,
-        "init": (*optimize.INITS, "IMAGE"),
-        "backbone": features.BACKBONES,
-        "pooling": features.POOLINGS,
-        "precision": features.PRECISIONS,
-    }
-
-
 def _weights_arg(value: str):
     return None if value.lower() == "none" else value
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tfstyle import api
+    from tfstyle import options
 
     parser = _Parser(prog="tfstyle", description="Neural style transfer on TensorFlow.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -140,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("content", help="content image file")
     p.add_argument("style", nargs="+", help="style image file(s)")
     p.add_argument("-o", "--output", required=True, help="output image file (e.g. out.png)")
-    add_options(p, api.transfer)
+    add_options(p)
     p.add_argument(
         "--save-every",
         type=int,
@@ -168,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=helps["max_iterations"],
     )
     p.add_argument("--no-warmup", action="store_true", help="do not write warm-up requests")
-    add_options(p, api.transfer, only=export.EXPORT_OPTIONS)
+    add_options(p, options.EXPORT_OPTIONS)
 
     from tfstyle import client
 
@@ -192,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--iterations",
         type=int,
-        default=api.transfer.__kwdefaults__["iterations"],
+        default=options.DEFAULTS["iterations"],
         help=helps["iterations"],
     )
     p.add_argument("--model", default=signature.MODEL_NAME, help=helps["model"])
@@ -203,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="signature name; default serving_default, or stylize when any option below is given",
     )
     p.add_argument("--timeout", type=float, default=None, help=helps["timeout"])
-    add_options(p, api.transfer, only=tuple(signature.STYLIZE_OPTIONS), unset=True)
+    add_options(p, options.REQUEST_OPTIONS, unset=True)
 
     p = commands.add_parser("status", help="model status from a model server (gRPC)")
     p.add_argument("--server", default="localhost:8500", help=helps["server"])
@@ -242,23 +211,12 @@ def _check_output(path: str) -> None:
 
 
 def _transfer(args: argparse.Namespace) -> int:
-    import tfstyle
-    from tfstyle import api, images, optimize
+    from tfstyle import api, images, options
 
     _check_output(args.output)
     if args.save_every < 0:
         raise ValueError(f"--save-every must be >= 0; got {args.save_every}")
-    options = {
-        name: getattr(args, name)
-        for name in inspect.signature(api.transfer).parameters
-        if hasattr(args, name) and name not in ("content", "style")
-    }
-    if options["init"] not in optimize.INITS:
-        if not os.path.isfile(options["init"]):
-            raise ValueError(
-                f"init must be one of {', '.join(optimize.INITS)} or an image file; "
-                f"got {options['init']!r}"
-            )
+    values = {o.name: getattr(args, o.name) for o in options.OPTIONS if o.flag}
     stem, ext = os.path.splitext(args.output)
 
     def save(step: int, losses: dict, image) -> None:
@@ -266,13 +224,13 @@ def _transfer(args: argparse.Namespace) -> int:
         images.to_pil(image).save(path)
 
     style = args.style if len(args.style) > 1 else args.style[0]
-    result = tfstyle.transfer(
+    result = api.transfer(
         args.content,
         style,
         callback=save if args.save_every else None,
         callback_every=args.save_every or 10,
         progress=not args.quiet,
-        **options,
+        **values,
     )
     result.save(args.output)
     print(f"wrote {args.output}", file=sys.stderr)
@@ -280,35 +238,35 @@ def _transfer(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from tfstyle import export
+    from tfstyle import export, options
 
-    options = {name: getattr(args, name) for name in export.EXPORT_OPTIONS}
+    values = {name: getattr(args, name) for name in options.EXPORT_OPTIONS}
     path = export.export_saved_model(
         args.model_dir,
         version=args.version,
         max_size=args.max_size,
         max_iterations=args.max_iterations,
         warmup=not args.no_warmup,
-        **options,
+        **values,
     )
     print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
 def _request(args: argparse.Namespace) -> int:
-    from tfstyle import client, signature
+    from tfstyle import client, options, signature
 
     _check_output(args.output)
-    options = {n: getattr(args, n) for n in signature.STYLIZE_OPTIONS}
-    options = {n: v for n, v in options.items() if v is not None}
-    name = args.signature or (signature.STYLIZE_SIGNATURE if options else None)
+    values = {n: getattr(args, n) for n in options.REQUEST_OPTIONS}
+    values = {n: v for n, v in values.items() if v is not None}
+    name = args.signature or (signature.STYLIZE_SIGNATURE if values else None)
     common = dict(
         iterations=args.iterations,
         model=args.model,
         version=args.version,
         signature_name=name or signature.DEFAULT_SIGNATURE,
         timeout=args.timeout,
-        **options,
+        **values,
     )
     if args.rest:
         image, loss = client.predict_rest(args.content, args.style, url=args.rest, **common)

@@ -22,7 +22,7 @@ import urllib.request
 
 import PIL.Image
 
-from tfstyle import images
+from tfstyle import checks, images
 from tfstyle import signature as sig
 
 #: Seconds allowed for a request: a base plus this much per iteration (a CPU at 512 px needs
@@ -61,14 +61,19 @@ def encode_input(image: images.ImageLike, name: str) -> bytes:
 
 
 def _check_request(iterations: int, signature_name: str, options: dict) -> None:
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
-        raise ValueError(f"iterations must be an integer >= 0; got {iterations!r}")
-    unknown = sorted(set(options) - set(sig.STYLIZE_OPTIONS))
+    from tfstyle.options import BY_NAME, REQUEST_OPTIONS
+
+    BY_NAME[sig.ITERATIONS].check(iterations)
+    unknown = sorted(set(options) - set(REQUEST_OPTIONS))
     if unknown:
         raise ValueError(
-            f"unknown request option(s) {', '.join(unknown)}; allowed: "
-            f"{', '.join(sig.STYLIZE_OPTIONS)}"
+            f"unknown request option(s) {', '.join(unknown)}; allowed: {', '.join(REQUEST_OPTIONS)}"
         )
+    for name, value in options.items():
+        if name == "init" and value not in BY_NAME["init"].choices:
+            allowed = ", ".join(repr(c) for c in BY_NAME["init"].choices)
+            raise ValueError(f"init must be one of {allowed} in a request; got {value!r}")
+        BY_NAME[name].check(value)
     if options and signature_name != sig.STYLIZE_SIGNATURE:
         raise ValueError(
             f"options ({', '.join(options)}) need signature_name={sig.STYLIZE_SIGNATURE!r}; "
@@ -90,6 +95,8 @@ def build_request(
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
 
+    from tfstyle.options import REQUEST_OPTIONS
+
     _check_request(iterations, signature_name, options)
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model
@@ -100,7 +107,7 @@ def build_request(
     request.inputs[sig.STYLE].CopyFrom(tf.make_tensor_proto(style))
     request.inputs[sig.ITERATIONS].CopyFrom(tf.make_tensor_proto(iterations, tf.int32))
     for name, value in options.items():
-        dtype = tf.as_dtype(sig.STYLIZE_OPTIONS[name])
+        dtype = tf.as_dtype(REQUEST_OPTIONS[name])
         request.inputs[name].CopyFrom(tf.make_tensor_proto(value, dtype))
     return request
 
@@ -117,20 +124,11 @@ def _channel(server: str):
     return grpc.insecure_channel(server, options=options)
 
 
-def first_line(message: str) -> str:
-    """The informative line of a TensorFlow error (no "Graph execution error:", no node list)."""
-    for line in message.strip().splitlines():
-        line = line.strip()
-        if line and not line.startswith("Graph execution error") and "{{node" not in line:
-            return line
-    return message.strip()
-
-
 def _one_line(err, server: str, model: str, timeout: float) -> ServingError:
     import grpc
 
     code = err.code()
-    detail = first_line(err.details() or "")
+    detail = checks.message_of(err.details() or "")
     if code == grpc.StatusCode.NOT_FOUND:
         message = f"model {model!r} not found on {server}: {detail}"
     elif code == grpc.StatusCode.INVALID_ARGUMENT:
@@ -175,7 +173,7 @@ def predict(
             ``"serving_default"``.
         timeout: float. Deadline in seconds; None gives ``deadline_for(iterations)``.
         retries: int. Retries when the server is unavailable (nothing ran). Defaults to 2.
-        **options: per-request options of the stylize signature (``signature.STYLIZE_OPTIONS``);
+        **options: per-request options of the stylize signature (``options.REQUEST_OPTIONS``);
             those left out take the values the model was exported with.
 
     Raises:
@@ -261,7 +259,7 @@ def predict_rest(
             detail = json.loads(err.read()).get("error", "")
         except ValueError:
             detail = err.reason
-        detail = first_line(detail)
+        detail = checks.message_of(detail)
         raise ServingError(f"HTTP {err.code} from {url}: {detail}", str(err.code)) from None
     except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
         reason = getattr(err, "reason", err)

@@ -9,38 +9,20 @@ Serving's session-based loader).
 
 from __future__ import annotations
 
+import inspect
 import io
+import json
 import os
 import re
 
 import numpy as np
 import tensorflow as tf
 
-from tfstyle import api, features, images, optimize
+from tfstyle import features, images, options, pipeline
 from tfstyle import signature as sig
 
 #: Largest ``iterations`` a request may ask for, unless the export says otherwise.
 DEFAULT_MAX_ITERATIONS = 5000
-#: Options of ``transfer`` that an export takes (the rest are per call or per request).
-EXPORT_OPTIONS = (
-    "size",
-    "content_weight",
-    "style_weight",
-    "tv_weight",
-    "optimizer",
-    "learning_rate",
-    "init",
-    "seed",
-    "weights",
-    "backbone",
-    "pooling",
-    "precision",
-    "content_layers",
-    "style_layers",
-    "style_layer_weights",
-    "preserve_colors",
-)
-_MAGIC = (b"\x89PNG", b"BM", b"\xff\xd8\xff", b"GIF8")  # PNG, BMP (may carry alpha), JPEG, GIF
 
 
 def export_saved_model(
@@ -50,7 +32,7 @@ def export_saved_model(
     max_size: int | None = None,
     max_iterations: int = DEFAULT_MAX_ITERATIONS,
     warmup: bool = True,
-    **options,
+    **export_options,
 ) -> str:
     """Write the style-transfer SavedModel to ``model_dir/<version>/`` for TF Serving.
 
@@ -64,9 +46,10 @@ def export_saved_model(
         max_iterations: int. Largest ``iterations`` a request may ask for. Defaults to 5000.
         warmup: bool. Write warm-up requests to ``assets.extra/`` (needs the ``serving``
             extra). Defaults to True.
-        **options: any of ``EXPORT_OPTIONS`` with the meaning and default they have in
-            ``tfstyle.transfer``; they become the ``serving_default`` signature's fixed values
-            and the ``stylize`` signature's defaults. ``init`` must be a string; ``seed`` None
+        **export_options: any of ``options.EXPORT_OPTIONS``, with the meaning and default they
+            have in ``tfstyle.transfer``. They become the ``serving_default`` signature's fixed
+            values; the per-request ones (``options.REQUEST_OPTIONS``) are also the ``stylize``
+            signature's default inputs. ``init`` must be a name (not an image); ``seed`` None
             is exported as 0.
 
     Returns:
@@ -76,33 +59,35 @@ def export_saved_model(
         >>> tfstyle.export_saved_model("saved_models/tfstyle", size=512, weights="vgg19.h5")
         'saved_models/tfstyle/1'
     """
-    unknown = sorted(set(options) - set(EXPORT_OPTIONS))
+    unknown = sorted(set(export_options) - set(options.EXPORT_OPTIONS))
     if unknown:
         raise ValueError(
-            f"unknown export option(s) {', '.join(unknown)}; allowed: {', '.join(EXPORT_OPTIONS)}"
+            f"unknown export option(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(options.EXPORT_OPTIONS)}"
         )
-    values = {**default_export_options(), **options}
-    if not isinstance(values["init"], str):
-        raise ValueError(f"init must be one of {', '.join(optimize.INITS)} for an export")
-    opts = api.Options(iterations=0, **values)
+    opts = options.Options(**export_options)
+    if not (isinstance(opts.init, str) and opts.init in options.INITS):
+        allowed = ", ".join(repr(i) for i in options.INITS)
+        got = opts.init if isinstance(opts.init, str) else type(opts.init).__name__
+        raise ValueError(f"init must be one of {allowed} for an export; got {got!r}")
     max_size = max(opts.size, 1024) if max_size is None else max_size
-    api._check_int("max_size", max_size, opts.size, images.MAX_SIZE)
-    api._check_int("max_iterations", max_iterations, 1)
+    size_option = options.BY_NAME["size"]
+    options.Option("max_size", None, "int", options.EXPORT, "", low=opts.size,
+                   high=size_option.high).check(max_size)  # fmt: skip
+    options.Option("max_iterations", None, "int", options.EXPORT, "", low=1,
+                   high=options.BY_NAME["iterations"].high).check(max_iterations)  # fmt: skip
     path = _version_dir(model_dir, version)
 
-    extractor = opts.extractor()
-    objective = optimize.Objective(extractor, opts.content_layers, opts.style_layers)
-    graph = _StylizeGraph(objective, opts, max_size, max_iterations)
+    served = _Served(pipeline.get(opts), opts, max_size, max_iterations)
 
     from keras.export import ExportArchive
 
     archive = ExportArchive()
-    archive.track(extractor)
-    scalar = tf.TensorSpec([], tf.string)
-    required = [scalar, scalar, tf.TensorSpec([], tf.int32)]
-    archive.add_endpoint(sig.DEFAULT_SIGNATURE, graph.serving_default, input_signature=required)
-    optional = [tf.TensorSpec([], tf.as_dtype(d)) for d in sig.STYLIZE_OPTIONS.values()]
-    archive.add_endpoint(sig.STYLIZE_SIGNATURE, graph.stylize_fn(), required + optional)
+    archive.track(served.pipeline.extractor)
+    archive.add_endpoint(sig.DEFAULT_SIGNATURE, served.serving_default, served.required)
+    archive.add_endpoint(
+        sig.STYLIZE_SIGNATURE, served.stylize, served.required + list(served.optional.values())
+    )
     archive.write_out(path, verbose=False)
     _write_metadata(path, opts, max_size, max_iterations)
     if warmup:
@@ -110,195 +95,56 @@ def export_saved_model(
     return path
 
 
-class _StylizeGraph:
-    """The exported computation, as functions of the request's tensors."""
+class _Served:
+    """The exported computation: request checks, in-graph decoding, then the one pipeline."""
 
-    def __init__(self, objective, opts: api.Options, max_size: int, max_iterations: int):
-        self.objective = objective
-        self.opts = opts
-        self.max_size = max_size
-        self.max_iterations = max_iterations
-
-    def defaults(self) -> dict:
-        o = self.opts
-        return {
-            "size": o.size,
-            "content_weight": o.content_weight,
-            "style_weight": o.style_weight,
-            "tv_weight": o.tv_weight,
-            "learning_rate": o.effective_learning_rate(),
-            "seed": 0 if o.seed is None else o.seed,
-            "init": o.init,
-            "preserve_colors": bool(o.preserve_colors),
+    def __init__(self, pipe: pipeline.Pipeline, opts, max_size: int, max_iterations: int):
+        self.pipeline = pipe
+        self.limits = {"size": max_size, sig.ITERATIONS: max_iterations}
+        scalar = tf.TensorSpec([], tf.string)
+        self.required = [scalar, scalar, tf.TensorSpec([], tf.int32)]
+        seed = 0 if opts.seed is None else opts.seed
+        #: The stylize signature's optional inputs, and their values for serving_default.
+        self.defaults = pipeline.request_tensors(opts, seed)
+        self.optional = {
+            name: tf.TensorSpec([], value.dtype, name=name) for name, value in self.defaults.items()
         }
 
     def serving_default(self, content, style, iterations):
-        d = self.defaults()
-        return self.run(content, style, iterations, **{k: tf.constant(v) for k, v in d.items()})
+        return self.run(content, style, iterations, self.defaults)
 
-    def stylize_fn(self):
-        """``stylize(content, style, iterations, size=..., ...)`` with the export's defaults
-        as Python defaults, which the SavedModel records as the signature's default inputs."""
-        d = self.defaults()
-        dtypes = {k: tf.as_dtype(v) for k, v in sig.STYLIZE_OPTIONS.items()}
-        consts = {k: tf.constant(d[k], dtypes[k]) for k in sig.STYLIZE_OPTIONS}
+    @property
+    def stylize(self):
+        """``stylize(content, style, iterations, <option>=<export's value>, ...)``: Python
+        defaults, which the SavedModel records as the signature's default inputs."""
+        params = [
+            inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+            for n in (sig.CONTENT, sig.STYLE, sig.ITERATIONS)
+        ]
+        params += [
+            inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=v)
+            for n, v in self.defaults.items()
+        ]
+        signature = inspect.Signature(params)
 
-        def stylize(
-            content,
-            style,
-            iterations,
-            size=consts["size"],
-            content_weight=consts["content_weight"],
-            style_weight=consts["style_weight"],
-            tv_weight=consts["tv_weight"],
-            learning_rate=consts["learning_rate"],
-            seed=consts["seed"],
-            init=consts["init"],
-            preserve_colors=consts["preserve_colors"],
-        ):
-            return self.run(
-                content,
-                style,
-                iterations,
-                size=size,
-                content_weight=content_weight,
-                style_weight=style_weight,
-                tv_weight=tv_weight,
-                learning_rate=learning_rate,
-                seed=seed,
-                init=init,
-                preserve_colors=preserve_colors,
-            )
+        def stylize(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            values = dict(bound.arguments)
+            content, style, iterations = (values.pop(n) for n in list(values)[:3])
+            return self.run(content, style, iterations, values)
 
+        stylize.__signature__ = signature
         return stylize
 
-    def run(
-        self,
-        content,
-        style,
-        iterations,
-        *,
-        size,
-        content_weight,
-        style_weight,
-        tv_weight,
-        learning_rate,
-        seed,
-        init,
-        preserve_colors,
-    ):
-        checks = [
-            _check_range("iterations", iterations, 0, self.max_iterations),
-            _check_range("size", size, images.MIN_SIDE, self.max_size),
-            _check_range("seed", seed, 0, 2**31 - 1),
-            tf.debugging.Assert(
-                tf.reduce_any(tf.equal(init, list(optimize.INITS))),
-                [f"init must be one of {', '.join(optimize.INITS)}; got", init],
-            ),
-        ]
-        for name, value in (
-            ("content_weight", content_weight),
-            ("style_weight", style_weight),
-            ("tv_weight", tv_weight),
-        ):
-            checks.append(
-                tf.debugging.Assert(
-                    tf.logical_and(value >= 0, tf.math.is_finite(value)),
-                    [f"{name} must be a finite number >= 0; got", value],
-                )
-            )
-        checks.append(
-            tf.debugging.Assert(
-                tf.logical_and(learning_rate > 0, tf.math.is_finite(learning_rate)),
-                ["learning_rate must be a finite number > 0; got", learning_rate],
-            )
-        )
-        with tf.control_dependencies(checks):
-            content_img = decode_image(content, sig.CONTENT)
-            style_img = decode_image(style, sig.STYLE)
-        shape = tf.shape(content_img)
-        height, width = images.working_shape(shape[0], shape[1], size)
-        small = tf.debugging.Assert(
-            tf.minimum(height, width) >= images.MIN_SIDE,
-            [
-                f"content: the image's shorter side must be at least {images.MIN_SIDE} px at the "
-                "working size; got (height, width)",
-                height,
-                width,
-            ],
-        )
-        with tf.control_dependencies([small]):
-            content_t = images.resize(content_img, height, width)
-        styles = [images.resize_longer_side(style_img, size)]
-        blend = tf.constant([1.0])
-        start = optimize.initial_image(init, content_t, styles, blend, seed)
-
-        o = self.opts
-        weights = optimize.LossWeights(
-            content_weight, style_weight, tv_weight, o.loss_weights().style_layers
-        )
-        targets = self.objective.targets(content_t, styles, blend)
-        state = optimize.init_state(o.optimizer, start)
-        state = optimize.advance(
-            self.objective, o.optimizer, learning_rate, state, targets, weights, iterations
-        )
-        loss = self.objective(state.image, targets, weights)["total"]
-        result = images.to_uint8(optimize.finish(state.image, content_t, preserve_colors))
+    def run(self, content, style, iterations, request: dict) -> dict:
+        checked = options.graph_checks({sig.ITERATIONS: iterations, **request}, self.limits)
+        with tf.control_dependencies(checked):
+            content_img = images.decode(content, sig.CONTENT)
+            style_img = images.decode(style, sig.STYLE)
+        image, loss = self.pipeline.run(content_img, [style_img], [1.0], iterations, request)
+        result = images.to_uint8(image)
         return {sig.IMAGE_BYTES: tf.io.encode_png(result), sig.IMAGE: result, sig.LOSS: loss}
-
-
-def _check_range(name: str, value, low, high):
-    return tf.debugging.Assert(
-        tf.logical_and(value >= low, value <= high),
-        [f"{name} must be between {low} and {high}; got", value],
-    )
-
-
-def decode_image(data: tf.Tensor, name: str) -> tf.Tensor:
-    """Encoded PNG/JPEG/GIF/BMP bytes (a scalar string tensor) -> float RGB ``(H, W, 3)``.
-
-    Alpha is composited over white and 16-bit PNGs keep their precision, as in
-    ``images.load_image``. Raises ``InvalidArgumentError`` naming ``name`` for anything else.
-    """
-    prefixes = tf.stack([tf.strings.substr(data, 0, len(m)) for m in _MAGIC])
-    # JPEG and GIF decode to RGB only; PNG and BMP may carry alpha.
-    matches = tf.equal(prefixes, list(_MAGIC))
-    known = tf.reduce_any(matches)
-    has_alpha = tf.reduce_any(matches[:2])
-    size_ok = tf.strings.length(data) <= 512 * 2**20
-    with tf.control_dependencies(
-        [
-            tf.debugging.Assert(known, [f"{name}: not a PNG, JPEG, GIF or BMP image"]),
-            tf.debugging.Assert(size_ok, [f"{name}: encoded image larger than 512 MiB"]),
-        ]
-    ):
-        data = tf.identity(data)
-
-    def rgba():
-        return tf.io.decode_image(data, channels=4, dtype=tf.float32, expand_animations=False)
-
-    def rgb():  # with an opaque alpha
-        rgb = tf.io.decode_image(data, channels=3, dtype=tf.float32, expand_animations=False)
-        return tf.concat([rgb, tf.ones_like(rgb[..., :1])], axis=-1)
-
-    rgba = tf.cond(has_alpha, rgba, rgb)
-    rgba.set_shape([None, None, 4])
-    shape = tf.shape(rgba)
-    with tf.control_dependencies(
-        [
-            tf.debugging.Assert(
-                tf.reduce_max(shape[:2]) <= images.MAX_INPUT_SIDE,
-                [
-                    f"{name}: each side must be at most {images.MAX_INPUT_SIDE} px; "
-                    "got (height, width)",
-                    shape[0],
-                    shape[1],
-                ],
-            )
-        ]
-    ):
-        rgb, alpha = rgba[..., :3], rgba[..., 3:]
-        return rgb * alpha + (1.0 - alpha)
 
 
 def _version_dir(model_dir, version: int | None) -> str:
@@ -310,7 +156,7 @@ def _version_dir(model_dir, version: int | None) -> str:
     )
     if version is None:
         version = max(existing, default=0) + 1
-    api._check_int("version", version, 1)
+    options.Option("version", None, "int", options.EXPORT, "", low=1).check(version)
     path = os.path.join(model_dir, str(version))
     if os.path.exists(path):
         raise FileExistsError(
@@ -319,20 +165,18 @@ def _version_dir(model_dir, version: int | None) -> str:
     return path
 
 
-def _write_metadata(path: str, opts: api.Options, max_size: int, max_iterations: int) -> None:
+def _write_metadata(path: str, opts, max_size: int, max_iterations: int) -> None:
     """What exported this model (serve it with tensorflow/serving of the same TF version)."""
-    import json
+    from importlib.metadata import version
 
     import keras
 
-    import tfstyle
-
-    options = {k: getattr(opts, k) for k in EXPORT_OPTIONS}
-    options["weights"] = None if opts.weights is None else os.fspath(opts.weights)
-    options["precision"] = features.resolve_precision(opts.precision)  # what the graph runs
+    values = {k: getattr(opts, k) for k in options.EXPORT_OPTIONS}
+    values["weights"] = None if opts.weights is None else os.fspath(opts.weights)
+    values["precision"] = features.resolve_precision(opts.precision)  # what the graph runs
     meta = {
         "tensorflow": tf.__version__, "keras": keras.__version__,
-        "tfstyle": tfstyle.__version__, "options": options,
+        "tfstyle": version("tfstyle"), "options": values,
         "max_size": max_size, "max_iterations": max_iterations,
     }  # fmt: skip
     os.makedirs(os.path.join(path, "assets.extra"), exist_ok=True)
@@ -368,8 +212,3 @@ def _write_warmup(path: str, side: int) -> None:
                 predict_log=prediction_log_pb2.PredictLog(request=request)
             )
             writer.write(log.SerializeToString())
-
-
-def default_export_options() -> dict:
-    """The export options and their defaults (from ``tfstyle.transfer``'s signature)."""
-    return {name: api.transfer.__kwdefaults__[name] for name in EXPORT_OPTIONS}

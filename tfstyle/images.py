@@ -14,6 +14,8 @@ import PIL.Image
 import PIL.ImageOps
 import tensorflow as tf
 
+from tfstyle import checks
+
 #: Smallest allowed working size (shorter side of the optimised image): VGG pools it four times.
 MIN_SIDE = 16
 #: Largest allowed ``size`` (longer side of the optimised image). Memory grows with the pixels.
@@ -26,6 +28,10 @@ ImageLike = str | os.PathLike | bytes | PIL.Image.Image | np.ndarray | tf.Tensor
 
 def load_image(source: ImageLike, name: str = "image") -> np.ndarray:
     """Read an image from any supported source as RGB float32 ``(H, W, 3)`` in [0, 1].
+
+    PNG, JPEG, GIF and BMP are decoded by ``decode``, the decoder the exported model runs, so
+    the API and a served model see the same pixels (plus the EXIF orientation of a JPEG here,
+    which the served model does not apply). Other formats are read with PIL.
 
     Args:
         source: a path, the bytes of an encoded image (PNG, JPEG, BMP, GIF, ...), a PIL image,
@@ -44,17 +50,12 @@ def load_image(source: ImageLike, name: str = "image") -> np.ndarray:
             raise FileNotFoundError(f"{name}: no such file: {path!r}")
         with open(path, "rb") as f:
             data = f.read()
-        try:
-            array = _decode(data)
-        except (PIL.UnidentifiedImageError, OSError, SyntaxError) as err:
-            raise ValueError(f"{name}: {path!r} is not a readable image file ({err})") from err
+        array = _decode_bytes(data, name, f"{path!r} is not a readable image file")
     elif isinstance(source, (bytes, bytearray, memoryview)):
-        try:
-            array = _decode(bytes(source))
-        except (PIL.UnidentifiedImageError, OSError, SyntaxError) as err:
-            raise ValueError(f"{name}: the bytes given are not an encoded image ({err})") from err
+        array = _decode_bytes(bytes(source), name, "the bytes given are not an encoded image")
     elif isinstance(source, PIL.Image.Image):
-        array = _pil_to_array(source)
+        _check_sides(source.height, source.width, name)
+        array = _pil_to_array(source, name)
     elif isinstance(source, (np.ndarray, tf.Tensor)):
         array = _array_to_rgb(np.asarray(source), name)
     else:
@@ -62,36 +63,158 @@ def load_image(source: ImageLike, name: str = "image") -> np.ndarray:
             f"{name} must be a path, bytes, a PIL image, a NumPy array or a tensor; "
             f"got {type(source).__name__}"
         )
-    h, w = array.shape[:2]
-    if max(h, w) > MAX_INPUT_SIDE or min(h, w) < 1:
-        raise ValueError(
-            f"{name}: image is {w}x{h}; each side must be between 1 and {MAX_INPUT_SIDE} px"
-        )
+    _check_sides(*array.shape[:2], name)
     return array
 
 
-def _decode(data: bytes) -> np.ndarray:
-    with PIL.Image.open(io.BytesIO(data)) as img:
-        img.load()
-        if img.format == "JPEG" and img.getexif().get(0x0112, 1) == 1:
-            # TensorFlow's JPEG decoder, as in the exported graph: JPEG decoders differ by a
-            # few levels, which the optimisation would amplify.
-            decoded = tf.io.decode_image(data, channels=3, dtype=tf.float32)
-            return np.ascontiguousarray(decoded.numpy())
-        return _pil_to_array(img)
+#: What ``load_image`` takes.
+IMAGE_TYPES = (str, os.PathLike, bytes, bytearray, memoryview, PIL.Image.Image, np.ndarray,
+               tf.Tensor)  # fmt: skip
+_MAGIC = (b"\x89PNG", b"BM", b"\xff\xd8\xff", b"GIF8")  # PNG, BMP (may carry alpha), JPEG, GIF
+_MAX_ENCODED_BYTES = 512 * 2**20
 
 
-def _pil_to_array(img: PIL.Image.Image) -> np.ndarray:
+def _sides_message(name: str) -> str:
+    return (
+        f"{name}: each side must be between 1 and {MAX_INPUT_SIDE} px; "
+        "got {}x{} (width x height)"
+    )
+
+
+def _check_sides(height: int, width: int, name: str) -> None:
+    if max(height, width) > MAX_INPUT_SIDE or min(height, width) < 1:
+        raise ValueError(_sides_message(name).format(width, height))
+
+
+def _decode_bytes(data: bytes, name: str, not_image: str) -> np.ndarray:
+    if data.startswith(_MAGIC):
+        try:
+            array = decode(tf.constant(data), name).numpy()
+        except tf.errors.InvalidArgumentError as err:
+            message = checks.message_of(err)
+            if message.startswith(f"{name}:"):
+                raise ValueError(message) from None
+            raise ValueError(f"{name}: {not_image} ({message})") from None
+        if data.startswith(b"\xff\xd8\xff"):
+            array = _exif_orient(data, array)
+        return np.ascontiguousarray(array)
+    try:
+        with PIL.Image.open(io.BytesIO(data)) as img:
+            _check_sides(
+                img.height, img.width, name
+            )  # before decoding: a small file can claim a lot
+            img.load()
+            return _pil_to_array(img, name)
+    except (PIL.UnidentifiedImageError, PIL.Image.DecompressionBombError, OSError,
+            SyntaxError) as err:  # fmt: skip
+        raise ValueError(f"{name}: {not_image} ({err})") from None
+
+
+def _exif_orient(data: bytes, array: np.ndarray) -> np.ndarray:
+    """Apply a JPEG's EXIF orientation (PIL reads the tag; the pixels stay TensorFlow's)."""
+    try:
+        with PIL.Image.open(io.BytesIO(data)) as img:
+            orientation = img.getexif().get(0x0112, 1)
+    except Exception:  # a broken EXIF block: the pixels as stored
+        return array
+    method = {2: PIL.Image.Transpose.FLIP_LEFT_RIGHT, 3: PIL.Image.Transpose.ROTATE_180,
+              4: PIL.Image.Transpose.FLIP_TOP_BOTTOM, 5: PIL.Image.Transpose.TRANSPOSE,
+              6: PIL.Image.Transpose.ROTATE_270, 7: PIL.Image.Transpose.TRANSVERSE,
+              8: PIL.Image.Transpose.ROTATE_90}.get(orientation)  # fmt: skip
+    if method is None:
+        return array
+    # The same transposition as PIL.ImageOps.exif_transpose, on an index image.
+    index = np.arange(array.shape[0] * array.shape[1], dtype=np.int32).reshape(array.shape[:2])
+    moved = np.asarray(PIL.Image.fromarray(index).transpose(method))
+    return array.reshape(-1, 3)[moved]
+
+
+def decode(data: tf.Tensor, name: str) -> tf.Tensor:
+    """Encoded PNG/JPEG/GIF/BMP bytes (a scalar string tensor) -> float RGB ``(H, W, 3)``.
+
+    TensorFlow ops, run by the exported model and by ``load_image``. The size the header
+    declares is checked before the pixels are decoded; alpha is composited over white; 16-bit
+    PNGs keep their precision. Raises ``InvalidArgumentError`` naming ``name`` otherwise.
+    """
+    prefixes = tf.stack([tf.strings.substr(data, 0, len(m)) for m in _MAGIC])
+    matches = tf.equal(prefixes, list(_MAGIC))
+    with tf.control_dependencies(
+        [
+            checks.check(tf.reduce_any(matches), f"{name}: not a PNG, JPEG, GIF or BMP image"),
+            checks.check(
+                tf.strings.length(data) <= _MAX_ENCODED_BYTES,
+                f"{name}: encoded image larger than {_MAX_ENCODED_BYTES // 2**20} MiB",
+            ),
+        ]
+    ):
+        data = tf.identity(data)
+    height, width = _header_shape(data, matches)
+    readable = checks.check(
+        tf.minimum(height, width) >= 1,
+        f"{name}: not a readable image (its header declares {{}}x{{}} px)",
+        width,
+        height,
+    )
+    with tf.control_dependencies([readable]):
+        sides_ok = tf.maximum(height, width) <= MAX_INPUT_SIDE
+    with tf.control_dependencies([checks.check(sides_ok, _sides_message(name), width, height)]):
+        data = tf.identity(data)
+
+    def rgba():  # PNG and BMP may carry alpha
+        return tf.io.decode_image(data, channels=4, dtype=tf.float32, expand_animations=False)
+
+    def rgb():  # JPEG and GIF decode to RGB only: an opaque alpha
+        rgb = tf.io.decode_image(data, channels=3, dtype=tf.float32, expand_animations=False)
+        return tf.concat([rgb, tf.ones_like(rgb[..., :1])], axis=-1)
+
+    rgba = tf.cond(tf.reduce_any(matches[:2]), rgba, rgb)
+    rgba.set_shape([None, None, 4])
+    return over_white(rgba)
+
+
+def _header_shape(data: tf.Tensor, matches: tf.Tensor):
+    """(height, width) as the header declares them, read without decoding the pixels."""
+    data = tf.strings.join([data, b"\0" * 32])  # a truncated header reads as zeros
+
+    def uint(offset: int, length: int, big_endian: bool) -> tf.Tensor:
+        raw = tf.io.decode_raw(tf.strings.substr(data, offset, length), tf.uint8)
+        raw = tf.cast(raw, tf.int64)
+        weights = [256 ** (length - 1 - i if big_endian else i) for i in range(length)]
+        return tf.reduce_sum(raw * tf.constant(weights, tf.int64))
+
+    def png():
+        return uint(20, 4, True), uint(16, 4, True)
+
+    def bmp():  # a negative height (top-down rows) is stored as two's complement
+        height = uint(22, 4, False)
+        return tf.where(height >= 2**31, 2**32 - height, height), uint(18, 4, False)
+
+    def jpeg():
+        shape = tf.cast(tf.io.extract_jpeg_shape(data), tf.int64)
+        return shape[0], shape[1]
+
+    def gif():
+        return uint(8, 2, False), uint(6, 2, False)
+
+    index = tf.argmax(tf.cast(matches, tf.int32), output_type=tf.int32)
+    return tf.switch_case(index, [png, bmp, jpeg, gif])
+
+
+def over_white(rgba):
+    """Composite an ``(..., 4)`` RGBA float image (array or tensor) over white: RGB."""
+    rgb, alpha = rgba[..., :3], rgba[..., 3:]
+    return rgb * alpha + (1.0 - alpha)
+
+
+def _pil_to_array(img: PIL.Image.Image, name: str) -> np.ndarray:
     img = PIL.ImageOps.exif_transpose(img)
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16-bit grayscale: keep the precision instead of PIL's clipping conversion to "L".
-        gray = np.asarray(img, dtype=np.float32) / 65535.0
-        return np.repeat(np.clip(gray, 0.0, 1.0)[..., None], 3, axis=-1)
+        return _array_to_rgb(np.clip(np.asarray(img), 0, 65535).astype(np.uint16), name)
     if img.mode == "F":
-        return _array_to_rgb(np.asarray(img, dtype=np.float32), "image")
+        return _array_to_rgb(np.asarray(img, dtype=np.float32), name)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        # Composited over white in float, exactly as the exported graph does.
-        return _array_to_rgb(np.asarray(img.convert("RGBA")), "image")
+        return _array_to_rgb(np.asarray(img.convert("RGBA")), name)
     return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
 
 
@@ -117,8 +240,7 @@ def _array_to_rgb(array: np.ndarray, name: str) -> np.ndarray:
     else:
         raise ValueError(f"{name}: image dtype must be uint8, uint16 or float; got {array.dtype}")
     if array.shape[-1] == 4:
-        rgb, alpha = array[..., :3], array[..., 3:]
-        array = rgb * alpha + (1.0 - alpha)  # composite over white
+        array = over_white(array)
     elif array.shape[-1] == 1:
         array = np.repeat(array, 3, axis=-1)
     return np.ascontiguousarray(array)

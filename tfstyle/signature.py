@@ -5,24 +5,14 @@ MODEL_DIR = "saved_models/tfstyle"
 
 #: Signature with the export's options baked in: inputs content, style, iterations.
 DEFAULT_SIGNATURE = "serving_default"
-#: Signature with every per-request tunable as an input (those not sent take the export's value).
+#: Signature with every per-request option as an input (those not sent take the export's value).
 STYLIZE_SIGNATURE = "stylize"
 
 CONTENT = "content"  # DT_STRING scalar: encoded JPEG/PNG/BMP/GIF bytes
 STYLE = "style"  # DT_STRING scalar
 ITERATIONS = "iterations"  # DT_INT32 scalar
 
-#: Optional inputs of the stylize signature: name -> dtype name (tf.dtypes.as_dtype works on it).
-STYLIZE_OPTIONS = {
-    "size": "int32",
-    "content_weight": "float32",
-    "style_weight": "float32",
-    "tv_weight": "float32",
-    "learning_rate": "float32",
-    "seed": "int64",
-    "init": "string",
-    "preserve_colors": "bool",
-}
+# The stylize signature's optional inputs and their dtypes: ``tfstyle.options.REQUEST_OPTIONS``.
 
 IMAGE_BYTES = "image_bytes"  # DT_STRING scalar: PNG
 IMAGE = "image"  # DT_UINT8 (H, W, 3)

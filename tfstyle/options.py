@@ -1,0 +1,318 @@
+"""Every option of tfstyle, once: default, type, allowed values, where it applies, help text.
+
+``OPTIONS`` is the one table. From it come ``transfer``'s keyword signature and the ``Args`` of its
+docstring (``documented``), the ``Options`` record that validates a set of values, the CLI's
+flags and help (``tfstyle.cli``), the options an export takes, the ``stylize`` signature's inputs,
+dtypes and defaults (``tfstyle.export``) and the checks run inside the graph (``graph_checks``).
+
+Where an option applies (``Option.scope``):
+
+- ``INPUT``: a required input of both served signatures (``iterations``);
+- ``REQUEST``: fixed by the export for ``serving_default``, an optional input of ``stylize``;
+- ``EXPORT``: fixed when the model is exported (it changes the graph);
+- ``CALL``: the Python API only (callbacks, the progress bar, several styles).
+
+Adding a per-request option: a row here, the code that uses it (``pipeline.Request`` and where it
+is used), and its test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from tfstyle import checks, features, images, optimize
+
+INPUT, REQUEST, EXPORT, CALL = "input", "request", "export", "call"
+#: Named starting images; ``init`` also takes an image.
+INITS = ("content", "noise", "style-mean")
+_INT32_MAX = 2**31 - 1
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One option: its default, kind, allowed values, scope and help text."""
+
+    name: str
+    default: Any
+    kind: str  # int, float, bool, choice, layers, floats, weights, init, callable
+    scope: str
+    help: str
+    low: float | None = None
+    high: float | None = None
+    above: bool = False  # strictly greater than low
+    choices: tuple = ()
+    none: bool = False  # None is allowed
+    dtype: str | None = None  # the tensor dtype when served (INPUT and REQUEST)
+    flag: bool = True  # a command-line flag (the CLI has its own way for the others)
+
+    @property
+    def type_name(self) -> str:
+        """The type as the docstring states it ("int", "list of str", "str or image", ...)."""
+        names = {"choice": "str", "layers": "list of str", "floats": "list of float",
+                 "weights": "str", "init": "str or image", "callable": "callable"}  # fmt: skip
+        return names.get(self.kind, self.kind)
+
+    def allowed(self, high: float | None = None) -> str:
+        """What is allowed, in words ("between 16 and 4096", "one of 'max', 'avg'", ...)."""
+        high = self.high if high is None else high
+        if self.kind == "choice":
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        if self.kind == "init":
+            return "one of " + ", ".join(repr(c) for c in self.choices) + " or an image"
+        if self.kind in ("int", "float"):
+            if high is not None and self.kind == "int":
+                return f"between {self.low} and {high}"
+            number = "" if self.kind == "int" else "a finite number "
+            return f"{number}{'>' if self.above else '>='} {self.low}"
+        return ""
+
+    def check(self, value, high: float | None = None) -> None:
+        """Raise ``ValueError`` naming the option, the value and what is allowed."""
+        if value is None and self.none:
+            return
+        high = self.high if high is None else high
+        name = self.name
+        if self.kind == "int":
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+                raise ValueError(f"{name} must be an integer; got {value!r}")
+            if value < self.low or (high is not None and value > high):
+                raise ValueError(f"{name} must be {self.allowed(high)}; got {value}")
+        elif self.kind == "float":
+            if isinstance(value, (bool, np.bool_)) or not isinstance(
+                value, (int, float, np.number)
+            ):
+                raise ValueError(f"{name} must be a number; got {value!r}")
+            too_low = value <= self.low if self.above else value < self.low
+            # float32 is what the graph computes in: 1e300 would become inf there.
+            if not math.isfinite(value) or abs(value) > _FLOAT32_MAX or too_low:
+                raise ValueError(f"{name} must be {self.allowed()}; got {value}")
+        elif self.kind == "bool":
+            if not isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False; got {value!r}")
+        elif self.kind == "choice":
+            if not isinstance(value, str) or value not in self.choices:
+                raise ValueError(f"{name} must be {self.allowed()}; got {value!r}")
+        elif self.kind == "floats":
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or not value:
+                raise ValueError(f"{name} must be a non-empty list of numbers; got {value!r}")
+            for v in value:
+                dataclasses.replace(self, kind="float").check(v)
+        elif self.kind == "layers":
+            if isinstance(value, str) or not value:
+                raise ValueError(f"{name} must be a non-empty list of layer names; got {value!r}")
+        elif self.kind == "weights":
+            features.check_weights(value)
+        elif self.kind == "callable":
+            if not callable(value):
+                raise ValueError(f"{name} must be callable or None; got {value!r}")
+        elif self.kind == "init":
+            if isinstance(value, str) and value not in self.choices and not os.path.isfile(value):
+                raise ValueError(f"{name} must be {self.allowed()}; got {value!r} (no such file)")
+            if not isinstance(value, images.IMAGE_TYPES):
+                raise ValueError(f"{name} must be {self.allowed()}; got {type(value).__name__}")
+
+    def graph_check(self, value, high=None):
+        """The same rule as ``check``, as an op on a served input ``value``."""
+        high = self.high if high is None else high
+        if self.kind == "int":
+            ok = value >= self.low if high is None else (value >= self.low) & (value <= high)
+        elif self.kind == "float":
+            ok = (value > self.low if self.above else value >= self.low) & _is_finite(value)
+        elif self.kind == "init":
+            ok = _any_equal(value, self.choices)
+        else:
+            return None
+        return checks.check(ok, f"{self.name} must be {self.allowed(high)}; got {{}}", value)
+
+
+def _is_finite(value):
+    import tensorflow as tf
+
+    return tf.math.is_finite(value)
+
+
+def _any_equal(value, choices):
+    import tensorflow as tf
+
+    return tf.reduce_any(tf.equal(value, list(choices)))
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("size", 512, "int", REQUEST, "Longer side of the output in pixels; the output keeps "
+           "the content's aspect ratio and the style images are resized to the same longer side.",
+           low=images.MIN_SIDE, high=images.MAX_SIZE, dtype="int32"),
+    Option("iterations", 200, "int", INPUT, "Optimisation steps.",
+           low=0, high=_INT32_MAX, dtype="int32"),
+    Option("content_weight", 1.0, "float", REQUEST, "alpha, the weight of the content loss.",
+           low=0, dtype="float32"),
+    Option("style_weight", 1e4, "float", REQUEST, "beta, the weight of the style loss.",
+           low=0, dtype="float32"),
+    Option("tv_weight", 10.0, "float", REQUEST,
+           "Weight of the total-variation (smoothness) loss.", low=0, dtype="float32"),
+    Option("optimizer", "lbfgs", "choice", EXPORT, "The optimiser: \"lbfgs\" (reaches a given "
+           "objective several times sooner, see benchmarks/) or \"adam\".",
+           choices=tuple(optimize.OPTIMIZERS)),
+    Option("learning_rate", None, "float", REQUEST, "Step size; None takes the optimiser's "
+           f"default: adam {optimize.Adam.learning_rate} (on pixels in [0, 1]), lbfgs "
+           f"{optimize.LBFGS.learning_rate} (a multiple of the quasi-Newton step, which is also "
+           f"kept within {optimize.LBFGS_MAX_STEP} per pixel).",
+           low=0, above=True, none=True, dtype="float32"),
+    Option("init", "content", "init", REQUEST, "Starting image: \"content\", \"noise\", "
+           "\"style-mean\" (the style's mean colour plus a little noise), or an image (a path, "
+           "bytes, a PIL image or an array; served models take the names only).",
+           choices=INITS, dtype="string"),
+    Option("seed", None, "int", REQUEST, "Seed of the initial noise; the same inputs, options "
+           "and seed give the same pixels on the same machine. None draws one (an export "
+           "takes 0).", low=0, high=_INT32_MAX, none=True, dtype="int64"),
+    Option("weights", "imagenet", "weights", EXPORT, "\"imagenet\", a path to a Keras weights "
+           "file of the include_top=False network, or None for a random network with a fixed "
+           "seed.", none=True),
+    Option("backbone", "vgg19", "choice", EXPORT, "The network: \"vgg19\" or \"vgg16\".",
+           choices=features.BACKBONES),
+    Option("pooling", "max", "choice", EXPORT,
+           "\"max\" or \"avg\" (Gatys et al. recommend average pooling).",
+           choices=features.POOLINGS),
+    Option("precision", "auto", "choice", EXPORT, "Compute precision of the VGG convolutions: "
+           "\"auto\" (bfloat16 where the hardware has it natively: a GPU of compute capability "
+           "8.0+, or a CPU with AVX512_BF16 / AMX; else float32), \"float32\" or \"bfloat16\". "
+           "The losses are always computed in float32.", choices=features.PRECISIONS),
+    Option("content_layers", features.DEFAULT_CONTENT_LAYERS, "layers", EXPORT,
+           "Layers for the content loss."),
+    Option("style_layers", features.DEFAULT_STYLE_LAYERS, "layers", EXPORT,
+           "Layers for the style loss."),
+    Option("style_layer_weights", None, "floats", EXPORT, "Weight of each style layer; None "
+           "gives each 1 / len(style_layers).", low=0, none=True),
+    Option("style_blend_weights", None, "floats", CALL, "Weight of each style image when "
+           "several are given, normalised to sum to 1; None weighs them equally.",
+           low=0, none=True),
+    Option("preserve_colors", False, "bool", REQUEST, "Keep the content image's colours: the "
+           "result's luminance with the content's chrominance (YIQ).", dtype="bool"),
+    Option("callback", None, "callable", CALL, "Called as ``callback(step, losses, image)`` "
+           "every ``callback_every`` steps and after the last one; ``losses`` is a dict of "
+           "floats (total, content, style, tv) of ``image``, a float32 (H, W, 3) array in "
+           "[0, 1].", none=True, flag=False),
+    Option("callback_every", 10, "int", CALL, "Steps between callbacks.", low=1, flag=False),
+    Option("progress", True, "bool", CALL, "Show a progress bar with the current loss.",
+           flag=False),
+)  # fmt: skip
+
+#: The table by name.
+BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
+DEFAULTS: dict[str, Any] = {o.name: o.default for o in OPTIONS}
+#: Optional inputs of the ``stylize`` signature: name -> dtype name.
+REQUEST_OPTIONS: dict[str, str] = {o.name: o.dtype for o in OPTIONS if o.scope == REQUEST}
+#: Options an export takes (the rest are per call or, iterations, per request).
+EXPORT_OPTIONS: tuple[str, ...] = tuple(o.name for o in OPTIONS if o.scope in (REQUEST, EXPORT))
+
+
+def _validate(self) -> None:
+    for option in OPTIONS:
+        value = getattr(self, option.name)
+        if (
+            option.kind in ("layers", "floats")
+            and value is not None
+            and not isinstance(value, (str, bytes))
+        ):
+            value = tuple(value)  # lists -> hashable tuples
+            object.__setattr__(self, option.name, value)
+        option.check(value)
+    features.check_layers("content_layers", self.content_layers, self.backbone)
+    features.check_layers("style_layers", self.style_layers, self.backbone)
+    if self.style_layer_weights is not None and len(self.style_layer_weights) != len(
+        self.style_layers
+    ):
+        raise ValueError(
+            f"style_layer_weights must have one weight per style layer "
+            f"({len(self.style_layers)}); got {len(self.style_layer_weights)}"
+        )
+
+
+def _effective_learning_rate(self) -> float:
+    """``learning_rate``, or the optimiser's default when it is None."""
+    if self.learning_rate is None:
+        return optimize.get(self.optimizer).learning_rate
+    return self.learning_rate
+
+
+def _replace(self, **changes):
+    """A copy with ``changes`` (validated)."""
+    return dataclasses.replace(self, **changes)
+
+
+Options = dataclasses.make_dataclass(
+    "Options",
+    [(o.name, Any, dataclasses.field(default=o.default)) for o in OPTIONS],
+    frozen=True,
+    namespace={
+        "__post_init__": _validate,
+        "learning_rate_or_default": property(_effective_learning_rate),
+        "replace": _replace,
+        "__doc__": "Every option of ``tfstyle.transfer``, validated on creation; the defaults "
+        "and meanings are in ``tfstyle.options.OPTIONS``.\n\n"
+        "Example:\n    >>> Options(size=256).style_weight\n    10000.0",
+    },
+)
+Options.__module__ = __name__
+
+
+def options_from(values: dict, allowed: tuple[str, ...] | None = None, what: str = "option"):
+    """``Options`` from a dict, with a clear error for names not in ``allowed``."""
+    allowed = tuple(BY_NAME) if allowed is None else allowed
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        raise TypeError(f"unknown {what}(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+    return Options(**values)
+
+
+def graph_checks(values: dict, highs: dict | None = None) -> list:
+    """Assertion ops checking served inputs (``{name: tensor}``) by the table's rules.
+
+    ``highs`` overrides an upper limit (an export's ``max_size`` and ``max_iterations``).
+    """
+    highs = highs or {}
+    ops = [BY_NAME[n].graph_check(v, highs.get(n)) for n, v in values.items()]
+    return [op for op in ops if op is not None]
+
+
+def docstring_args(scopes=(INPUT, REQUEST, EXPORT, CALL), indent: str = "        ") -> str:
+    """The ``Args:`` lines of the options in ``scopes``, Google style, defaults included."""
+    import textwrap
+
+    lines = []
+    for o in OPTIONS:
+        if o.scope not in scopes:
+            continue
+        default = "None" if o.default is None else repr(o.default)
+        if o.kind == "layers":
+            default = ", ".join(o.default)
+        text = f"{o.name}: {o.type_name}. {o.help} Defaults to {default}."
+        lines += textwrap.wrap(text, 100, initial_indent=indent, subsequent_indent=indent + "    ")
+    return "\n".join(lines)
+
+
+def documented(func: Callable) -> Callable:
+    """Give ``func(*args, **options)`` the table's keyword-only signature and docstring.
+
+    ``func``'s docstring has ``{options}`` where the options' ``Args`` lines go.
+    """
+    params = [
+        p
+        for p in inspect.signature(func).parameters.values()
+        if p.kind is not inspect.Parameter.VAR_KEYWORD
+    ]
+    params += [
+        inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=o.default)
+        for o in OPTIONS
+    ]
+    func.__signature__ = inspect.signature(func).replace(parameters=params)
+    func.__kwdefaults__ = None
+    func.__doc__ = func.__doc__.replace("{options}", docstring_args().lstrip())
+    return func
