@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tfstyle  # noqa: E402
-from tfstyle import features, images, options, pipeline  # noqa: E402
+from tfstyle import images, options, pipeline, precision  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONTENT = os.path.join(ROOT, "examples", "content.jpg")
@@ -115,6 +115,24 @@ def time_per_step(
         run.advance(state, problem.targets, problem.weights, lr, steps).image.numpy()
         times.append((time.perf_counter() - t) / steps)
     return statistics.median(times)
+
+
+def calibrate(weights, backbone: str) -> tuple[float, precision.Choice]:
+    """What ``precision="auto"`` costs on first use here (a fresh cache), and what it chooses."""
+    import tempfile
+
+    saved = {k: os.environ.pop(k, None) for k in (precision.CACHE_ENV, precision.ENV)}
+    opts = options.Options(weights=weights, backbone=backbone)
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ[precision.CACHE_ENV] = cache
+        began = time.perf_counter()
+        choice = pipeline.get(opts).precision
+        seconds = time.perf_counter() - began
+    for k, v in saved.items():
+        os.environ.pop(k, None)
+        if v is not None:
+            os.environ[k] = v
+    return seconds, choice
 
 
 def time_transfer_per_step(problem: Problem, progress: bool, steps: int, repeats: int) -> float:
@@ -225,10 +243,23 @@ def memory_child(size: int, weights, backbone: str, iterations: int) -> None:
         json.dumps(
             {
                 "size": size,
-                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "peak_rss_mib": peak_rss_mib(),
             }
         )
     )
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory. ``ru_maxrss`` is not it: Linux carries it across
+    ``exec`` from the forking parent, so a child would report the benchmark's own peak."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux
 
 
 def measure_memory(size: int, args) -> dict:
@@ -290,6 +321,13 @@ def main(argv=None) -> int:
     p.add_argument("--backbone", default=options.DEFAULTS["backbone"])
     p.add_argument("--repeats", type=int, default=1, help="repeats of each timed run")
     p.add_argument("--memory-sizes", type=int, nargs="*", default=[256, 512, 1024])
+    p.add_argument(
+        "--precision-sizes",
+        type=int,
+        nargs="*",
+        default=[512],
+        help="more sizes at which to time a step in float32, bfloat16 and auto",
+    )
     p.add_argument("--memory-iterations", type=int, default=3)
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     p.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
@@ -301,6 +339,11 @@ def main(argv=None) -> int:
     os.makedirs(args.out, exist_ok=True)
     iterations = args.iterations or options.DEFAULTS["iterations"]
     optimizer = options.DEFAULTS["optimizer"]
+    machine = precision._machine()
+    flags = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in machine["flags"]]
+    print(f"CPU: {machine['cpu']}; flags: {' '.join(flags) or 'no avx2/avx512f/avx512_bf16/amx'}")
+    calibration_s, chosen = calibrate(weights, args.backbone)
+    print(f"precision auto -> {chosen}; the calibration took {calibration_s:.1f} s")
     problem = Problem(args.size, weights, args.backbone)
     label = (
         f"{args.backbone}, {'random' if weights is None else os.path.basename(weights)} "
@@ -310,11 +353,23 @@ def main(argv=None) -> int:
 
     peak = measure_peak()
     flops = conv_flops(problem)
-    precision = features.resolve_precision(options.DEFAULTS["precision"])
+    auto = chosen.precision
     steps = {
         p: time_per_step(problem, optimizer, p, 5, max(args.repeats, 3))
-        for p in dict.fromkeys(["float32", precision])
+        for p in ("float32", "bfloat16")
     }
+    by_size = {args.size: steps}
+    for size in args.precision_sizes:
+        other = Problem(size, weights, args.backbone) if size != args.size else problem
+        by_size[size] = {
+            p: time_per_step(other, optimizer, p, 3, max(args.repeats, 2))
+            for p in ("float32", "bfloat16")
+        }
+    for size, s in by_size.items():
+        print(
+            f"a step at {size} px: float32 {s['float32']:.3f} s, bfloat16 {s['bfloat16']:.3f} s "
+            f"({s['float32'] / s['bfloat16']:.2f}x float32), auto ({auto}) {s[auto]:.3f} s"
+        )
     print(f"peak (4096^3 float32 matmul): {peak:.0f} GFLOP/s")
     for p, per_step in steps.items():
         achieved = flops / per_step / 1e9
@@ -324,7 +379,7 @@ def main(argv=None) -> int:
             f"float32 peak (which allows {flops / 1e9 / peak:.3f} s: "
             f"ratio {per_step / (flops / 1e9 / peak):.2f})"
         )
-    per_step, achieved = steps[precision], flops / steps[precision] / 1e9
+    per_step, achieved = steps[auto], flops / steps[auto] / 1e9
     # What users get: a default transfer() call, with and without its progress bar.
     transfer_steps = {
         progress: time_transfer_per_step(problem, progress, 20, max(args.repeats, 2))
@@ -333,7 +388,7 @@ def main(argv=None) -> int:
     for progress, s in transfer_steps.items():
         print(
             f"tfstyle.transfer at {args.size} px, progress {'on' if progress else 'off'}: "
-            f"{s:.3f} s a step (20 steps, {precision})"
+            f"{s:.3f} s a step (20 steps, {auto})"
         )
 
     baselines = [run_baseline(problem, args.baseline_steps) for _ in range(args.repeats)]
@@ -354,11 +409,15 @@ def main(argv=None) -> int:
         "step_flops": flops,
         "step_s": per_step,
         "step_s_by_precision": steps,
+        "step_s_by_size_and_precision": by_size,
+        "cpu": machine["cpu"],
+        "cpu_flags": flags,
+        "auto": {"precision": auto, "reason": chosen.reason, "calibration_s": calibration_s},
         "transfer_step_s": {
             "progress_on": transfer_steps[True],
             "progress_off": transfer_steps[False],
         },
-        "precision": precision,
+        "precision": auto,
         "step_gflops": achieved,
         "baseline": baseline,
         "baseline_walls_s": walls,

@@ -1,8 +1,12 @@
 """Shared fixtures: tiny seeded images and files; TensorFlow kept quiet."""
 
 import os
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# precision="auto" caches its measurement: in a directory of this test run, not the user's.
+os.environ["TFSTYLE_CACHE_DIR"] = tempfile.mkdtemp(prefix="tfstyle-test-cache-")
+os.environ.pop("TFSTYLE_PRECISION", None)
 
 import numpy as np  # noqa: E402
 import PIL.Image  # noqa: E402

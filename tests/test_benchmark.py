@@ -94,6 +94,8 @@ def test_script_runs_and_writes_results(tmp_path):
             "32",
             "--memory-iterations",
             "1",
+            "--precision-sizes",
+            "48",
             "--out",
             str(tmp_path),
         ],
@@ -106,6 +108,12 @@ def test_script_runs_and_writes_results(tmp_path):
     with open(tmp_path / "speed.json") as f:
         result = json.load(f)
     assert result["peak_gflops"] > 0 and result["step_s"] > 0
+    assert "CPU: " in out.stdout and "precision auto -> " in out.stdout
+    steps = result["step_s_by_size_and_precision"]
+    assert set(steps) == {"32", "48"} and all(
+        s["float32"] > 0 < s["bfloat16"] for s in steps.values()
+    )
+    assert result["auto"]["precision"] in ("float32", "bfloat16")
     assert len(result["baseline"]["curve"]) == 7
     assert result["memory"][0]["peak_rss_mib"] > 100
     assert (tmp_path / "speed.png").stat().st_size > 1000

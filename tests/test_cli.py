@@ -1,5 +1,6 @@
 """The CLI: writes a PNG, exposes every option of transfer, fails cleanly on bad input."""
 
+import json
 import subprocess
 import sys
 
@@ -218,3 +219,19 @@ def test_export_command_versions(tmp_path, capsys):
     assert err[-1].startswith("tfstyle: error: version:") and "already exists" in err[-1]
     assert cli.main([*argv, "--optimizer", "adamw"]) == 1
     assert "optimizer must be one of" in capsys.readouterr().err
+    with open(base / "1" / "assets.extra" / "tfstyle_export.json") as f:
+        assert json.load(f)["options"]["precision"] == "float32"  # the export's own default
+    assert cli.main([*argv, "--precision", "auto"]) == 1
+    assert "precision: 'auto' is measured on the machine" in capsys.readouterr().err
+
+
+def test_verbose_says_which_precision_and_why(image_files, tmp_path, capsys):
+    content, style = image_files
+    out = str(tmp_path / "out.png")
+    code, err = run(["transfer", content, style, "-o", out, *FAST, "-v"], capsys)
+    assert code == 0, err
+    line = next(x for x in err.splitlines() if x.startswith("precision "))
+    assert line.split()[1].rstrip(":") in ("float32", "bfloat16") and "cache:" in line
+    argv = ["transfer", content, style, "-o", out, *FAST, "-v", "--precision", "float32"]
+    code, err = run(argv, capsys)
+    assert "precision float32: set by the precision option" in err

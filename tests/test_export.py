@@ -29,7 +29,11 @@ def model_dir(tmp_path_factory):
 
 def api_image(content, style, iterations, **options) -> np.ndarray:
     image = tfstyle.transfer(
-        content, style, iterations=iterations, progress=False, **{**EXPORT, **options}
+        content,
+        style,
+        iterations=iterations,
+        progress=False,
+        **{**EXPORT, **export.EXPORT_DEFAULTS, **options},
     )
     return np.asarray(image)
 
@@ -41,6 +45,7 @@ def test_layout_and_signatures(model_dir):
     with open(os.path.join(path, sig.METADATA_FILE)) as f:
         meta = json.load(f)
     assert meta["tensorflow"] == tf.__version__ and meta["options"]["size"] == 48
+    assert meta["options"]["precision"] == "float32"  # an export's default: never measured
     from tensorflow.core.protobuf import saved_model_pb2
 
     with open(os.path.join(path, "saved_model.pb"), "rb") as f:
@@ -242,6 +247,7 @@ def test_export_with_weights_file_lbfgs_avg(tmp_path, pngs):
         path, sig.DEFAULT_SIGNATURE, {sig.CONTENT: content, sig.STYLE: style, sig.ITERATIONS: 3}
     )
     options.pop("warmup")
+    options.update(export.EXPORT_DEFAULTS)  # what the export ran: float32
     expected = np.asarray(tfstyle.transfer(content, style, iterations=3, progress=False, **options))
     np.testing.assert_array_equal(out[sig.IMAGE], expected)
 
@@ -261,6 +267,7 @@ def test_next_version_and_existing_version(model_dir):
         ({"max_iterations": 0}, "max_iterations must be between 1 and"),
         ({"size": 64, "max_size": 32}, "max_size must be between 64 and"),
         ({"version": 0}, "version must be >= 1"),
+        ({"precision": "auto"}, "precision: 'auto' is measured on the machine that runs"),
     ],
 )
 def test_bad_export_options(tmp_path, kwargs, match):

@@ -143,11 +143,10 @@ def test_bfloat16_extractor_approximates_float32():
     assert kinds == {"mixed_bfloat16"}
 
 
-def test_auto_precision_resolves_to_a_concrete_one():
-    assert features.resolve_precision("auto") in ("float32", "bfloat16")
-    assert features.resolve_precision("float32") == "float32"
-    with pytest.raises(ValueError, match="precision must be one of"):
-        features.resolve_precision("half")
+def test_extractor_takes_only_a_concrete_precision():
+    # "auto" is resolved by tfstyle.precision before a network is built.
+    with pytest.raises(ValueError, match="precision must be one of 'float32', 'bfloat16'"):
+        features.build_extractor(["block1_conv1"], weights=None, precision="auto")
 
 
 def test_legacy_h5_weights_file(tmp_path):

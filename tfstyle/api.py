@@ -58,7 +58,8 @@ def transfer(content: images.ImageLike, style: StyleInput, **kwargs) -> PIL.Imag
     seed = opts.seed if opts.seed is not None else int(np.random.default_rng().integers(2**31))
     request = pipeline.request_tensors(opts, seed, init)
 
-    run = pipeline.get(opts).compiled
+    pipe = pipeline.get(opts)
+    run = pipe.compiled
     try:
         started = run.start(content_img, styles, blend, request)
     except tf.errors.InvalidArgumentError as err:  # the pipeline's own checks
@@ -75,7 +76,8 @@ def transfer(content: images.ImageLike, style: StyleInput, **kwargs) -> PIL.Imag
 
     every = opts.callback_every if opts.callback is not None else None
     chunk, step = 1, 0
-    with tqdm(total=opts.iterations, disable=not opts.progress, unit="step") as bar:
+    desc = f"{pipe.precision.precision} ({pipe.precision.brief})"
+    with tqdm(total=opts.iterations, disable=not opts.progress, unit="step", desc=desc) as bar:
         while step < opts.iterations:
             k = min(chunk, opts.iterations - step)
             if every is not None:

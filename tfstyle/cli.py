@@ -47,18 +47,25 @@ def docstring_args(func: Callable) -> dict[str, str]:
 
 
 def add_options(
-    parser: argparse.ArgumentParser, names: Sequence[str] | None = None, unset: bool = False
+    parser: argparse.ArgumentParser,
+    names: Sequence[str] | None = None,
+    unset: bool = False,
+    defaults: dict | None = None,
 ) -> None:
     """Add a ``--flag`` for each option of the table (``tfstyle.options.OPTIONS``).
 
     ``names`` limits the options; ``unset`` makes every default None (an option left out is
-    not sent), and booleans take an explicit true/false.
+    not sent), and booleans take an explicit true/false; ``defaults`` replaces some defaults.
     """
+    import dataclasses
+
     from tfstyle import options
 
     for o in options.OPTIONS:
         if not o.flag or (names is not None and o.name not in names):
             continue
+        if defaults and o.name in defaults:
+            o = dataclasses.replace(o, default=defaults[o.name])
         flag = "--" + o.name.replace("_", "-")
         default = ", ".join(o.default) if o.kind == "layers" else o.default
         help_text = f"{o.help} Defaults to {default}.".replace("%", "%%")
@@ -118,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write the image every N steps, as OUT.NNNN.png",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-v", "--verbose", action="store_true", help="say which precision runs, and why")
 
     from tfstyle import export, signature
 
@@ -137,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=helps["max_iterations"],
     )
     p.add_argument("--no-warmup", action="store_true", help="do not write warm-up requests")
-    add_options(p, options.EXPORT_OPTIONS)
+    add_options(p, options.EXPORT_OPTIONS, defaults=export.EXPORT_DEFAULTS)
 
     from tfstyle import client
 
@@ -218,6 +226,11 @@ def _transfer(args: argparse.Namespace) -> int:
         raise ValueError(f"--save-every must be >= 0; got {args.save_every}")
     values = {o.name: getattr(args, o.name) for o in options.OPTIONS if o.flag}
     stem, ext = os.path.splitext(args.output)
+    if args.verbose:
+        from tfstyle import pipeline, precision
+
+        chosen = pipeline.get(options.Options(**values)).precision
+        print(f"precision {chosen} (cache: {precision.cache_path()})", file=sys.stderr)
 
     def save(step: int, losses: dict, image) -> None:
         path = f"{stem}.{step:04d}{ext}"

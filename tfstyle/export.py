@@ -18,11 +18,14 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from tfstyle import features, images, options, pipeline
+from tfstyle import images, options, pipeline
 from tfstyle import signature as sig
 
 #: Largest ``iterations`` a request may ask for, unless the export says otherwise.
 DEFAULT_MAX_ITERATIONS = 5000
+#: Where an export's default differs from ``transfer``'s: the model runs on the server, so the
+#: precision cannot be measured here; float32 is right on every server.
+EXPORT_DEFAULTS = {"precision": "float32"}
 
 
 def export_saved_model(
@@ -50,7 +53,8 @@ def export_saved_model(
             have in ``tfstyle.transfer``. They become the ``serving_default`` signature's fixed
             values; the per-request ones (``options.REQUEST_OPTIONS``) are also the ``stylize``
             signature's default inputs. ``init`` must be a name (not an image); ``seed`` None
-            is exported as 0.
+            is exported as 0; ``precision`` is ``"float32"`` (the default) or ``"bfloat16"``
+            (for servers whose hardware runs it faster), not ``"auto"``.
 
     Returns:
         The path of the version directory written.
@@ -65,7 +69,13 @@ def export_saved_model(
             f"unknown export option(s) {', '.join(unknown)}; "
             f"allowed: {', '.join(options.EXPORT_OPTIONS)}"
         )
-    opts = options.Options(**export_options)
+    opts = options.Options(**{**EXPORT_DEFAULTS, **export_options})
+    if opts.precision == "auto":
+        raise ValueError(
+            "precision: 'auto' is measured on the machine that runs the model, and an export "
+            "runs on the server; choose 'float32' (the default, right on every server) or "
+            "'bfloat16' (for a server measured to run it faster)"
+        )
     if not (isinstance(opts.init, str) and opts.init in options.INITS):
         allowed = ", ".join(repr(i) for i in options.INITS)
         got = opts.init if isinstance(opts.init, str) else type(opts.init).__name__
@@ -173,7 +183,6 @@ def _write_metadata(path: str, opts, max_size: int, max_iterations: int) -> None
 
     values = {k: getattr(opts, k) for k in options.EXPORT_OPTIONS}
     values["weights"] = None if opts.weights is None else os.fspath(opts.weights)
-    values["precision"] = features.resolve_precision(opts.precision)  # what the graph runs
     meta = {
         "tensorflow": tf.__version__, "keras": keras.__version__,
         "tfstyle": version("tfstyle"), "options": values,

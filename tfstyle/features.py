@@ -15,9 +15,9 @@ import numpy as np
 
 BACKBONES = ("vgg19", "vgg16")
 POOLINGS = ("max", "avg")
-#: Compute precision of the convolutions ("bfloat16": mixed, float32 weights and outputs;
-#: "auto": bfloat16 where the hardware computes it natively, else float32).
-PRECISIONS = ("auto", "float32", "bfloat16")
+#: Compute precision of the convolutions ("bfloat16": mixed, float32 weights and outputs).
+#: ``precision="auto"`` is resolved to one of them by ``tfstyle.precision.choose``.
+PRECISIONS = ("float32", "bfloat16")
 DEFAULT_CONTENT_LAYERS = ("block4_conv2",)
 DEFAULT_STYLE_LAYERS = (
     "block1_conv1",
@@ -81,9 +81,8 @@ def build_extractor(
             file of the whole ``include_top=False`` network (``.weights.h5`` or legacy
             ``.h5``), or ``None`` for a random network with a fixed seed. Defaults to
             ``"imagenet"``.
-        precision: str. ``"float32"``, ``"bfloat16"`` to run the convolutions in bfloat16
-            (weights and returned activations stay float32), or ``"auto"``: bfloat16 where the
-            hardware has it natively (see ``resolve_precision``). Defaults to ``"float32"``.
+        precision: str. ``"float32"``, or ``"bfloat16"`` to run the convolutions in bfloat16
+            (weights and returned activations stay float32). Defaults to ``"float32"``.
 
     Example:
         >>> model = build_extractor(["block1_conv1"], weights=None)
@@ -94,35 +93,8 @@ def build_extractor(
     check_choice("pooling", pooling, POOLINGS)
     layers = tuple(layers)
     check_layers("layers", layers, backbone)
-    precision = resolve_precision(precision)
-    return _build_cached(layers, backbone, pooling, precision, *check_weights(weights))
-
-
-def resolve_precision(precision: str) -> str:
-    """``"auto"`` -> ``"bfloat16"`` on a GPU of compute capability 8.0 or newer, or, without a
-    GPU, on a CPU with AVX512_BF16 or AMX-BF16 (Linux); else ``"float32"``."""
     check_choice("precision", precision, PRECISIONS)
-    if precision != "auto":
-        return precision
-    return "bfloat16" if _native_bfloat16() else "float32"
-
-
-@functools.lru_cache(maxsize=1)
-def _native_bfloat16() -> bool:
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        caps = [
-            tf.config.experimental.get_device_details(g).get("compute_capability") for g in gpus
-        ]
-        return all(cap is not None and tuple(cap) >= (8, 0) for cap in caps)
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read().split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return _build_cached(layers, backbone, pooling, precision, *check_weights(weights))
 
 
 def check_choice(name: str, value, allowed: Sequence) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from tfstyle import checks, features, images, optimize
+from tfstyle import checks, features, images, optimize, precision
 
 INPUT, REQUEST, EXPORT, CALL = "input", "request", "export", "call"
 #: Named starting images; ``init`` also takes an image.
@@ -181,9 +181,12 @@ OPTIONS: tuple[Option, ...] = (
            "\"max\" or \"avg\" (Gatys et al. recommend average pooling).",
            choices=features.POOLINGS),
     Option("precision", "auto", "choice", EXPORT, "Compute precision of the VGG convolutions: "
-           "\"auto\" (bfloat16 where the hardware has it natively: a GPU of compute capability "
-           "8.0+, or a CPU with AVX512_BF16 / AMX; else float32), \"float32\" or \"bfloat16\". "
-           "The losses are always computed in float32.", choices=features.PRECISIONS),
+           "\"float32\", \"bfloat16\", or \"auto\": bfloat16 where it is measured to be at "
+           f"least {precision.MARGIN}x faster than float32 on this machine (timed once on a CPU "
+           "with AVX512_BF16 or AMX and cached; a GPU of compute capability 8.0+), else float32. "
+           "TFSTYLE_PRECISION=float32|bfloat16 in the environment forces one. The losses are "
+           "always computed in float32. An export takes float32 or bfloat16, default float32.",
+           choices=precision.PRECISIONS),
     Option("content_layers", features.DEFAULT_CONTENT_LAYERS, "layers", EXPORT,
            "Layers for the content loss."),
     Option("style_layers", features.DEFAULT_STYLE_LAYERS, "layers", EXPORT,

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
-from tfstyle import checks, features, images, losses, optimize
+from tfstyle import checks, features, images, losses, optimize, precision
 from tfstyle.options import INITS, REQUEST_OPTIONS
 
 #: Amplitude of the noise added to the mean colour by ``init="style-mean"``.
@@ -104,6 +104,8 @@ class Pipeline:
     """
 
     def __init__(self, opts):
+        #: The precision the network runs, and why (set by ``get``).
+        self.precision = precision.Choice(opts.precision, "set by the precision option", "set")
         layers = tuple(dict.fromkeys(opts.content_layers + opts.style_layers))
         extractor = features.build_extractor(
             layers,
@@ -227,12 +229,26 @@ _PIPELINES: dict = {}
 
 
 def get(opts) -> Pipeline:
-    """The pipeline for the ``FIXED`` options of ``opts`` (an ``Options``), built once."""
+    """The pipeline for the ``FIXED`` options of ``opts`` (an ``Options``), built once.
+
+    ``precision="auto"`` is resolved here, once per machine and network (``precision.choose``);
+    the pipeline's ``precision`` says which precision runs and why.
+    """
+    layers = tuple(dict.fromkeys(opts.content_layers + opts.style_layers))
+    choice = precision.choose(
+        opts.precision,
+        backbone=opts.backbone,
+        pooling=opts.pooling,
+        layers=layers,
+        weights=opts.weights,
+    )
+    opts = opts.replace(precision=choice.precision)
     key = (tuple(getattr(opts, name) for name in FIXED), features.check_weights(opts.weights))
     if key not in _PIPELINES:
         if len(_PIPELINES) >= 8:
             del _PIPELINES[next(iter(_PIPELINES))]  # the oldest
         _PIPELINES[key] = Pipeline(opts)
+    _PIPELINES[key].precision = choice
     return _PIPELINES[key]
 
 
