@@ -150,6 +150,7 @@ def test_loss_falls_with_iterations(model_dir, pngs):
         ({"size": 8}, "size must be between 16 and 1024"),
         ({"init": "contnt"}, "init must be one of"),
         ({"style_weight": -1.0}, "style_weight must be a finite number >= 0"),
+        ({"style_weight": 1e38}, r"the objective became inf at step 0 of 1: the loss weights"),
     ],
 )
 def test_bad_inputs_fail_inside_the_graph(model_dir, pngs, feeds, message):
@@ -250,6 +251,18 @@ def test_export_with_weights_file_lbfgs_avg(tmp_path, pngs):
     options.update(export.EXPORT_DEFAULTS)  # what the export ran: float32
     expected = np.asarray(tfstyle.transfer(content, style, iterations=3, progress=False, **options))
     np.testing.assert_array_equal(out[sig.IMAGE], expected)
+
+
+def test_export_is_renamed_into_place_and_a_bad_base_is_one_error(tmp_path):
+    base = tmp_path / "m"
+    tfstyle.export_saved_model(base, size=32, weights=None, warmup=False)
+    assert sorted(os.listdir(base)) == ["1"]  # no temporary directory left beside it
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OSError, match="model_dir: cannot create .*: Not a directory"):
+        tfstyle.export_saved_model(tmp_path / "file" / "m", size=32, weights=None)
+    with pytest.raises(ValueError, match="unknown export option"):  # fails before any writing
+        tfstyle.export_saved_model(tmp_path / "new", sise=32, weights=None)
+    assert not (tmp_path / "new").exists()
 
 
 def test_next_version_and_existing_version(model_dir):

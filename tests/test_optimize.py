@@ -102,3 +102,19 @@ def test_chunks_equal_one_loop():
 def test_unknown_optimizer_is_a_clear_error(name):
     with pytest.raises(ValueError, match=r"optimizer must be one of 'adam', 'lbfgs'; got"):
         optimize.get(name)
+
+
+@pytest.mark.parametrize("name", list(optimize.OPTIMIZERS))
+def test_advance_stops_at_the_first_non_finite_objective(name):
+    optimizer = optimize.get(name)
+
+    def loss_fn(image):  # finite while the mean pixel stays above 0.8, then inf
+        mean = tf.reduce_mean(image)
+        return tf.reduce_sum(image) * tf.where(mean > 0.8, 1.0, float("inf"))
+
+    start = tf.ones((1, 8, 8, 3))
+    state = optimize.advance(loss_fn, optimizer, 0.05, optimizer.init(start), 50)
+    assert not np.isfinite(float(state.loss))
+    assert 0 < int(state.step) < 50  # stopped early, at the step that went non-finite
+    mean = float(tf.reduce_mean(state.image))  # the first image whose objective is inf
+    assert 0.8 - optimize.LBFGS_MAX_STEP <= mean <= 0.8

@@ -4,7 +4,7 @@
 >>> tfstyle.transfer("examples/content.jpg", "examples/style.png", size=256).save("out.png")
 """
 
-__all__ = ["transfer", "export_saved_model", "Options"]
+__all__ = ["transfer", "export_saved_model", "Options", "Interrupted"]
 __version__ = "0.1.0"
 
 
@@ -14,6 +14,10 @@ def __getattr__(name: str):
         from tfstyle.api import transfer
 
         return transfer
+    if name == "Interrupted":
+        from tfstyle.api import Interrupted
+
+        return Interrupted
     if name == "export_saved_model":
         from tfstyle.export import export_saved_model
 

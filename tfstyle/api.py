@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import threading
 import time
 from collections.abc import Sequence
 
@@ -32,8 +34,11 @@ def transfer(content: images.ImageLike, style: StyleInput, **kwargs) -> PIL.Imag
         The stylised image, a PIL RGB image.
 
     Raises:
-        ValueError: a bad option value or image, naming it and what is allowed.
+        ValueError: a bad option value or image, naming it and what is allowed; or an objective
+            that stopped being finite (the step and the likely cause are named).
         FileNotFoundError: an image or weights path that does not exist.
+        Interrupted: Ctrl-C (a ``KeyboardInterrupt``), within about 0.1 s; its ``image`` is the
+            result after its ``step`` (the callback, if any, has seen that image).
 
     Example:
         >>> image = tfstyle.transfer("examples/content.jpg", "examples/style.png",
@@ -61,18 +66,21 @@ def transfer(content: images.ImageLike, style: StyleInput, **kwargs) -> PIL.Imag
     pipe = pipeline.get(opts)
     run = pipe.compiled
     try:
-        started = run.start(content_img, styles, blend, request)
+        started = _interruptible(run.start, content_img, styles, blend, request)
     except tf.errors.InvalidArgumentError as err:  # the pipeline's own checks
         raise ValueError(checks.message_of(err)) from None
     targets, weights = started.targets, started.weights
     state = started.state
 
-    def report(step: int) -> None:
-        terms = run.evaluate(state.image, targets, weights)
+    def final(state) -> tf.Tensor:
         image, _ = run.finish(
             state.image, started.content, targets, weights, request["preserve_colors"]
         )
-        opts.callback(step, {k: float(v) for k, v in terms.items()}, image.numpy())
+        return image
+
+    def report(step: int) -> None:
+        terms = run.evaluate(state.image, targets, weights)
+        opts.callback(step, {k: float(v) for k, v in terms.items()}, final(state).numpy())
 
     every = opts.callback_every if opts.callback is not None else None
     chunk, step = 1, 0
@@ -83,8 +91,28 @@ def transfer(content: images.ImageLike, style: StyleInput, **kwargs) -> PIL.Imag
             if every is not None:
                 k = min(k, every - step % every)
             began = time.perf_counter()
-            state = run.advance(state, targets, weights, request["learning_rate"], tf.constant(k))
-            loss = float(state.loss)  # waits for the chunk
+            try:
+                new = _interruptible(
+                    run.advance, state, targets, weights, request["learning_rate"], tf.constant(k)
+                )
+            except KeyboardInterrupt:
+                image = pipe.output(state.image, started.content, opts.preserve_colors)
+                if every is not None and step % every:
+                    report(step)  # the callback sees the last image
+                raise Interrupted(images.to_pil(image), step, opts.iterations) from None
+            loss = float(new.loss)
+            if not math.isfinite(loss):
+                raise ValueError(
+                    pipeline.NOT_FINITE.format(
+                        loss,
+                        int(new.step),
+                        opts.iterations,
+                        opts.content_weight,
+                        opts.style_weight,
+                        opts.tv_weight,
+                    )  # fmt: skip
+                )
+            state = new
             elapsed = time.perf_counter() - began
             if step > 0:  # the first call also traces: not a measure of a step
                 chunk = max(1, min(4 * chunk, round(k * CHUNK_SECONDS / max(elapsed, 1e-6))))
@@ -95,10 +123,36 @@ def transfer(content: images.ImageLike, style: StyleInput, **kwargs) -> PIL.Imag
                 report(step)
     if every is not None and opts.iterations == 0:
         report(0)
-    image, _ = run.finish(
-        state.image, started.content, targets, weights, request["preserve_colors"]
-    )
-    return images.to_pil(image)
+    return images.to_pil(final(state))
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during ``transfer``: ``image`` is the result after ``step`` of ``iterations``."""
+
+    def __init__(self, image: PIL.Image.Image, step: int, iterations: int):
+        super().__init__(f"interrupted after step {step} of {iterations}")
+        self.image, self.step, self.iterations = image, step, iterations
+
+
+def _interruptible(fn, *args):
+    """``fn(*args)`` (a graph call) in a worker thread, so that Ctrl-C is not held up until the
+    call returns: the main thread waits in short slices and gets ``KeyboardInterrupt`` at once.
+    An abandoned call finishes in the background (at most one chunk of steps)."""
+    out: dict = {}
+
+    def work():
+        try:
+            out["value"] = fn(*args)  # eager: returns once computed
+        except BaseException as err:  # handed to the caller
+            out["error"] = err
+
+    worker = threading.Thread(target=work, name="tfstyle-run", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.1)
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
 
 
 def _named_init(init) -> bool:

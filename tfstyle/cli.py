@@ -7,10 +7,12 @@ The options' flags, defaults and help texts come from the options table
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 
 # TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) is noise on a command line.
@@ -190,12 +192,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 on success, 1 on any bad input)."""
+    """Run the CLI; returns the exit status (0 on success, 1 on any bad input, 130 on Ctrl-C)."""
     try:
-        args = build_parser().parse_args(argv)
+        with _native_stderr_quiet():  # TensorFlow's import prints C++ start-up lines
+            parser = build_parser()
+        args = parser.parse_args(argv)
     except SystemExit as exit_:  # --help, or a usage error already reported in one line
         return int(exit_.code or 0)
-    from tfstyle import client
+    except KeyboardInterrupt:
+        return _interrupted("interrupted; nothing written")
+    import tensorflow as tf
+
+    from tfstyle import api, checks, client
 
     run = {"transfer": _transfer, "export": _export, "request": _request, "status": _status}
     try:
@@ -203,29 +211,75 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError, ImportError, client.ServingError) as err:
         # FileNotFoundError, FileExistsError and WeightsDownloadError are OSErrors.
         return _fail(str(err))
+    except tf.errors.OpError as err:  # e.g. a file system error inside TensorFlow
+        return _fail(checks.message_of(err))
+    except api.Interrupted as stop:
+        output = getattr(args, "output", None)
+        if output and stop.step > 0:
+            from tfstyle import files
+
+            files.save_image(stop.image, output)
+            return _interrupted(
+                f"interrupted after step {stop.step} of {stop.iterations}; "
+                f"wrote the image so far to {output}"
+            )
+        return _interrupted(f"interrupted after step {stop.step}; nothing written")
     except KeyboardInterrupt:
-        return _fail("interrupted")
+        return _interrupted("interrupted; nothing written")
 
 
-def _check_output(path: str) -> None:
-    import PIL.Image
+def _interrupted(message: str) -> int:
+    """Report Ctrl-C; exit at once if a graph call is still finishing in the background."""
+    import threading
 
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"output: directory does not exist: {directory!r}")
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in PIL.Image.registered_extensions():
-        raise ValueError(f"output: unknown image file extension {ext!r}; use .png or .jpg")
+    _fail(message)
+    if any(t.name == "tfstyle-run" and t.is_alive() for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)  # do not wait for (or tear TensorFlow down under) the abandoned call
+    return 130  # ``entry`` exits at once
+
+
+@contextlib.contextmanager
+def _native_stderr_quiet():
+    """Hold back what is written to file descriptor 2 (TensorFlow's C++ and absl logging, which
+    ``TF_CPP_MIN_LOG_LEVEL`` does not silence before absl is initialised); replayed if the block
+    fails, so a broken installation still shows why."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (e.g. some notebooks): nothing to hide
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _transfer(args: argparse.Namespace) -> int:
-    from tfstyle import api, images, options
+    from tfstyle import api, files, images, options
 
-    _check_output(args.output)
     if args.save_every < 0:
         raise ValueError(f"--save-every must be >= 0; got {args.save_every}")
     values = {o.name: getattr(args, o.name) for o in options.OPTIONS if o.flag}
+    inputs = [args.content, *args.style, args.init, args.weights]
+    files.check_output(args.output, inputs)
     stem, ext = os.path.splitext(args.output)
+    if args.save_every:  # OUT.NNNN.png for every N steps must not be an input either
+        pattern = re.compile(re.escape(os.path.abspath(stem)) + r"\.(\d{4,})" + re.escape(ext))
+        for source in inputs:
+            match = isinstance(source, str) and pattern.fullmatch(os.path.abspath(source))
+            if match and int(match.group(1)) % args.save_every == 0:
+                raise ValueError(f"--save-every: it would write over the input {source!r}")
     if args.verbose:
         from tfstyle import pipeline, precision
 
@@ -233,8 +287,7 @@ def _transfer(args: argparse.Namespace) -> int:
         print(f"precision {chosen} (cache: {precision.cache_path()})", file=sys.stderr)
 
     def save(step: int, losses: dict, image) -> None:
-        path = f"{stem}.{step:04d}{ext}"
-        images.to_pil(image).save(path)
+        files.save_image(images.to_pil(image), f"{stem}.{step:04d}{ext}")
 
     style = args.style if len(args.style) > 1 else args.style[0]
     result = api.transfer(
@@ -245,7 +298,7 @@ def _transfer(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         **values,
     )
-    result.save(args.output)
+    files.save_image(result, args.output)
     print(f"wrote {args.output}", file=sys.stderr)
     return 0
 
@@ -267,9 +320,9 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _request(args: argparse.Namespace) -> int:
-    from tfstyle import client, options, signature
+    from tfstyle import client, files, options, signature
 
-    _check_output(args.output)
+    files.check_output(args.output, [args.content, args.style])
     values = {n: getattr(args, n) for n in options.REQUEST_OPTIONS}
     values = {n: v for n, v in values.items() if v is not None}
     name = args.signature or (signature.STYLIZE_SIGNATURE if values else None)
@@ -285,7 +338,7 @@ def _request(args: argparse.Namespace) -> int:
         image, loss = client.predict_rest(args.content, args.style, url=args.rest, **common)
     else:
         image, loss = client.predict(args.content, args.style, server=args.server, **common)
-    image.save(args.output)
+    files.save_image(image, args.output)
     print(f"wrote {args.output} (loss {loss:.4g})", file=sys.stderr)
     return 0
 
@@ -299,5 +352,14 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def entry() -> None:
+    """The ``tfstyle`` command: ``main``, then exit without tearing TensorFlow down (which takes
+    over a second and would hold up Ctrl-C); every file is already complete and closed."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -18,7 +18,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from tfstyle import images, options, pipeline
+from tfstyle import files, images, options, pipeline
 from tfstyle import signature as sig
 
 #: Largest ``iterations`` a request may ask for, unless the export says otherwise.
@@ -98,10 +98,13 @@ def export_saved_model(
     archive.add_endpoint(
         sig.STYLIZE_SIGNATURE, served.stylize, served.required + list(served.optional.values())
     )
-    archive.write_out(path, verbose=False)
-    _write_metadata(path, opts, max_size, max_iterations)
-    if warmup:
-        _write_warmup(path, max(opts.size // 8, 2 * images.MIN_SIDE))
+    # Written under a hidden name and renamed when complete: a server polling model_dir (it
+    # loads any numeric directory) never sees a half-written version.
+    with files.atomic_path(path, directory=True) as tmp:
+        archive.write_out(tmp, verbose=False)
+        _write_metadata(tmp, opts, max_size, max_iterations)
+        if warmup:
+            _write_warmup(tmp, max(opts.size // 8, 2 * images.MIN_SIDE))
     return path
 
 
@@ -158,7 +161,13 @@ class _Served:
 
 
 def _version_dir(model_dir, version: int | None) -> str:
+    """The new version's path under ``model_dir`` (created, and checked writable)."""
     model_dir = os.fspath(model_dir)
+    try:
+        os.makedirs(model_dir, exist_ok=True)
+    except OSError as err:
+        raise type(err)(f"model_dir: cannot create {model_dir!r}: {err.strerror}") from None
+    files.check_writable_dir(model_dir, "model_dir")
     existing = (
         [int(n) for n in os.listdir(model_dir) if re.fullmatch(r"\d+", n)]
         if os.path.isdir(model_dir)

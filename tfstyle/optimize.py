@@ -147,6 +147,9 @@ def get(name: str):
 def advance(loss_fn: Callable[[tf.Tensor], tf.Tensor], optimizer, learning_rate, state, k):
     """Take ``k`` steps of ``optimizer`` on ``loss_fn(image)`` in one ``tf.while_loop``.
 
+    The loop stops early at the first image whose objective or gradient is not finite: the state
+    holds that image, ``state.step`` the steps that led to it, ``state.loss`` the value.
+
     Args:
         loss_fn: the scalar objective of an image ``(1, H, W, 3)``.
         optimizer: an optimiser object (``get(name)``).
@@ -159,14 +162,23 @@ def advance(loss_fn: Callable[[tf.Tensor], tf.Tensor], optimizer, learning_rate,
     """
     learning_rate = tf.cast(learning_rate, tf.float32)
 
-    def body(i, state):
+    def body(i, ok, state):
         with tf.GradientTape() as tape:
             tape.watch(state.image)
             loss = loss_fn(state.image)
         grad = tape.gradient(loss, state.image)
-        return i + 1, optimizer.update(state, loss, grad, learning_rate)
+        finite = tf.math.is_finite(loss) & tf.reduce_all(tf.math.is_finite(grad))
+        state = tf.cond(
+            finite,
+            lambda: optimizer.update(state, loss, grad, learning_rate),
+            lambda: state._replace(loss=loss),  # stop here, keeping the last finite image
+        )
+        return i + 1, finite, state
 
-    _, state = tf.while_loop(
-        lambda i, _: i < k, body, (tf.constant(0), state), parallel_iterations=1
+    _, _, state = tf.while_loop(
+        lambda i, ok, _: (i < k) & ok,
+        body,
+        (tf.constant(0), tf.constant(True), state),
+        parallel_iterations=1,
     )
     return state

@@ -27,6 +27,12 @@ from tfstyle.options import INITS, REQUEST_OPTIONS
 
 #: Amplitude of the noise added to the mean colour by ``init="style-mean"``.
 STYLE_MEAN_NOISE = 0.1
+#: The error of a run whose objective stops being finite (``{}``: loss, step, iterations,
+#: content_weight, style_weight, tv_weight). ``optimize.advance`` stops at that step.
+NOT_FINITE = (
+    "the objective became {} at step {} of {}: the loss weights (content_weight {}, "
+    "style_weight {}, tv_weight {}) are likely too large for float32; lower them"
+)
 
 
 class Targets(NamedTuple):
@@ -174,11 +180,16 @@ class Pipeline:
     def finish(self, image, content, targets: Targets, weights: LossWeights, preserve_colors):
         """The final ``(H, W, 3)`` image and the objective at ``image`` (before colour work)."""
         loss = self.objective(image, targets, weights)["total"]
+        return self.output(image, content, preserve_colors), loss
+
+    @staticmethod
+    def output(image, content, preserve_colors) -> tf.Tensor:
+        """The result ``(H, W, 3)`` for an optimised ``image`` ``(1, H, W, 3)``: with the
+        content's colours when ``preserve_colors``."""
         image = image[0]
         if isinstance(preserve_colors, bool):
             preserve_colors = tf.constant(preserve_colors)
-        image = tf.where(preserve_colors, images.transfer_chrominance(image, content), image)
-        return image, loss
+        return tf.where(preserve_colors, images.transfer_chrominance(image, content), image)
 
     def run(self, content, styles, blend, iterations, request: dict):
         """``start``, ``advance`` for ``iterations`` steps and ``finish``, in one graph.
@@ -192,8 +203,16 @@ class Pipeline:
         state = run.advance(
             started.state, started.targets, started.weights, request["learning_rate"], iterations
         )
+        w = started.weights
+        finite = checks.check(
+            tf.math.is_finite(state.loss) | tf.equal(iterations, 0),
+            NOT_FINITE,
+            state.loss, state.step, iterations, w.content, w.style, w.tv,
+        )  # fmt: skip
+        with tf.control_dependencies([finite]):
+            image = tf.identity(state.image)
         return run.finish(
-            state.image,
+            image,
             started.content,
             started.targets,
             started.weights,

@@ -1,0 +1,163 @@
+"""Careless and hostile use of the API and the CLI: one line per bad input, Ctrl-C always
+works and keeps the image so far, nothing overwritten or half-written, no TensorFlow chatter."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import PIL.Image
+import pytest
+
+import tfstyle
+from tfstyle import cli, files, images
+
+FAST = {"size": 32, "weights": None, "seed": 0, "progress": False}
+
+
+def cli_env() -> dict:
+    env = dict(os.environ)
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as a user runs it: no help from the environment
+    return env
+
+
+def run_cli(*argv, timeout=180):
+    return subprocess.run(
+        [sys.executable, "-m", "tfstyle", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=cli_env(),
+    )
+
+
+@pytest.mark.slow
+def test_stderr_has_only_tfstyles_own_lines(image_files, tmp_path):
+    content, style = image_files
+    out = str(tmp_path / "out.png")
+    bad = run_cli("transfer", content, "missing.png", "-o", out, "--weights", "none")
+    assert bad.returncode == 1
+    assert bad.stderr.splitlines() == ["tfstyle: error: style: no such file: 'missing.png'"]
+    good = run_cli(
+        "transfer", content, style, "-o", out, "--size", "32", "--iterations", "1",
+        "--weights", "none", "-q",
+    )  # fmt: skip
+    assert good.returncode == 0, good.stderr
+    assert good.stderr.splitlines() == [f"wrote {out}"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_writes_the_image_so_far_and_exits_130(image_files, tmp_path):
+    content, style = image_files
+    out = tmp_path / "out.png"
+    argv = ["transfer", content, style, "-o", str(out), "--size", "64", "--iterations", "100000"]
+    argv += ["--weights", "none", "--save-every", "2", "-q"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tfstyle", *argv],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "out.0002.png").exists():  # the loop is running
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.05)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=30)[1]
+    took = time.monotonic() - sent
+    assert proc.returncode == 130, err
+    assert took < 5, took  # about a second is the aim; a loaded CI machine gets some slack
+    (line,) = err.splitlines()
+    assert line.startswith("tfstyle: error: interrupted after step ")
+    assert line.endswith(f"of 100000; wrote the image so far to {out}")
+    with PIL.Image.open(out) as img:
+        assert img.size == (64, 48)
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no temporary left
+
+
+@pytest.mark.slow
+def test_api_ctrl_c_raises_with_the_image_the_callback_saw(content_array, style_array):
+    seen = []
+
+    def callback(step, losses, image):
+        seen.append((step, image))
+        if len(seen) == 1:  # the loop runs: press Ctrl-C a little later
+            threading.Timer(0.5, signal.raise_signal, [signal.SIGINT]).start()
+
+    began = time.monotonic()
+    with pytest.raises(tfstyle.Interrupted) as caught:
+        tfstyle.transfer(
+            content_array, style_array, iterations=100000, callback=callback, callback_every=3,
+            **FAST,
+        )  # fmt: skip
+    assert time.monotonic() - began < 30
+    stop = caught.value
+    assert isinstance(stop, KeyboardInterrupt) and 0 < stop.step < 100000
+    last_step, last_image = seen[-1]
+    assert last_step == stop.step
+    np.testing.assert_array_equal(np.asarray(stop.image), np.asarray(images.to_pil(last_image)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "options", [{"style_weight": 1e38}, {"content_weight": 3e38, "style_weight": 0.0}]
+)
+def test_a_run_that_goes_non_finite_is_an_error(content_array, style_array, options):
+    with pytest.raises(ValueError, match=r"the objective became (inf|nan) at step \d+ of 3: "):
+        tfstyle.transfer(content_array, style_array, iterations=3, **{**FAST, **options})
+
+
+def test_output_equal_to_an_input_is_refused_before_any_work(image_files, tmp_path, capsys):
+    content, style = image_files
+    with open(content, "rb") as f:
+        before = f.read()
+    link = tmp_path / "link.png"
+    link.symlink_to(content)
+    for output in (content, str(link), os.path.join(os.path.dirname(style), ".", "style.png")):
+        assert cli.main(["transfer", content, style, "-o", output, "--weights", "none"]) == 1
+        err = capsys.readouterr().err
+        assert "is also an input" in err and err.count("\n") == 1
+    init = tmp_path / "start.0004.png"
+    init.write_bytes(before)
+    argv = ["transfer", content, style, "-o", str(tmp_path / "start.png"), "--init", str(init)]
+    assert cli.main([*argv, "--save-every", "2", "--weights", "none"]) == 1
+    assert "--save-every: it would write over the input" in capsys.readouterr().err
+    with open(content, "rb") as f:
+        assert f.read() == before and init.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "output, message",
+    [
+        ("{dir}", "is a directory"),
+        ("{dir}/missing/out.png", "directory does not exist"),
+        ("{dir}/file/out.png", "directory does not exist"),
+        ("{dir}/out.tiffy", "unknown image file extension"),
+    ],
+)
+def test_bad_output_locations_fail_before_any_work(image_files, tmp_path, capsys, output, message):
+    (tmp_path / "file").write_text("")
+    content, style = image_files
+    argv = ["transfer", content, style, "-o", output.format(dir=tmp_path), "--weights", "none"]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_writes_are_whole_or_absent(tmp_path):
+    target = tmp_path / "out.png"
+    target.write_bytes(b"the old, complete file")
+    with pytest.raises(RuntimeError), files.atomic_path(str(target)) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(b"half")
+        raise RuntimeError("disk full")
+    assert target.read_bytes() == b"the old, complete file"
+    assert os.listdir(tmp_path) == ["out.png"]
+    files.save_image(PIL.Image.new("RGB", (5, 4)), str(target))
+    with PIL.Image.open(target) as img:
+        assert img.size == (5, 4) and img.format == "PNG"
+    assert os.listdir(tmp_path) == ["out.png"]
