@@ -41,6 +41,12 @@ def test_stderr_has_only_tfstyles_own_lines(image_files, tmp_path):
     bad = run_cli("transfer", content, "missing.png", "-o", out, "--weights", "none")
     assert bad.returncode == 1
     assert bad.stderr.splitlines() == ["tfstyle: error: style: no such file: 'missing.png'"]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(40)))  # libjpeg complains on fd 2
+    bad = run_cli("transfer", content, str(broken), "-o", out, "--weights", "none")
+    assert bad.returncode == 1
+    (line,) = bad.stderr.splitlines()
+    assert line.startswith(f"tfstyle: error: style: '{broken}' is not a readable image file")
     good = run_cli(
         "transfer", content, style, "-o", out, "--size", "32", "--iterations", "1",
         "--weights", "none", "-q",
@@ -80,18 +86,22 @@ def test_ctrl_c_writes_the_image_so_far_and_exits_130(image_files, tmp_path):
 
 
 @pytest.mark.slow
-def test_api_ctrl_c_raises_with_the_image_the_callback_saw(content_array, style_array):
+@pytest.mark.parametrize("delay, every", [(0.5, 3), (0.0, 1), (0.23, 1), (0.71, 2)])
+def test_api_ctrl_c_raises_with_the_image_the_callback_saw(
+    content_array, style_array, delay, every
+):
+    """Ctrl-C lands in a graph call, the callback or the loop: always the same outcome."""
     seen = []
 
     def callback(step, losses, image):
         seen.append((step, image))
         if len(seen) == 1:  # the loop runs: press Ctrl-C a little later
-            threading.Timer(0.5, signal.raise_signal, [signal.SIGINT]).start()
+            threading.Timer(delay, signal.raise_signal, [signal.SIGINT]).start()
 
     began = time.monotonic()
     with pytest.raises(tfstyle.Interrupted) as caught:
         tfstyle.transfer(
-            content_array, style_array, iterations=100000, callback=callback, callback_every=3,
+            content_array, style_array, iterations=100000, callback=callback, callback_every=every,
             **FAST,
         )  # fmt: skip
     assert time.monotonic() - began < 30

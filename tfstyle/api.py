@@ -78,51 +78,49 @@ def transfer(content: images.ImageLike, style: StyleInput, **kwargs) -> PIL.Imag
         )
         return image
 
-    def report(step: int) -> None:
+    every = opts.callback_every if opts.callback is not None else None
+    reported = []  # the steps whose image the callback has seen
+
+    def report(step: int, state) -> None:
         terms = run.evaluate(state.image, targets, weights)
         opts.callback(step, {k: float(v) for k, v in terms.items()}, final(state).numpy())
+        reported.append(step)
 
-    every = opts.callback_every if opts.callback is not None else None
     chunk, step = 1, 0
     desc = f"{pipe.precision.precision} ({pipe.precision.brief})"
-    with tqdm(total=opts.iterations, disable=not opts.progress, unit="step", desc=desc) as bar:
-        while step < opts.iterations:
-            k = min(chunk, opts.iterations - step)
-            if every is not None:
-                k = min(k, every - step % every)
-            began = time.perf_counter()
-            try:
+    try:
+        with tqdm(total=opts.iterations, disable=not opts.progress, unit="step", desc=desc) as bar:
+            while step < opts.iterations:
+                k = min(chunk, opts.iterations - step)
+                if every is not None:
+                    k = min(k, every - step % every)
+                began = time.perf_counter()
                 new = _interruptible(
                     run.advance, state, targets, weights, request["learning_rate"], tf.constant(k)
                 )
-            except KeyboardInterrupt:
-                image = pipe.output(state.image, started.content, opts.preserve_colors)
-                if every is not None and step % every:
-                    report(step)  # the callback sees the last image
-                raise Interrupted(images.to_pil(image), step, opts.iterations) from None
-            loss = float(new.loss)
-            if not math.isfinite(loss):
-                raise ValueError(
-                    pipeline.NOT_FINITE.format(
-                        loss,
-                        int(new.step),
-                        opts.iterations,
-                        opts.content_weight,
-                        opts.style_weight,
-                        opts.tv_weight,
+                loss = float(new.loss)
+                if not math.isfinite(loss):
+                    raise ValueError(
+                        pipeline.NOT_FINITE.format(
+                            loss, int(new.step), opts.iterations,
+                            opts.content_weight, opts.style_weight, opts.tv_weight,
+                        )
                     )  # fmt: skip
-                )
-            state = new
-            elapsed = time.perf_counter() - began
-            if step > 0:  # the first call also traces: not a measure of a step
-                chunk = max(1, min(4 * chunk, round(k * CHUNK_SECONDS / max(elapsed, 1e-6))))
-            step += k
-            bar.update(k)
-            bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
-            if every is not None and (step % every == 0 or step == opts.iterations):
-                report(step)
-    if every is not None and opts.iterations == 0:
-        report(0)
+                state, step = new, step + k  # together: no Ctrl-C between the two
+                if step > k:  # the first call also traces: not a measure of a step
+                    elapsed = time.perf_counter() - began
+                    chunk = max(1, min(4 * chunk, round(k * CHUNK_SECONDS / max(elapsed, 1e-6))))
+                bar.update(k)
+                bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+                if every is not None and (step % every == 0 or step == opts.iterations):
+                    report(step, state)
+        if every is not None and opts.iterations == 0:
+            report(0, state)
+    except KeyboardInterrupt:  # wherever it lands: in a graph call, the callback, the bar
+        image = pipe.output(state.image, started.content, opts.preserve_colors)
+        if every is not None and reported[-1:] != [step]:
+            report(step, state)  # the callback sees the image returned
+        raise Interrupted(images.to_pil(image), step, opts.iterations) from None
     return images.to_pil(final(state))
 
 

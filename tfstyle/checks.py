@@ -18,13 +18,35 @@ def check(condition, template: str, *values) -> tf.Operation:
     return tf.debugging.Assert(condition, [message])
 
 
+#: Name scope of the decoding of an input (``decoder_scope("content")``).
+_DECODER = "decode_input_"
+
+
+def decoder_scope(name: str) -> str:
+    """The name scope under which input ``name`` is decoded (see ``message_of``)."""
+    return _DECODER + re.sub(r"\W", "_", name)
+
+
 def message_of(error: Exception | str) -> str:
-    """The informative line of a TensorFlow error (no node list, no "Graph execution error")."""
+    """The informative line of a TensorFlow error (no node list, no "Graph execution error").
+
+    An error raised inside an input's decoder (``decoder_scope``) is prefixed with the input's
+    name: "content: not a readable image (Invalid JPEG data, size 35)".
+    """
     text = getattr(error, "message", None) or str(error)
+    line = _message_line(text)
+    decoder = re.search(r"\{\{node (?:[\w.-]+/)*" + _DECODER + r"(\w+?)/", text)
+    if decoder and not line.startswith(decoder.group(1) + ":"):
+        return f"{decoder.group(1)}: not a readable image ({line})"
+    return line
+
+
+def _message_line(text: str) -> str:
     eager = re.search(r"Summarized data: b(['\"])(.*?)\1", text)  # a check run eagerly
     if eager:
         return eager.group(2)
-    failed = re.search(r"^\s*assertion failed: \[(.*)\]\s*$", text, re.MULTILINE)  # in a graph
+    # In a graph, alone on a line or after "{{function_node ...}}" (a tf.function called eagerly).
+    failed = re.search(r"^(?:\s*|.*\}\}\s*)assertion failed: \[(.*)\]\s*$", text, re.MULTILINE)
     if failed:
         return failed.group(1)
     for line in text.strip().splitlines():

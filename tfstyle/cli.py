@@ -193,18 +193,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 on success, 1 on any bad input, 130 on Ctrl-C)."""
+    with _native_stderr_quiet():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
-        with _native_stderr_quiet():  # TensorFlow's import prints C++ start-up lines
-            parser = build_parser()
-        args = parser.parse_args(argv)
+        args = build_parser().parse_args(argv)  # imports TensorFlow
     except SystemExit as exit_:  # --help, or a usage error already reported in one line
         return int(exit_.code or 0)
     except KeyboardInterrupt:
         return _interrupted("interrupted; nothing written")
+    import logging
+
     import tensorflow as tf
 
     from tfstyle import api, checks, client
 
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # its Python-side warnings
     run = {"transfer": _transfer, "export": _export, "request": _request, "status": _status}
     try:
         return run[args.command](args)
@@ -242,25 +248,40 @@ def _interrupted(message: str) -> int:
 
 @contextlib.contextmanager
 def _native_stderr_quiet():
-    """Hold back what is written to file descriptor 2 (TensorFlow's C++ and absl logging, which
-    ``TF_CPP_MIN_LOG_LEVEL`` does not silence before absl is initialised); replayed if the block
-    fails, so a broken installation still shows why."""
+    """Keep what native code writes to file descriptor 2 (TensorFlow's C++ and absl start-up
+    lines, which ``TF_CPP_MIN_LOG_LEVEL`` does not silence before absl is initialised; libjpeg's
+    and giflib's warnings) off the terminal, while Python's ``sys.stderr`` (tfstyle's lines,
+    the progress bar) still reaches it. What was held back is replayed if the command fails
+    unexpectedly, so a broken installation still shows why."""
     try:
         sys.stderr.flush()
         saved = os.dup(2)
     except (OSError, ValueError):  # no real stderr (e.g. some notebooks): nothing to hide
         yield
         return
+    python_stderr = sys.stderr
+    try:
+        on_fd2 = python_stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # e.g. captured by a test runner
+        on_fd2 = False
+    if on_fd2:
+        sys.stderr = open(  # noqa: SIM115 (closed below)
+            os.dup(saved), "w", encoding=python_stderr.encoding, errors="backslashreplace",
+            buffering=1,
+        )  # fmt: skip
     with tempfile.TemporaryFile() as held:
         os.dup2(held.fileno(), 2)
         try:
             yield
-        except BaseException:
-            os.dup2(saved, 2)
-            held.seek(0)
-            sys.stderr.write(held.read().decode(errors="replace"))
+        except BaseException as err:
+            if not isinstance(err, (SystemExit, KeyboardInterrupt)):
+                held.seek(0)
+                os.write(saved, held.read())
             raise
         finally:
+            if on_fd2:
+                sys.stderr.close()
+                sys.stderr = python_stderr
             os.dup2(saved, 2)
             os.close(saved)
 

@@ -136,6 +136,13 @@ def decode(data: tf.Tensor, name: str) -> tf.Tensor:
     declares is checked before the pixels are decoded; alpha is composited over white; 16-bit
     PNGs keep their precision. Raises ``InvalidArgumentError`` naming ``name`` otherwise.
     """
+    # The decoders' own errors ("Invalid JPEG data") do not say which input: the name scope
+    # does, and ``checks.message_of`` puts it in front.
+    with tf.name_scope(checks.decoder_scope(name)):
+        return _decode(data, name)
+
+
+def _decode(data: tf.Tensor, name: str) -> tf.Tensor:
     prefixes = tf.stack([tf.strings.substr(data, 0, len(m)) for m in _MAGIC])
     matches = tf.equal(prefixes, list(_MAGIC))
     with tf.control_dependencies(
