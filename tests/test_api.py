@@ -80,6 +80,7 @@ def test_inits_start_where_they_say(content_array, style_array):
 CHANGES = {
     "size": ({"size": 48}, {}),
     "iterations": ({"iterations": 4}, {}),
+    "style_scale": ({"style_scale": 0.5}, {}),
     "content_weight": ({"content_weight": 100.0}, {}),
     "style_weight": ({"style_weight": 1e6}, {}),
     "tv_weight": ({"tv_weight": 1e5}, {}),
@@ -230,6 +231,18 @@ def test_paths_and_bytes(image_files):
         ({"style_weight": -1.0}, ValueError, "style_weight must be a finite number >= 0"),
         ({"learning_rate": 0.0}, ValueError, "learning_rate must be a finite number > 0"),
         ({"seed": -3}, ValueError, "seed must be between 0 and 2147483647; got -3"),
+        ({"style_scale": 0.0}, ValueError, "style_scale must be a finite number > 0 and <= 16"),
+        ({"style_scale": 17}, ValueError, "style_scale must be a finite number > 0 and <= 16"),
+        (
+            {"style_scale": 0.1},
+            ValueError,
+            "style_scale: the longer side of the style images would be 6 px",
+        ),
+        (
+            {"style_scale": 16, "size": 300},
+            ValueError,
+            r"would be 4800 px \(style_scale 16 x size 300\); it must be between 16 and 4096",
+        ),
         ({"callback_every": 0}, ValueError, "callback_every must be >= 1"),
         ({"style_blend_weights": [1.0, 2.0]}, ValueError, "style_blend_weights must be 1"),
         ({"weights": "/no/such/weights.h5"}, FileNotFoundError, "weights: no such file"),
@@ -239,6 +252,30 @@ def test_paths_and_bytes(image_files):
 def test_bad_options(content_array, style_array, kwargs, error, match):
     with pytest.raises(error, match=match):
         tfstyle.transfer(content_array, style_array, **{**FAST, "iterations": 1, **kwargs})
+
+
+def test_style_scale_sets_the_style_size_for_the_targets(content_array, style_array):
+    from tfstyle import options, pipeline
+
+    opts = options.Options(**{**BASE, "size": 48})
+    pipe = pipeline.get(opts)
+
+    def grams(style_scale):
+        request = pipeline.request_tensors(opts.replace(style_scale=style_scale), 0)
+        return pipe.start(content_array, [style_array], [1.0], request).targets.style
+
+    # 1 is the behaviour before the option: the style resized to the output's longer side.
+    style = images.resize_longer_side(style_array, 48)
+    expected = pipe.objective.targets(images.resize_longer_side(content_array, 48), [style], [1.0])
+    for got, want in zip(grams(1.0), expected.style, strict=True):
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip(grams(0.5), expected.style, strict=True):
+        assert not np.allclose(got, want, rtol=0.05)  # a 24 px style: other statistics
+    half = images.resize_longer_side(style_array, 24)
+    for got, want in zip(
+        grams(0.5), pipe.objective.targets(style, [half], [1.0]).style, strict=True
+    ):
+        np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
 def test_too_thin_content_is_refused(style_array):

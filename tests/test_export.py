@@ -13,6 +13,7 @@ from helpers import png_bytes, session_run, session_runs
 
 import tfstyle
 from tfstyle import export, images, options
+from tfstyle import options as options_table
 from tfstyle import signature as sig
 
 pytestmark = pytest.mark.slow
@@ -107,7 +108,9 @@ def test_stylize_options_equal_python_api(model_dir, pngs):
         "seed": 11,
         "init": "noise",
         "preserve_colors": True,
+        "style_scale": 1.5,
     }
+    assert set(options) == set(options_table.REQUEST_OPTIONS)  # every per-request option
     feeds = {sig.CONTENT: content, sig.STYLE: style, sig.ITERATIONS: 3, **options}
     out = session_run(os.path.join(model_dir, "1"), sig.STYLIZE_SIGNATURE, feeds)
     expected = api_image(content, style, 3, **options)
@@ -151,6 +154,8 @@ def test_loss_falls_with_iterations(model_dir, pngs):
         ({"init": "contnt"}, "init must be one of"),
         ({"style_weight": -1.0}, "style_weight must be a finite number >= 0"),
         ({"style_weight": 1e38}, r"the objective became inf at step 0 of 1: the loss weights"),
+        ({"style_scale": 0.0}, "style_scale must be a finite number > 0 and <= 16"),
+        ({"size": 300, "style_scale": 15.0}, "the longer side of the style images would be 4500"),
     ],
 )
 def test_bad_inputs_fail_inside_the_graph(model_dir, pngs, feeds, message):

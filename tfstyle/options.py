@@ -71,7 +71,8 @@ class Option:
             if high is not None and self.kind == "int":
                 return f"between {self.low} and {high}"
             number = "" if self.kind == "int" else "a finite number "
-            return f"{number}{'>' if self.above else '>='} {self.low}"
+            upper = f" and <= {high:g}" if high is not None else ""
+            return f"{number}{'>' if self.above else '>='} {self.low}{upper}"
         return ""
 
     def check(self, value, high: float | None = None) -> None:
@@ -91,8 +92,9 @@ class Option:
             ):
                 raise ValueError(f"{name} must be a number; got {value!r}")
             too_low = value <= self.low if self.above else value < self.low
+            too_high = high is not None and value > high
             # float32 is what the graph computes in: 1e300 would become inf there.
-            if not math.isfinite(value) or abs(value) > _FLOAT32_MAX or too_low:
+            if not math.isfinite(value) or abs(value) > _FLOAT32_MAX or too_low or too_high:
                 raise ValueError(f"{name} must be {self.allowed()}; got {value}")
         elif self.kind == "bool":
             if not isinstance(value, (bool, np.bool_)):
@@ -126,6 +128,8 @@ class Option:
             ok = value >= self.low if high is None else (value >= self.low) & (value <= high)
         elif self.kind == "float":
             ok = (value > self.low if self.above else value >= self.low) & _is_finite(value)
+            if high is not None:
+                ok = ok & (value <= high)
         elif self.kind == "init":
             ok = _any_equal(value, self.choices)
         else:
@@ -151,6 +155,11 @@ OPTIONS: tuple[Option, ...] = (
            low=images.MIN_SIDE, high=images.MAX_SIZE, dtype="int32"),
     Option("iterations", 200, "int", INPUT, "Optimisation steps.",
            low=0, high=_INT32_MAX, dtype="int32"),
+    Option("style_scale", 1.0, "float", REQUEST, "Size of the style images relative to the "
+           "output: each is resized so that its longer side is style_scale * size (at least "
+           f"{images.MIN_SIDE}, at most {images.MAX_SIZE} px). Below 1 paints with smaller "
+           "strokes and motifs, above 1 with larger ones.",
+           low=0, above=True, high=16, dtype="float32"),
     Option("content_weight", 1.0, "float", REQUEST, "alpha, the weight of the content loss.",
            low=0, dtype="float32"),
     Option("style_weight", 1e4, "float", REQUEST, "beta, the weight of the style loss.",

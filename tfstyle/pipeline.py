@@ -150,7 +150,15 @@ class Pipeline:
         )  # fmt: skip
         with tf.control_dependencies([big_enough]):
             content = images.resize(content, height, width)
-        styles = [images.resize_longer_side(s, size) for s in styles]
+        style_side = tf.cast(tf.round(tf.cast(size, tf.float32) * request["style_scale"]), tf.int32)
+        style_fits = checks.check(
+            (style_side >= images.MIN_SIDE) & (style_side <= images.MAX_SIZE),
+            f"style_scale: the longer side of the style images would be {{}} px (style_scale "
+            f"{{}} x size {{}}); it must be between {images.MIN_SIDE} and {images.MAX_SIZE}",
+            style_side, request["style_scale"], size,
+        )  # fmt: skip
+        with tf.control_dependencies([style_fits]):
+            styles = [images.resize_longer_side(s, style_side) for s in styles]
         init = request["init"]
         if init.dtype == tf.string:
             start = initial_image(init, content, styles, blend, request["seed"])
