@@ -95,6 +95,7 @@ CHANGES = {
     "content_layers": ({"content_layers": ["block3_conv2"]}, {}),
     "style_layers": ({"style_layers": ["block1_conv1", "block2_conv1"]}, {}),
     "style_layer_weights": ({"style_layer_weights": [1.0, 0.0, 0.0, 0.0, 0.0]}, {}),
+    "style_loss": ({"style_loss": "wasserstein"}, {}),
     "style_blend_weights": ({"style_blend_weights": [3.0, 1.0]}, {}),
     "preserve_colors": ({"preserve_colors": True}, {}),
 }
@@ -141,7 +142,11 @@ def test_each_option_changes_the_result(content_array, style_array, vgg19_weight
     assert result.shape != reference.shape or np.abs(result.astype(int) - reference).max() > 0
     # The same options again give the same pixels: the difference is the option's doing.
     again = _run(content_array, style_array, {**BASE, **base, **changed})
-    np.testing.assert_array_equal(result, again)
+    if name == "style_loss":  # not bit-reproducible on CPU (see the option's help): nearly
+        assert np.abs(result.astype(int) - again).max() <= 3
+        assert np.abs(result.astype(int) - reference).max() > 10
+    else:
+        np.testing.assert_array_equal(result, again)
 
 
 @pytest.mark.parametrize("name", list(SAME))

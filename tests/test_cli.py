@@ -44,6 +44,7 @@ def test_exact_arguments_reach_transfer(image_files, tmp_path, capsys, monkeypat
     argv += ["--style-layer-weights", "1", "2", "--content-layers", "block2_conv2"]
     argv += ["--tv-weight", "0", "--content-weight", "2", "--style-weight", "100"]
     argv += ["--learning-rate", "0.5", "--backbone", "vgg16", "--precision", "float32"]
+    argv += ["--style-scale", "0.5", "--style-loss", "wasserstein"]
     code, err = run(argv, capsys)
     assert code == 0, err
     ((args, kwargs),) = calls
@@ -51,6 +52,7 @@ def test_exact_arguments_reach_transfer(image_files, tmp_path, capsys, monkeypat
     assert kwargs == {
         "size": 64,
         "iterations": 2,
+        "style_scale": 0.5,
         "content_weight": 2.0,
         "style_weight": 100.0,
         "tv_weight": 0.0,
@@ -64,6 +66,7 @@ def test_exact_arguments_reach_transfer(image_files, tmp_path, capsys, monkeypat
         "precision": "float32",
         "content_layers": ["block2_conv2"],
         "style_layers": ["block1_conv1", "block2_conv1"],
+        "style_loss": "wasserstein",
         "style_layer_weights": [1.0, 2.0],
         "style_blend_weights": [1.0, 3.0],
         "preserve_colors": True,

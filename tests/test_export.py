@@ -270,6 +270,18 @@ def test_export_is_renamed_into_place_and_a_bad_base_is_one_error(tmp_path):
     assert not (tmp_path / "new").exists()
 
 
+def test_export_with_the_wasserstein_style_loss(tmp_path, pngs):
+    path = tfstyle.export_saved_model(
+        tmp_path / "m", size=32, weights=None, style_loss="wasserstein", warmup=False
+    )
+    content, style = pngs
+    feeds = {sig.CONTENT: content, sig.STYLE: style, sig.ITERATIONS: 2}
+    out = session_run(path, sig.DEFAULT_SIGNATURE, feeds)
+    expected = api_image(content, style, 2, size=32, style_loss="wasserstein")
+    assert out[sig.IMAGE].shape == expected.shape == (24, 32, 3) and np.isfinite(out[sig.LOSS])
+    assert np.abs(out[sig.IMAGE].astype(int) - expected).max() <= 3  # not bit-reproducible
+
+
 def test_next_version_and_existing_version(model_dir):
     assert export._version_dir(model_dir, None).endswith(os.path.join("tfstyle", "2"))
     with pytest.raises(FileExistsError, match="already exists"):

@@ -110,3 +110,61 @@ def test_total_variation_constant_is_zero():
 def test_total_loss_combines_terms():
     total = losses.total_loss(2.0, 3.0, 5.0, content_weight=0.5, style_weight=10.0, tv_weight=0.1)
     assert float(total) == pytest.approx(0.5 * 2 + 10 * 3 + 0.1 * 5)
+
+
+# --- the Wasserstein-2 style loss, against SciPy -------------------------------------------
+
+
+def np_stats(f):  # (H, W, C) -> mean (C,), covariance (C, C) + eps I
+    x = f.reshape(-1, f.shape[-1]).astype(np.float64)
+    mean = x.mean(0)
+    cov = (x - mean).T @ (x - mean) / x.shape[0]
+    return mean, cov + losses.COVARIANCE_EPS * np.eye(x.shape[1])
+
+
+def np_w2(f, style):
+    """Squared 2-Wasserstein distance between the Gaussians of f's and style's features, / C."""
+    scipy_linalg = pytest.importorskip("scipy.linalg")
+    (m1, c1), (m2, c2) = np_stats(f), np_stats(style)
+    root2 = scipy_linalg.sqrtm(c2).real
+    cross = scipy_linalg.sqrtm(root2 @ c1 @ root2).real
+    return (((m1 - m2) ** 2).sum() + np.trace(c1) + np.trace(c2) - 2 * np.trace(cross)) / len(m1)
+
+
+def relu_features(h, w, c, scale=1.0):
+    # Like VGG activations: non-negative, channels of very different scales, some rank-deficient.
+    base = np.maximum(RNG.normal(size=(h, w, c)), 0) * RNG.uniform(0.1, 30, size=c) * scale
+    base[..., : c // 8] = 0.0  # dead channels
+    return base.astype(np.float32)
+
+
+@pytest.mark.parametrize("c", [3, 16, 64])
+def test_sqrtm_matches_scipy(c):
+    scipy_linalg = pytest.importorskip("scipy.linalg")
+    _, cov = np_stats(relu_features(12, 10, c))
+    got = losses.sqrtm(tf.constant(cov, tf.float32)).numpy()
+    want = scipy_linalg.sqrtm(cov).real
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3 * np.abs(want).max())
+    np.testing.assert_allclose(got @ got, cov, rtol=1e-3, atol=1e-3 * np.abs(cov).max())
+
+
+@pytest.mark.parametrize("c, scale", [(8, 1.0), (32, 3.0), (64, 0.2)])
+def test_wasserstein_loss_matches_scipy(c, scale):
+    f, style = relu_features(9, 11, c, scale), relu_features(14, 7, c)
+    mean, cov = losses.feature_stats(tf.constant(style[None]))
+    got = losses.layer_wasserstein_loss(tf.constant(f[None]), mean, cov, losses.sqrtm(cov))
+    assert float(got) == pytest.approx(np_w2(f, style), rel=2e-3)
+
+
+def test_wasserstein_loss_is_zero_at_the_style_and_differentiable():
+    style = relu_features(10, 10, 16)
+    mean, cov = losses.feature_stats(tf.constant(style[None]))
+    root = losses.sqrtm(cov)
+    same = losses.layer_wasserstein_loss(tf.constant(style[None]), mean, cov, root)
+    assert abs(float(same)) < 1e-3 * float(tf.linalg.trace(cov)) / 16
+    moved = tf.constant(style[None] * 1.5)
+    with tf.GradientTape() as tape:
+        tape.watch(moved)
+        loss = losses.layer_wasserstein_loss(moved, mean, cov, root)
+    grad = tape.gradient(loss, moved)
+    assert float(loss) > 0 and np.isfinite(grad.numpy()).all() and np.abs(grad.numpy()).max() > 0

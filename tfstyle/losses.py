@@ -98,3 +98,57 @@ def total_loss(
 ) -> tf.Tensor:
     """The objective ``L = alpha * L_content + beta * L_style + tv_weight * L_tv``."""
     return content_weight * content + style_weight * style + tv_weight * tv
+
+
+# --- Wasserstein-2 style loss (an option; not in Gatys et al.) --------------------------------
+#: Added to each covariance's diagonal: keeps the matrix square roots well conditioned.
+COVARIANCE_EPS = 1e-3
+#: Newton-Schulz iterations of ``sqrtm``; enough for the spectra of VGG feature covariances
+#: after ``COVARIANCE_EPS`` (the test compares with ``scipy.linalg.sqrtm``).
+SQRTM_ITERATIONS = 20
+
+
+def feature_stats(features: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Mean ``(C,)`` and covariance ``(C, C)`` over the positions of ``(1, H, W, C)`` features
+    (``COVARIANCE_EPS`` added to the covariance's diagonal)."""
+    flat = tf.reshape(features, [-1, tf.shape(features)[-1]])
+    mean = tf.reduce_mean(flat, axis=0)
+    centred = flat - mean
+    m = tf.cast(tf.shape(flat)[0], flat.dtype)
+    cov = tf.matmul(centred, centred, transpose_a=True) / m
+    return mean, cov + COVARIANCE_EPS * tf.eye(tf.shape(cov)[0], dtype=cov.dtype)
+
+
+def sqrtm(matrix: tf.Tensor, iterations: int = SQRTM_ITERATIONS) -> tf.Tensor:
+    """Square root of a symmetric positive definite matrix by the coupled Newton-Schulz
+    iteration (matrix products only, so it is differentiable and fast on any device)."""
+    n = tf.shape(matrix)[0]
+    identity = tf.eye(n, dtype=matrix.dtype)
+    norm = tf.norm(matrix)  # Frobenius: scales the spectrum into (0, 1] where it converges
+    y, z = matrix / norm, identity
+    for _ in range(iterations):
+        t = 0.5 * (3.0 * identity - tf.matmul(z, y))
+        y, z = tf.matmul(y, t), tf.matmul(t, z)
+    return y * tf.sqrt(norm)
+
+
+def layer_wasserstein_loss(
+    features: tf.Tensor, target_mean: tf.Tensor, target_cov: tf.Tensor, target_cov_sqrt
+) -> tf.Tensor:
+    """Squared 2-Wasserstein distance between Gaussians fitted to the features and the style's
+    features, per channel: ``(|mu - mu_s|^2 + tr(S + S_s - 2 (S_s^1/2 S S_s^1/2)^1/2)) / C``.
+
+    Args:
+        features: ``(1, H, W, C)`` activations of the generated image.
+        target_mean, target_cov, target_cov_sqrt: the style's ``feature_stats`` and the square
+            root of its covariance (computed once).
+    """
+    mean, cov = feature_stats(features)
+    cross = sqrtm(tf.matmul(tf.matmul(target_cov_sqrt, cov), target_cov_sqrt))
+    distance = (
+        tf.reduce_sum(tf.square(mean - target_mean))
+        + tf.linalg.trace(cov)
+        + tf.linalg.trace(target_cov)
+        - 2.0 * tf.linalg.trace(cross)
+    )
+    return distance / tf.cast(tf.shape(cov)[0], cov.dtype)

@@ -30,6 +30,8 @@ import numpy as np
 from tfstyle import checks, features, images, optimize, precision
 
 INPUT, REQUEST, EXPORT, CALL = "input", "request", "export", "call"
+#: Ways of matching the style (``style_loss``).
+STYLE_LOSSES = ("gram", "wasserstein")
 #: Named starting images; ``init`` also takes an image.
 INITS = ("content", "noise", "style-mean")
 _INT32_MAX = 2**31 - 1
@@ -179,8 +181,8 @@ OPTIONS: tuple[Option, ...] = (
            "bytes, a PIL image or an array; served models take the names only).",
            choices=INITS, dtype="string"),
     Option("seed", None, "int", REQUEST, "Seed of the initial noise; the same inputs, options "
-           "and seed give the same pixels on the same machine. None draws one (an export "
-           "takes 0).", low=0, high=_INT32_MAX, none=True, dtype="int64"),
+           "and seed give the same pixels on the same machine (with the Gram style loss). None "
+           "draws one (an export takes 0).", low=0, high=_INT32_MAX, none=True, dtype="int64"),
     Option("weights", "imagenet", "weights", EXPORT, "\"imagenet\", a path to a Keras weights "
            "file of the include_top=False network, or None for a random network with a fixed "
            "seed.", none=True),
@@ -200,6 +202,11 @@ OPTIONS: tuple[Option, ...] = (
            "Layers for the content loss."),
     Option("style_layers", features.DEFAULT_STYLE_LAYERS, "layers", EXPORT,
            "Layers for the style loss."),
+    Option("style_loss", "gram", "choice", EXPORT, "How style is matched: \"gram\" (Gatys et "
+           "al.: the Gram matrices of the style layers) or \"wasserstein\" (the features' mean "
+           "and covariance, the 2-Wasserstein distance between Gaussians; about 3x the time a "
+           "step, and not bit-reproducible on a CPU: repeated runs differ by a few levels).",
+           choices=STYLE_LOSSES),
     Option("style_layer_weights", None, "floats", EXPORT, "Weight of each style layer; None "
            "gives each 1 / len(style_layers).", low=0, none=True),
     Option("style_blend_weights", None, "floats", CALL, "Weight of each style image when "

@@ -25,6 +25,9 @@ import tensorflow as tf
 from tfstyle import checks, features, images, losses, optimize, precision
 from tfstyle.options import INITS, REQUEST_OPTIONS
 
+#: Multiplies the Wasserstein style loss so that the default ``style_weight`` balances it against
+#: the content loss about as it balances the Gram loss (measured: see README).
+WASSERSTEIN_SCALE = 400.0
 #: Amplitude of the noise added to the mean colour by ``init="style-mean"``.
 STYLE_MEAN_NOISE = 0.1
 #: The error of a run whose objective stops being finite (``{}``: loss, step, iterations,
@@ -39,7 +42,9 @@ class Targets(NamedTuple):
     """What the generated image is compared with, computed once per run."""
 
     content: tuple  # content-layer activations of the content image, (1, H, W, C) each
-    style: tuple  # style-layer Gram matrices of the (blended) style images, (C, C) each
+    # Per style layer, of the (blended) style images: the Gram matrix (C, C) for the Gram loss;
+    # (mean (C,), covariance (C, C), its square root) for the Wasserstein loss.
+    style: tuple
 
 
 class LossWeights(NamedTuple):
@@ -61,34 +66,56 @@ class Objective:
     """
 
     def __init__(
-        self, extractor: keras.Model, content_layers: Sequence[str], style_layers: Sequence[str]
+        self,
+        extractor: keras.Model,
+        content_layers: Sequence[str],
+        style_layers: Sequence[str],
+        style_loss: str = "gram",
     ):
         self.extractor = extractor
         self.content_layers = tuple(content_layers)
         self.style_layers = tuple(style_layers)
+        self.style_loss = style_loss
 
     def targets(self, content: tf.Tensor, styles: Sequence[tf.Tensor], blend) -> Targets:
-        """Content activations and blended style Grams; ``content``, ``styles`` ``(H, W, 3)``."""
+        """Content activations and blended style statistics; images ``(H, W, 3)``."""
         content_features = self.extractor(content[None])
-        grams = None
         blend = tf.cast(blend, tf.float32)
-        for k, style in enumerate(styles):
+        per_style = []  # per style image, per layer: a tuple of statistics
+        for style in styles:
             feats = self.extractor(style[None])
-            layer_grams = [blend[k] * losses.gram_matrix(feats[n])[0] for n in self.style_layers]
-            grams = (
-                layer_grams
-                if grams is None
-                else [a + b for a, b in zip(grams, layer_grams, strict=True)]
+            if self.style_loss == "gram":
+                per_style.append([(losses.gram_matrix(feats[n])[0],) for n in self.style_layers])
+            else:
+                per_style.append([losses.feature_stats(feats[n]) for n in self.style_layers])
+        blended = [  # the blend weights' mean of each statistic
+            tuple(
+                tf.add_n([blend[k] * per_style[k][layer][i] for k in range(len(styles))])
+                for i in range(len(per_style[0][layer]))
             )
-        return Targets(tuple(content_features[n] for n in self.content_layers), tuple(grams))
+            for layer in range(len(self.style_layers))
+        ]
+        if self.style_loss == "gram":
+            style = tuple(stats[0] for stats in blended)
+        else:
+            style = tuple((mean, cov, losses.sqrtm(cov)) for mean, cov in blended)
+        return Targets(tuple(content_features[n] for n in self.content_layers), style)
 
     def __call__(self, image: tf.Tensor, targets: Targets, weights: LossWeights) -> dict:
         """Loss terms of ``image`` ``(1, H, W, 3)``: a dict with total, content, style, tv."""
         feats = self.extractor(image)
         content = losses.content_loss([feats[n] for n in self.content_layers], targets.content)
-        style = losses.style_loss(
-            [feats[n] for n in self.style_layers], targets.style, weights.style_layers
-        )
+        style_features = [feats[n] for n in self.style_layers]
+        if self.style_loss == "gram":
+            style = losses.style_loss(style_features, targets.style, weights.style_layers)
+        else:
+            layer_losses = tf.stack(
+                [
+                    losses.layer_wasserstein_loss(f, *stats)
+                    for f, stats in zip(style_features, targets.style, strict=True)
+                ]
+            )
+            style = WASSERSTEIN_SCALE * tf.reduce_sum(weights.style_layers * layer_losses)
         tv = losses.total_variation_loss(image)
         total = losses.total_loss(content, style, tv, weights.content, weights.style, weights.tv)
         return {"total": total, "content": content, "style": style, "tv": tv}
@@ -120,7 +147,9 @@ class Pipeline:
             weights=opts.weights,
             precision=opts.precision,
         )
-        self.objective = Objective(extractor, opts.content_layers, opts.style_layers)
+        self.objective = Objective(
+            extractor, opts.content_layers, opts.style_layers, opts.style_loss
+        )
         self.optimizer = optimize.get(opts.optimizer)
         n = len(opts.style_layers)
         self.style_layer_weights = tuple(opts.style_layer_weights or (1.0 / n,) * n)
@@ -251,7 +280,7 @@ class _Compiled:
 
 #: The options a ``Pipeline`` fixes; the rest are per request or per call.
 FIXED = ("content_layers", "style_layers", "style_layer_weights", "backbone", "pooling",
-         "weights", "precision", "optimizer")  # fmt: skip
+         "weights", "precision", "optimizer", "style_loss")  # fmt: skip
 _PIPELINES: dict = {}
 
 
