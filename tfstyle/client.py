@@ -13,11 +13,16 @@ Example:
 from __future__ import annotations
 
 import base64
+import binascii
+import http.client
 import io
 import json
+import math
+import numbers
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import PIL.Image
@@ -44,6 +49,36 @@ class ServingError(RuntimeError):
 def deadline_for(iterations: int) -> float:
     """Default deadline in seconds for a request of ``iterations`` steps."""
     return DEADLINE_BASE_S + DEADLINE_PER_ITERATION_S * iterations
+
+
+def check_timeout(timeout) -> None:
+    """Refuse a ``timeout`` that is not a finite number of seconds > 0 (None: the default)."""
+    if timeout is None:
+        return
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, numbers.Real)
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        raise ValueError(
+            f"timeout must be a finite number of seconds > 0, or None for the default; "
+            f"got {timeout!r}"
+        )
+
+
+def _describe(err: BaseException | str) -> str:
+    """One line for a transport error (``BadStatusLine``'s own text is the raw bytes)."""
+    if isinstance(err, str):  # URLError's reason may be a plain message
+        return " ".join(err.split())
+    if isinstance(err, http.client.RemoteDisconnected):
+        return "the server closed the connection without an HTTP answer"
+    if isinstance(err, http.client.BadStatusLine):
+        return "the answer is not HTTP/1.x (BadStatusLine)"
+    if isinstance(err, http.client.IncompleteRead):
+        return f"the answer was cut short ({len(err.partial)} bytes read, {err.expected} more due)"
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if isinstance(err, OSError) else f"{type(err).__name__}: {text}"
 
 
 def encode_input(image: images.ImageLike, name: str) -> bytes:
@@ -171,7 +206,8 @@ def predict(
         version: int. Model version; None takes the server's latest. Defaults to None.
         signature_name: str. ``"serving_default"`` or ``"stylize"``. Defaults to
             ``"serving_default"``.
-        timeout: float. Deadline in seconds; None gives ``deadline_for(iterations)``.
+        timeout: float. Deadline in seconds, finite and > 0; None gives
+            ``deadline_for(iterations)``.
         retries: int. Retries when the server is unavailable (nothing ran). Defaults to 2.
         **options: per-request options of the stylize signature (``options.REQUEST_OPTIONS``);
             those left out take the values the model was exported with.
@@ -181,6 +217,7 @@ def predict(
     """
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+    check_timeout(timeout)
     request = build_request(
         encode_input(content, "content"),
         encode_input(style, "style"),
@@ -204,7 +241,10 @@ def predict(
                     time.sleep(0.5 * 2**attempt)
                     continue
                 raise _one_line(err, server, model, timeout) from None
-    return _decode_response(response.outputs)
+    try:
+        return _decode_response(response.outputs)
+    except (KeyError, ValueError, TypeError, OSError) as err:
+        raise ServingError(f"unexpected answer from {server}: {_describe(err)}") from None
 
 
 def _decode_response(outputs) -> tuple[PIL.Image.Image, float]:
@@ -232,10 +272,16 @@ def predict_rest(
     timeout: float | None = None,
     **options,
 ) -> tuple[PIL.Image.Image, float]:
-    """Stylise over TF Serving's REST API; the same arguments as ``predict`` but ``url``.
+    """Stylise over TF Serving's REST API; the same arguments as ``predict`` but ``url``
+    (``http://host:port`` of the REST API).
 
     The server's own REST timeout (``--rest_api_timeout_in_ms``, 30 s by default) also applies.
+    Every failure to get a well-formed answer is a one-line ``ServingError`` naming ``url``.
     """
+    check_timeout(timeout)
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"url must look like 'http://localhost:8501'; got {url!r}")
     _check_request(iterations, signature_name, options)
     inputs = {
         sig.CONTENT: {"b64": base64.b64encode(encode_input(content, "content")).decode()},
@@ -253,29 +299,52 @@ def predict_rest(
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
-            outputs = json.loads(answer.read())["outputs"]
+            data = answer.read()
     except urllib.error.HTTPError as err:
         try:
-            detail = json.loads(err.read()).get("error", "")
-        except ValueError:
+            detail = json.loads(err.read())["error"]
+        except (ValueError, KeyError, TypeError, OSError, http.client.HTTPException):
             detail = err.reason
-        detail = checks.message_of(detail)
+        detail = checks.message_of(str(detail))
         raise ServingError(f"HTTP {err.code} from {url}: {detail}", str(err.code)) from None
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
+    except (TimeoutError, urllib.error.URLError) as err:
         reason = getattr(err, "reason", err)
-        raise ServingError(f"cannot get an answer from {url}: {reason}", "UNAVAILABLE") from None
-    png = base64.b64decode(outputs[sig.IMAGE_BYTES]["b64"])
-    return _open_png(png), float(outputs[sig.LOSS])
+        if isinstance(reason, TimeoutError):
+            raise ServingError(
+                f"no answer from {url} within the {timeout:g} s timeout; raise the timeout "
+                "(--timeout) for this many iterations or this server's speed",
+                "DEADLINE_EXCEEDED",
+            ) from None
+        raise ServingError(
+            f"cannot get an answer from {url}: {_describe(reason)}", "UNAVAILABLE"
+        ) from None
+    except (http.client.HTTPException, OSError) as err:  # not an HTTP server, connection cut
+        hint = ""
+        if isinstance(err, http.client.BadStatusLine):
+            hint = "; is it the REST port (--rest_api_port, 8501 by default)?"
+        raise ServingError(
+            f"cannot get an HTTP answer from {url}: {_describe(err)}{hint}", "UNAVAILABLE"
+        ) from None
+    try:
+        outputs = json.loads(data)["outputs"]
+        png = base64.b64decode(outputs[sig.IMAGE_BYTES]["b64"], validate=True)
+        return _open_png(png), float(outputs[sig.LOSS])
+    except (ValueError, KeyError, TypeError, OSError, binascii.Error) as err:
+        raise ServingError(f"unexpected answer from {url}: {_describe(err)}") from None
 
 
 def model_status(
     server: str = "localhost:8500",
     model: str = sig.MODEL_NAME,
     version: int | None = None,
-    timeout: float = 10.0,
+    timeout: float | None = 10.0,
 ) -> list[dict]:
-    """``ModelService.GetModelStatus``: a list of ``{"version", "state", "error"}`` dicts."""
+    """``ModelService.GetModelStatus``: a list of ``{"version", "state", "error"}`` dicts
+    (``timeout`` in seconds, finite and > 0; None: 10 s)."""
     import grpc
+
+    check_timeout(timeout)
+    timeout = 10.0 if timeout is None else timeout
     from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 
     request = get_model_status_pb2.GetModelStatusRequest()
