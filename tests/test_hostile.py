@@ -171,3 +171,24 @@ def test_writes_are_whole_or_absent(tmp_path):
     with PIL.Image.open(target) as img:
         assert img.size == (5, 4) and img.format == "PNG"
     assert os.listdir(tmp_path) == ["out.png"]
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: str(d), "is not a regular file"),
+        (lambda d: "/dev/zero", "is not a regular file"),
+        (lambda d: _sparse(d / "huge.png", 600 * 2**20), "is larger than 512 MiB"),
+    ],
+)
+def test_content_files_that_are_not_images_fail_before_reading(
+    tmp_path, style_array, make, message
+):
+    with pytest.raises(ValueError, match=message):
+        tfstyle.transfer(make(tmp_path), style_array, **FAST)
+
+
+def _sparse(path, size: int) -> str:
+    with open(path, "wb") as f:
+        f.truncate(size)  # no disk used: reading it would take the memory
+    return str(path)

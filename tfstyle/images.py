@@ -46,8 +46,15 @@ def load_image(source: ImageLike, name: str = "image") -> np.ndarray:
     """
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        if not os.path.isfile(path):
+        if not os.path.exists(path):
             raise FileNotFoundError(f"{name}: no such file: {path!r}")
+        if not os.path.isfile(path):  # a directory, a device such as /dev/zero, a pipe
+            raise ValueError(f"{name}: {path!r} is not a regular file")
+        if os.path.getsize(path) > _MAX_ENCODED_BYTES:  # before reading it into memory
+            raise ValueError(
+                f"{name}: {path!r} is larger than {_MAX_ENCODED_BYTES // 2**20} MiB; "
+                "not an image this tool can use"
+            )
         with open(path, "rb") as f:
             data = f.read()
         array = _decode_bytes(data, name, f"{path!r} is not a readable image file")
