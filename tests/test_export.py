@@ -184,11 +184,23 @@ def test_too_small_and_too_large_images(model_dir, pngs):
         )
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "GIF", "BMP", "PNG-RGBA", "PNG-16"])
+@pytest.mark.parametrize(
+    "fmt", ["JPEG", "GIF", "BMP", "PNG-RGBA", "PNG-16", "PNG-1", "PNG-LA", "PNG-P-alpha"]
+)
 def test_decoder_matches_pil(fmt):
     rng = np.random.default_rng(0)
     buf = io.BytesIO()
-    if fmt == "PNG-16":
+    if fmt in ("PNG-1", "PNG-LA", "PNG-P-alpha"):  # bilevel; gray + alpha; palette + tRNS
+        rgba = PIL.Image.fromarray(rng.integers(0, 255, (9, 7, 4), dtype=np.uint8))
+        mode = {"PNG-1": "1", "PNG-LA": "LA", "PNG-P-alpha": "PA"}[fmt]
+        image = rgba.convert(mode) if mode != "PA" else rgba.convert("P")
+        if mode == "PA":
+            image.info["transparency"] = 0
+        image.save(buf, "PNG", **({"transparency": 0} if mode == "PA" else {}))
+        buf.seek(0)
+        pixels = np.asarray(PIL.Image.open(buf).convert("RGBA")) / 255.0
+        expected = pixels[..., :3] * pixels[..., 3:] + (1 - pixels[..., 3:])  # over white
+    elif fmt == "PNG-16":
         pixels = rng.integers(0, 65535, (9, 7), dtype=np.uint16)
         PIL.Image.fromarray(pixels).save(buf, "PNG")
         expected = np.repeat(pixels[..., None] / 65535.0, 3, axis=-1)
@@ -296,7 +308,7 @@ def test_next_version_and_existing_version(model_dir):
         ({"size": 8}, "size must be between"),
         ({"max_iterations": 0}, "max_iterations must be between 1 and"),
         ({"size": 64, "max_size": 32}, "max_size must be between 64 and"),
-        ({"version": 0}, "version must be >= 1"),
+        ({"version": 0}, "version must be between 1 and 9223372036854775807"),
         ({"precision": "auto"}, "precision: 'auto' is measured on the machine that runs"),
     ],
 )

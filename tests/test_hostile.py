@@ -18,10 +18,10 @@ from tfstyle import cli, files, images
 FAST = {"size": 32, "weights": None, "seed": 0, "progress": False}
 
 
-def cli_env() -> dict:
+def cli_env(**changes) -> dict:
     env = dict(os.environ)
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as a user runs it: no help from the environment
-    return env
+    return {**env, **changes}
 
 
 def run_cli(*argv, timeout=180):
@@ -47,9 +47,13 @@ def test_stderr_has_only_tfstyles_own_lines(image_files, tmp_path):
     assert bad.returncode == 1
     (line,) = bad.stderr.splitlines()
     assert line.startswith(f"tfstyle: error: style: '{broken}' is not a readable image file")
-    good = run_cli(
-        "transfer", content, style, "-o", out, "--size", "32", "--iterations", "1",
-        "--weights", "none", "-q",
+    home = tmp_path / "home-is-a-file"  # libraries (matplotlib) complain about their caches
+    home.write_text("")
+    good = subprocess.run(
+        [sys.executable, "-m", "tfstyle", "transfer", content, style, "-o", out, "--size", "32",
+         "--iterations", "1", "--weights", "none", "-q"],
+        capture_output=True, text=True, timeout=180,
+        env=cli_env(HOME=str(home), XDG_CACHE_HOME=str(home), MPLCONFIGDIR=str(home)),
     )  # fmt: skip
     assert good.returncode == 0, good.stderr
     assert good.stderr.splitlines() == [f"wrote {out}"]
@@ -192,3 +196,122 @@ def _sparse(path, size: int) -> str:
     with open(path, "wb") as f:
         f.truncate(size)  # no disk used: reading it would take the memory
     return str(path)
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_does_not_lose_the_image(image_files, tmp_path):
+    content, style = image_files
+    out = tmp_path / "out.png"
+    argv = ["transfer", content, style, "-o", str(out), "--size", "64", "--iterations", "100000"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tfstyle", *argv, "--weights", "none", "--save-every", "3", "-q"],
+        stderr=subprocess.PIPE, text=True, env=cli_env(),
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "out.0003.png").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=30)[1]
+    assert proc.returncode == 130, err
+    assert "wrote the image so far" in err and out.exists(), err
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_an_export(tmp_path):
+    base = tmp_path / "models"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tfstyle", "export", "--model-dir", str(base), "--size", "32",
+         "--weights", "none"],
+        stderr=subprocess.PIPE, text=True, env=cli_env(),
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not base.exists():  # created just before the model is built and traced
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.02)
+    time.sleep(0.5)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=30)[1]
+    assert proc.returncode == 130, err
+    assert time.monotonic() - sent < 3
+    assert err.splitlines() == ["tfstyle: error: interrupted; nothing written"]
+    assert not [p for p in os.listdir(base) if not p.startswith(".")]  # no version directory
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"content_weight": 10**400}, "content_weight must be a finite number >= 0"),
+        ({"style_layer_weights": 1.0}, "style_layer_weights must be a non-empty list of numbers"),
+        ({"style_layers": "block1_conv1"}, "style_layers must be a non-empty list of layer"),
+        ({"style_layers": ["block1_conv1"] * 3}, "each layer may be listed once; repeated"),
+        ({"content_layers": ["block4_conv2", "block4_conv2"]}, "content_layers: each layer"),
+    ],
+)
+def test_option_values_of_the_wrong_shape(content_array, style_array, options, match):
+    with pytest.raises(ValueError, match=match):
+        tfstyle.transfer(content_array, style_array, **{**FAST, **options})
+
+
+@pytest.mark.slow
+def test_a_thin_style_image_is_named(content_array):
+    thin = np.zeros((16, 1024, 3), np.float32)
+    with pytest.raises(ValueError, match=r"style: a 1024x16 image becomes 32x1 at 32 px; its "):
+        tfstyle.transfer(content_array, thin, **FAST)
+    with pytest.raises(ValueError, match=r"style\[1\]: a 1024x16 image becomes"):
+        tfstyle.transfer(content_array, [content_array, thin], **FAST)
+
+
+@pytest.mark.slow
+def test_overflow_names_the_style_layer_weights(content_array, style_array):
+    weights = [1e38] * 5
+    with pytest.raises(ValueError, match=r"style_layer_weights \[1e\+38, "):
+        tfstyle.transfer(
+            content_array, style_array, style_layer_weights=weights, iterations=2, **FAST
+        )
+
+
+def test_unusable_output_places_are_found_first(tmp_path):
+    with pytest.raises(OSError, match="output: cannot write to directory '/proc'"):
+        files.check_output("/proc/out.png")
+    with pytest.raises(OSError, match="output: file name longer than"):
+        files.check_output(str(tmp_path / ("a" * 300 + ".png")))
+    files.check_output(str(tmp_path / ("a" * 200 + ".png")))  # long, but fits
+    assert os.listdir(tmp_path) == []  # the probe file is gone
+
+
+def test_outputs_get_the_umasks_mode(tmp_path):
+    mask = os.umask(0o027)
+    try:
+        files.save_image(PIL.Image.new("RGB", (4, 4)), str(tmp_path / "a.png"))
+        with files.atomic_path(str(tmp_path / "d"), directory=True):
+            pass
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "a.png").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o750
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["--server", "localhost:99999"], "server must be host:port with a port between 1"),
+        (["--server", "localhost"], "server must be host:port"),
+        (["--version", "-5"], "version must be an integer between 1 and"),
+        (["--rest", ""], "url must look like"),
+    ],
+)
+def test_request_arguments_are_checked(image_files, tmp_path, capsys, argv, match):
+    content, style = image_files
+    code = cli.main(["request", content, style, "-o", str(tmp_path / "r.png"), *argv])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert match in err and err.count("\n") == 1, err
+
+
+def test_export_version_beyond_int64_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="version must be between 1 and 9223372036854775807"):
+        tfstyle.export_saved_model(tmp_path / "m", version=2**63, weights=None)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -66,7 +68,7 @@ def transfer(content: images.ImageLike, style: StyleInput, **kwargs) -> PIL.Imag
     pipe = pipeline.get(opts)
     run = pipe.compiled
     try:
-        started = _interruptible(run.start, content_img, styles, blend, request)
+        started = interruptible(run.start, content_img, styles, blend, request)
     except tf.errors.InvalidArgumentError as err:  # the pipeline's own checks
         raise ValueError(checks.message_of(err)) from None
     targets, weights = started.targets, started.weights
@@ -95,7 +97,7 @@ def transfer(content: images.ImageLike, style: StyleInput, **kwargs) -> PIL.Imag
                 if every is not None:
                     k = min(k, every - step % every)
                 began = time.perf_counter()
-                new = _interruptible(
+                new = interruptible(
                     run.advance, state, targets, weights, request["learning_rate"], tf.constant(k)
                 )
                 loss = float(new.loss)
@@ -104,6 +106,7 @@ def transfer(content: images.ImageLike, style: StyleInput, **kwargs) -> PIL.Imag
                         pipeline.NOT_FINITE.format(
                             loss, int(new.step), opts.iterations,
                             opts.content_weight, opts.style_weight, opts.tv_weight,
+                            list(pipe.style_layer_weights),
                         )
                     )  # fmt: skip
                 state, step = new, step + k  # together: no Ctrl-C between the two
@@ -117,10 +120,12 @@ def transfer(content: images.ImageLike, style: StyleInput, **kwargs) -> PIL.Imag
         if every is not None and opts.iterations == 0:
             report(0, state)
     except KeyboardInterrupt:  # wherever it lands: in a graph call, the callback, the bar
-        image = pipe.output(state.image, started.content, opts.preserve_colors)
-        if every is not None and reported[-1:] != [step]:
-            report(step, state)  # the callback sees the image returned
-        raise Interrupted(images.to_pil(image), step, opts.iterations) from None
+        with _further_ctrl_c_ignored():  # a second press must not lose the image
+            image = pipe.output(state.image, started.content, opts.preserve_colors)
+            if every is not None and reported[-1:] != [step]:
+                report(step, state)  # the callback sees the image returned
+            stop = Interrupted(images.to_pil(image), step, opts.iterations)
+        raise stop from None
     return images.to_pil(final(state))
 
 
@@ -132,7 +137,20 @@ class Interrupted(KeyboardInterrupt):
         self.image, self.step, self.iterations = image, step, iterations
 
 
-def _interruptible(fn, *args):
+@contextlib.contextmanager
+def _further_ctrl_c_ignored():
+    """Ignore SIGINT for the block (in the main thread; elsewhere none arrives)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def interruptible(fn, *args, **kwargs):
     """``fn(*args)`` (a graph call) in a worker thread, so that Ctrl-C is not held up until the
     call returns: the main thread waits in short slices and gets ``KeyboardInterrupt`` at once.
     An abandoned call finishes in the background (at most one chunk of steps)."""
@@ -140,7 +158,7 @@ def _interruptible(fn, *args):
 
     def work():
         try:
-            out["value"] = fn(*args)  # eager: returns once computed
+            out["value"] = fn(*args, **kwargs)  # eager: returns once computed
         except BaseException as err:  # handed to the caller
             out["error"] = err
 

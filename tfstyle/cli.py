@@ -27,7 +27,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _fail(message: str) -> int:
-    print(f"tfstyle: error: {message}", file=sys.stderr)
+    """One line on stderr, whatever the message (a library's may span many)."""
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    line = lines[0] if lines else "failed"
+    print(f"tfstyle: error: {line[:500]}", file=sys.stderr)
     return 1
 
 
@@ -198,19 +201,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    import logging
+    import warnings
+
+    # Only tfstyle's own lines on stderr: no library warnings or log records (matplotlib's
+    # cache-directory notices, TensorFlow's Python-side warnings, ...).
+    warnings.simplefilter("ignore")
+    root = logging.getLogger()
+    if not any(isinstance(h, logging.NullHandler) for h in root.handlers):
+        root.addHandler(logging.NullHandler())
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     try:
         args = build_parser().parse_args(argv)  # imports TensorFlow
     except SystemExit as exit_:  # --help, or a usage error already reported in one line
         return int(exit_.code or 0)
     except KeyboardInterrupt:
         return _interrupted("interrupted; nothing written")
-    import logging
-
     import tensorflow as tf
 
     from tfstyle import api, checks, client
 
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # its Python-side warnings
     run = {"transfer": _transfer, "export": _export, "request": _request, "status": _status}
     try:
         return run[args.command](args)
@@ -220,6 +230,9 @@ def _main(argv: Sequence[str] | None) -> int:
     except tf.errors.OpError as err:  # e.g. a file system error inside TensorFlow
         return _fail(checks.message_of(err))
     except api.Interrupted as stop:
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second press must not lose the image
         output = getattr(args, "output", None)
         if output and stop.step > 0:
             from tfstyle import files
@@ -325,10 +338,11 @@ def _transfer(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from tfstyle import export, options
+    from tfstyle import api, export, options
 
     values = {name: getattr(args, name) for name in options.EXPORT_OPTIONS}
-    path = export.export_saved_model(
+    path = api.interruptible(  # tracing and saving hold Ctrl-C off: run them in a worker
+        export.export_saved_model,
         args.model_dir,
         version=args.version,
         max_size=args.max_size,
@@ -355,7 +369,7 @@ def _request(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         **values,
     )
-    if args.rest:
+    if args.rest is not None:  # an empty --rest is an error, not gRPC
         image, loss = client.predict_rest(args.content, args.style, url=args.rest, **common)
     else:
         image, loss = client.predict(args.content, args.style, server=args.server, **common)

@@ -133,6 +133,7 @@ def build_request(
     from tfstyle.options import REQUEST_OPTIONS
 
     _check_request(iterations, signature_name, options)
+    check_version(version)
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model
     request.model_spec.signature_name = signature_name
@@ -147,7 +148,36 @@ def build_request(
     return request
 
 
+#: Model versions are int64 in TF Serving, and at least 1.
+_MAX_VERSION = 2**63 - 1
+
+
+def check_version(version) -> None:
+    """Raise ``ValueError`` unless ``version`` is None or an integer in [1, 2^63 - 1]."""
+    if version is None:
+        return
+    if (
+        isinstance(version, bool)
+        or not isinstance(version, int)
+        or not (1 <= version <= _MAX_VERSION)
+    ):
+        raise ValueError(
+            f"version must be an integer between 1 and {_MAX_VERSION}; got {version!r}"
+        )
+
+
+def check_server(server) -> None:
+    """Raise ``ValueError`` unless ``server`` is ``host:port`` with a port in [1, 65535]."""
+    host, _, port = str(server).rpartition(":")
+    if not isinstance(server, str) or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(
+            f"server must be host:port with a port between 1 and 65535 (e.g. localhost:8500); "
+            f"got {server!r}"
+        )
+
+
 def _channel(server: str):
+    check_server(server)
     try:
         import grpc
     except ImportError as err:
@@ -283,6 +313,7 @@ def predict_rest(
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"url must look like 'http://localhost:8501'; got {url!r}")
     _check_request(iterations, signature_name, options)
+    check_version(version)
     inputs = {
         sig.CONTENT: {"b64": base64.b64encode(encode_input(content, "content")).decode()},
         sig.STYLE: {"b64": base64.b64encode(encode_input(style, "style")).decode()},
@@ -344,6 +375,7 @@ def model_status(
     import grpc
 
     check_timeout(timeout)
+    check_version(version)
     timeout = 10.0 if timeout is None else timeout
     from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 

@@ -169,13 +169,14 @@ def _version_dir(model_dir, version: int | None) -> str:
         raise type(err)(f"model_dir: cannot create {model_dir!r}: {err.strerror}") from None
     files.check_writable_dir(model_dir, "model_dir")
     existing = (
-        [int(n) for n in os.listdir(model_dir) if re.fullmatch(r"\d+", n)]
+        [int(n) for n in os.listdir(model_dir) if re.fullmatch(r"\d{1,18}", n)]
         if os.path.isdir(model_dir)
         else []
     )
     if version is None:
         version = max(existing, default=0) + 1
-    options.Option("version", None, "int", options.EXPORT, "", low=1).check(version)
+    # TF Serving reads version directories as int64.
+    options.Option("version", None, "int", options.EXPORT, "", low=1, high=2**63 - 1).check(version)
     path = os.path.join(model_dir, str(version))
     if os.path.exists(path):
         raise FileExistsError(

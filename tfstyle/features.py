@@ -114,6 +114,9 @@ def check_layers(name: str, layers: Sequence[str], backbone: str) -> None:
             raise ValueError(
                 f"{name}: unknown layer {layer!r} for {backbone}; allowed: {', '.join(allowed)}"
             )
+    repeated = sorted({layer for layer in layers if list(layers).count(layer) > 1})
+    if repeated:
+        raise ValueError(f"{name}: each layer may be listed once; repeated: {', '.join(repeated)}")
 
 
 def check_weights(weights: Weights) -> tuple:
@@ -159,8 +162,9 @@ def _build_cached(
         try:
             vgg.load_weights(weights)
         except Exception as err:  # Keras raises ValueError, KeyError or OSError here
+            first = next((line for line in str(err).splitlines() if line.strip()), "")
             raise ValueError(
-                f"weights: {weights!r} does not fit {backbone} (include_top=False): {err}"
+                f"weights: {weights!r} does not fit {backbone} (include_top=False): {first}"
             ) from err
 
     policy = "mixed_bfloat16" if precision == "bfloat16" else None

@@ -24,6 +24,7 @@ def check_output(path: str, inputs: Iterable = (), name: str = "output") -> None
     if ext not in PIL.Image.registered_extensions():
         raise ValueError(f"{name}: unknown image file extension {ext!r}; use .png or .jpg")
     check_writable_dir(os.path.dirname(os.path.abspath(path)), name)
+    _check_name_length(path, name)
     for source in inputs:
         if isinstance(source, (str, os.PathLike)) and _same_file(path, source):
             raise ValueError(
@@ -33,11 +34,27 @@ def check_output(path: str, inputs: Iterable = (), name: str = "output") -> None
 
 
 def check_writable_dir(directory: str, name: str) -> None:
-    """Raise ``OSError`` naming ``name`` unless ``directory`` exists and can be written to."""
+    """Raise ``OSError`` naming ``name`` unless ``directory`` exists and a file can be created in
+    it (tried: permissions, read-only file systems and /proc all say no only when asked)."""
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"{name}: directory does not exist: {directory!r}")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise PermissionError(f"{name}: cannot write to directory {directory!r}")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".tfstyle-probe-", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        message = f"{name}: cannot write to directory {directory!r}: {err.strerror}"
+        raise type(err)(message) from None
+
+
+def _check_name_length(path: str, name: str) -> None:
+    base = os.path.basename(path)
+    try:
+        limit = os.pathconf(os.path.dirname(os.path.abspath(path)), "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        limit = 255
+    if len(os.fsencode(base)) > limit:
+        raise OSError(f"{name}: file name longer than {limit} bytes: {base[:40]!r}...")
 
 
 def save_image(image: PIL.Image.Image, path: str) -> None:
@@ -54,7 +71,7 @@ def atomic_path(path: str, directory: bool = False) -> Iterator[str]:
     must not exist (a directory is never replaced)."""
     path = os.fspath(path)
     parent = os.path.dirname(os.path.abspath(path))
-    prefix = f".{os.path.basename(path)}.tmp-"
+    prefix = f".{os.path.basename(path)[:64]}.tmp-"
     if directory:
         tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
     else:
@@ -62,6 +79,8 @@ def atomic_path(path: str, directory: bool = False) -> Iterator[str]:
         os.close(fd)
     try:
         yield tmp
+        # mkstemp/mkdtemp make private (0600/0700) entries: give the usual umask's modes.
+        os.chmod(tmp, (0o777 if directory else 0o666) & ~_umask())
         if directory:
             os.rename(tmp, path)  # fails if path appeared meanwhile
         else:
@@ -69,6 +88,12 @@ def atomic_path(path: str, directory: bool = False) -> Iterator[str]:
     except BaseException:
         _remove(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _remove(path: str) -> None:

@@ -175,7 +175,17 @@ def _decode(data: tf.Tensor, name: str) -> tf.Tensor:
         data = tf.identity(data)
 
     def rgba():  # PNG and BMP may carry alpha
-        return tf.io.decode_image(data, channels=4, dtype=tf.float32, expand_animations=False)
+        # Decoded with their own channels, then made RGBA here: TensorFlow's channels=4 fills
+        # the alpha of a 1, 2 or 4-bit grayscale PNG with 1 (of 255), a transparent image.
+        x = tf.io.decode_image(data, channels=0, dtype=tf.float32, expand_animations=False)
+        gray, opaque = x[..., :1], tf.ones_like(x[..., :1])
+        by_channels = [
+            lambda: tf.concat([gray, gray, gray, opaque], -1),
+            lambda: tf.concat([gray, gray, gray, x[..., 1:2]], -1),
+            lambda: tf.concat([x[..., :3], opaque], -1),
+            lambda: x[..., :4],
+        ]
+        return tf.switch_case(tf.clip_by_value(tf.shape(x)[-1] - 1, 0, 3), by_channels)
 
     def rgb():  # JPEG and GIF decode to RGB only: an opaque alpha
         rgb = tf.io.decode_image(data, channels=3, dtype=tf.float32, expand_animations=False)

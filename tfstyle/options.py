@@ -93,6 +93,10 @@ class Option:
                 value, (int, float, np.number)
             ):
                 raise ValueError(f"{name} must be a number; got {value!r}")
+            try:
+                value = float(value)
+            except OverflowError:  # an int beyond any float
+                raise ValueError(f"{name} must be {self.allowed(high)}; got {value}") from None
             too_low = value <= self.low if self.above else value < self.low
             too_high = high is not None and value > high
             # float32 is what the graph computes in: 1e300 would become inf there.
@@ -110,7 +114,7 @@ class Option:
             for v in value:
                 dataclasses.replace(self, kind="float").check(v)
         elif self.kind == "layers":
-            if isinstance(value, str) or not value:
+            if not isinstance(value, (list, tuple)) or not value:
                 raise ValueError(f"{name} must be a non-empty list of layer names; got {value!r}")
         elif self.kind == "weights":
             features.check_weights(value)
@@ -235,11 +239,7 @@ EXPORT_OPTIONS: tuple[str, ...] = tuple(o.name for o in OPTIONS if o.scope in (R
 def _validate(self) -> None:
     for option in OPTIONS:
         value = getattr(self, option.name)
-        if (
-            option.kind in ("layers", "floats")
-            and value is not None
-            and not isinstance(value, (str, bytes))
-        ):
+        if option.kind in ("layers", "floats") and isinstance(value, (list, tuple, np.ndarray)):
             value = tuple(value)  # lists -> hashable tuples
             object.__setattr__(self, option.name, value)
         option.check(value)

@@ -34,7 +34,8 @@ STYLE_MEAN_NOISE = 0.1
 #: content_weight, style_weight, tv_weight). ``optimize.advance`` stops at that step.
 NOT_FINITE = (
     "the objective became {} at step {} of {}: the loss weights (content_weight {}, "
-    "style_weight {}, tv_weight {}) are likely too large for float32; lower them"
+    "style_weight {}, tv_weight {}, style_layer_weights {}) are likely too large for float32; "
+    "lower them"
 )
 
 
@@ -186,8 +187,22 @@ class Pipeline:
             f"{{}} x size {{}}); it must be between {images.MIN_SIDE} and {images.MAX_SIZE}",
             style_side, request["style_scale"], size,
         )  # fmt: skip
-        with tf.control_dependencies([style_fits]):
-            styles = [images.resize_longer_side(s, style_side) for s in styles]
+        resized = []
+        for k, style in enumerate(styles):
+            name = "style" if len(styles) == 1 else f"style[{k}]"
+            shape = tf.shape(style)
+            with tf.control_dependencies([style_fits]):
+                h, w = images.working_shape(shape[0], shape[1], style_side)
+            wide_enough = checks.check(
+                tf.minimum(h, w) >= images.MIN_SIDE,
+                f"{name}: a {{}}x{{}} image becomes {{}}x{{}} at {{}} px; its shorter side must "
+                f"be at least {images.MIN_SIDE} px (use a less elongated image, or raise size "
+                f"or style_scale)",
+                shape[1], shape[0], w, h, style_side,
+            )  # fmt: skip
+            with tf.control_dependencies([wide_enough]):
+                resized.append(images.resize(style, h, w))
+        styles = resized
         init = request["init"]
         if init.dtype == tf.string:
             start = initial_image(init, content, styles, blend, request["seed"])
@@ -244,7 +259,7 @@ class Pipeline:
         finite = checks.check(
             tf.math.is_finite(state.loss) | tf.equal(iterations, 0),
             NOT_FINITE,
-            state.loss, state.step, iterations, w.content, w.style, w.tv,
+            state.loss, state.step, iterations, w.content, w.style, w.tv, w.style_layers,
         )  # fmt: skip
         with tf.control_dependencies([finite]):
             image = tf.identity(state.image)
