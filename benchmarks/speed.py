@@ -57,7 +57,8 @@ class Problem:
         content = images.load_image(CONTENT, "content")
         style = images.load_image(STYLE, "style")
         request = pipeline.request_tensors(self.opts, 0)
-        started = self.pipeline.compiled.start(content, [style], [1.0], request)
+        size = tf.constant(size)
+        started = self.pipeline.compiled.start(content, [style], [1.0], request, size, content)
         self.content = started.content
         self.targets, self.weights = started.targets, started.weights
         self.objective = self.pipeline.objective
@@ -69,6 +70,23 @@ class Problem:
             image = images.resize(image, self.content.shape[0], self.content.shape[1])
         terms = self.pipeline.compiled.evaluate(image[None], self.targets, self.weights)
         return float(terms["total"])
+
+
+def print_machine(opts=None) -> list:
+    """Print the CPU and its instruction-set flags (returned); with ``opts``, the precision its
+    runs use."""
+    machine = precision._machine()
+    flags = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in machine["flags"]]
+    print(f"CPU: {machine['cpu']}; flags: {' '.join(flags) or 'no avx2/avx512f/avx512_bf16/amx'}")
+    if opts is not None:
+        layers = tuple(dict.fromkeys(opts.content_layers + opts.style_layers))
+        choice = precision.choose(
+            opts.precision, backbone=opts.backbone, pooling=opts.pooling, layers=layers,
+            weights=opts.weights,
+        )  # fmt: skip
+        print(f"precision {opts.precision} -> {choice.precision}: {choice.reason}")
+        print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs")
+    return flags
 
 
 def measure_peak(repeats: int = 5, n: int = 4096) -> float:
@@ -233,6 +251,7 @@ def memory_child(size: int, weights, backbone: str, iterations: int) -> None:
         CONTENT,
         STYLE,
         size=size,
+        min_scale=size,  # every step at the full size: the peak of a default run's last scale
         iterations=iterations,
         weights=weights,
         backbone=backbone,
@@ -340,8 +359,7 @@ def main(argv=None) -> int:
     iterations = args.iterations or options.DEFAULTS["iterations"]
     optimizer = options.DEFAULTS["optimizer"]
     machine = precision._machine()
-    flags = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in machine["flags"]]
-    print(f"CPU: {machine['cpu']}; flags: {' '.join(flags) or 'no avx2/avx512f/avx512_bf16/amx'}")
+    flags = print_machine()
     calibration_s, chosen = calibrate(weights, args.backbone)
     print(f"precision auto -> {chosen}; the calibration took {calibration_s:.1f} s")
     problem = Problem(args.size, weights, args.backbone)

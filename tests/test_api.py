@@ -81,6 +81,9 @@ CHANGES = {
     "size": ({"size": 48}, {}),
     "iterations": ({"iterations": 4}, {}),
     "style_scale": ({"style_scale": 0.5}, {}),
+    "min_scale": ({"min_scale": 32}, {}),
+    "scale_factor": ({"scale_factor": 4.0}, {"min_scale": 16}),
+    "steps_ratio": ({"steps_ratio": 2.0}, {"min_scale": 32}),
     "content_weight": ({"content_weight": 100.0}, {}),
     "style_weight": ({"style_weight": 1e6}, {}),
     "tv_weight": ({"tv_weight": 1e5}, {}),
@@ -195,8 +198,9 @@ def test_callback_schedule_and_payload(content_array, style_array):
     )
     assert [c[0] for c in calls] == [10, 20, 25]
     step, losses, image = calls[-1]
-    assert set(losses) == {"total", "content", "style", "tv"}
-    assert all(isinstance(v, float) for v in losses.values())
+    assert set(losses) == {"total", "content", "style", "tv", "scale"}
+    assert losses["scale"] == 64  # one scale: min_scale is above size
+    assert all(isinstance(losses[k], float) for k in ("total", "content", "style", "tv"))
     assert image.dtype == np.float32 and image.shape == (48, 64, 3)
     assert 0.0 <= image.min() and image.max() <= 1.0
 
@@ -246,7 +250,7 @@ def test_paths_and_bytes(image_files):
         (
             {"style_scale": 16, "size": 300},
             ValueError,
-            r"would be 4800 px \(style_scale 16 x size 300\); it must be between 16 and 4096",
+            r"would be 4800 px \(style_scale 16 x 300 px\); it must be between 16 and 4096",
         ),
         ({"callback_every": 0}, ValueError, "callback_every must be >= 1"),
         ({"style_blend_weights": [1.0, 2.0]}, ValueError, "style_blend_weights must be 1"),
@@ -267,7 +271,9 @@ def test_style_scale_sets_the_style_size_for_the_targets(content_array, style_ar
 
     def grams(style_scale):
         request = pipeline.request_tensors(opts.replace(style_scale=style_scale), 0)
-        return pipe.start(content_array, [style_array], [1.0], request).targets.style
+        return pipe.start(
+            content_array, [style_array], [1.0], request, 48, content_array
+        ).targets.style
 
     # 1 is the behaviour before the option: the style resized to the output's longer side.
     style = images.resize_longer_side(style_array, 48)

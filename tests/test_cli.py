@@ -45,6 +45,7 @@ def test_exact_arguments_reach_transfer(image_files, tmp_path, capsys, monkeypat
     argv += ["--tv-weight", "0", "--content-weight", "2", "--style-weight", "100"]
     argv += ["--learning-rate", "0.5", "--backbone", "vgg16", "--precision", "float32"]
     argv += ["--style-scale", "0.5", "--style-loss", "wasserstein"]
+    argv += ["--min-scale", "100", "--scale-factor", "1.5", "--steps-ratio", "0.7"]
     code, err = run(argv, capsys)
     assert code == 0, err
     ((args, kwargs),) = calls
@@ -53,6 +54,9 @@ def test_exact_arguments_reach_transfer(image_files, tmp_path, capsys, monkeypat
         "size": 64,
         "iterations": 2,
         "style_scale": 0.5,
+        "min_scale": 100,
+        "scale_factor": 1.5,
+        "steps_ratio": 0.7,
         "content_weight": 2.0,
         "style_weight": 100.0,
         "tv_weight": 0.0,

@@ -67,66 +67,96 @@ def transfer(content: images.ImageLike, style: StyleInput, **kwargs) -> PIL.Imag
 
     pipe = pipeline.get(opts)
     run = pipe.compiled
-    try:
-        started = interruptible(run.start, content_img, styles, blend, request)
-    except tf.errors.InvalidArgumentError as err:  # the pipeline's own checks
-        raise ValueError(checks.message_of(err)) from None
-    targets, weights = started.targets, started.weights
-    state = started.state
-
-    def final(state) -> tf.Tensor:
-        image, _ = run.finish(
-            state.image, started.content, targets, weights, request["preserve_colors"]
-        )
-        return image
-
+    sizes, steps = (
+        v.numpy().tolist()
+        for v in pipeline.schedule(tf.shape(content_img), tf.constant(opts.iterations), request)
+    )
+    # The result's shape (the last scale's), for an image returned before the last scale.
+    final_shape = images.working_shape(*content_img.shape[:2], opts.size)
     every = opts.callback_every if opts.callback is not None else None
     reported = []  # the steps whose image the callback has seen
 
-    def report(step: int, state) -> None:
-        terms = run.evaluate(state.image, targets, weights)
-        opts.callback(step, {k: float(v) for k, v in terms.items()}, final(state).numpy())
+    def final(state, started) -> tf.Tensor:
+        image, _ = run.finish(
+            state.image, started.content, started.targets, started.weights,
+            request["preserve_colors"],
+        )  # fmt: skip
+        return image
+
+    def report(step: int, state, started, scale: int) -> None:
+        terms = run.evaluate(state.image, started.targets, started.weights)
+        losses = {k: float(v) for k, v in terms.items()}
+        opts.callback(step, {**losses, "scale": scale}, final(state, started).numpy())
         reported.append(step)
 
-    chunk, step = 1, 0
-    desc = f"{pipe.precision.precision} ({pipe.precision.brief})"
+    step, state, started = 0, None, None
+    precision = f"{pipe.precision.precision} ({pipe.precision.brief})"
     try:
-        with tqdm(total=opts.iterations, disable=not opts.progress, unit="step", desc=desc) as bar:
-            while step < opts.iterations:
-                k = min(chunk, opts.iterations - step)
-                if every is not None:
-                    k = min(k, every - step % every)
-                began = time.perf_counter()
-                new = interruptible(
-                    run.advance, state, targets, weights, request["learning_rate"], tf.constant(k)
+        with tqdm(total=opts.iterations, disable=not opts.progress, unit="step") as bar:
+            image = _checked(run.initial, content_img, styles, blend, request, sizes[0])
+            for index, (scale, count) in enumerate(zip(sizes, steps, strict=True)):
+                started = _checked(run.start, content_img, styles, blend, request, scale, image)
+                state, end, chunk = started.state, step + count, 1
+                scale_text = (
+                    f"{scale} px" if len(sizes) == 1 else f"{scale} px {index + 1}/{len(sizes)}"
                 )
-                loss = float(new.loss)
-                if not math.isfinite(loss):
-                    raise ValueError(
-                        pipeline.NOT_FINITE.format(
-                            loss, int(new.step), opts.iterations,
-                            opts.content_weight, opts.style_weight, opts.tv_weight,
-                            list(pipe.style_layer_weights),
-                        )
+                bar.set_description(f"{scale_text}, {precision}")
+                while step < end:
+                    k = min(chunk, end - step)
+                    if every is not None:
+                        k = min(k, every - step % every)
+                    began = time.perf_counter()
+                    new = interruptible(
+                        run.advance, state, started.targets, started.weights,
+                        request["learning_rate"], tf.constant(k),
                     )  # fmt: skip
-                state, step = new, step + k  # together: no Ctrl-C between the two
-                if step > k:  # the first call also traces: not a measure of a step
-                    elapsed = time.perf_counter() - began
-                    chunk = max(1, min(4 * chunk, round(k * CHUNK_SECONDS / max(elapsed, 1e-6))))
-                bar.update(k)
-                bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
-                if every is not None and (step % every == 0 or step == opts.iterations):
-                    report(step, state)
-        if every is not None and opts.iterations == 0:
-            report(0, state)
+                    loss = float(new.loss)
+                    if not math.isfinite(loss):
+                        raise ValueError(
+                            pipeline.NOT_FINITE.format(
+                                loss, end - count + int(new.step), opts.iterations,
+                                opts.content_weight, opts.style_weight, opts.tv_weight,
+                                list(pipe.style_layer_weights),
+                            )
+                        )  # fmt: skip
+                    state, step = new, step + k  # together: no Ctrl-C between the two
+                    if int(new.step) > k:  # the first call at a scale may trace: not a measure
+                        elapsed = time.perf_counter() - began
+                        chunk = max(
+                            1, min(4 * chunk, round(k * CHUNK_SECONDS / max(elapsed, 1e-6)))
+                        )
+                    bar.update(k)
+                    bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+                    if every is not None and step % every == 0 and step < opts.iterations:
+                        report(step, state, started, scale)
+                image = state.image[0]
+            if every is not None:  # after the last step, at the last scale
+                report(step, state, started, sizes[-1])
     except KeyboardInterrupt:  # wherever it lands: in a graph call, the callback, the bar
         with _further_ctrl_c_ignored():  # a second press must not lose the image
-            image = pipe.output(state.image, started.content, opts.preserve_colors)
-            if every is not None and reported[-1:] != [step]:
-                report(step, state)  # the callback sees the image returned
-            stop = Interrupted(images.to_pil(image), step, opts.iterations)
+            stop = _interrupted(pipe, opts, content_img, final_shape, state, step)
+            if every is not None and state is not None and reported[-1:] != [step]:
+                report(step, state, started, sizes[index])  # the callback sees the image returned
         raise stop from None
-    return images.to_pil(final(state))
+    return images.to_pil(final(state, started))
+
+
+def _checked(fn, *args):
+    """``interruptible(fn, *args)``, the pipeline's own checks as one-line ``ValueError``s."""
+    try:
+        return interruptible(fn, *args)
+    except tf.errors.InvalidArgumentError as err:
+        raise ValueError(checks.message_of(err)) from None
+
+
+def _interrupted(pipe, opts, content, shape, state, step: int) -> Interrupted:
+    """The ``Interrupted`` for Ctrl-C after ``step``: the latest image at the output's size."""
+    if state is None:  # before the first scale started: the content itself
+        image = images.resize(content, *shape)
+    else:
+        image = images.resize(state.image[0], *shape)
+    image = pipe.output(image[None], images.resize(content, *shape), opts.preserve_colors)
+    return Interrupted(images.to_pil(image), step, opts.iterations)
 
 
 class Interrupted(KeyboardInterrupt):

@@ -148,7 +148,8 @@ def advance(loss_fn: Callable[[tf.Tensor], tf.Tensor], optimizer, learning_rate,
     """Take ``k`` steps of ``optimizer`` on ``loss_fn(image)`` in one ``tf.while_loop``.
 
     The loop stops early at the first image whose objective or gradient is not finite: the state
-    holds that image, ``state.step`` the steps that led to it, ``state.loss`` the value.
+    holds that image, ``state.step`` the steps that led to it, ``state.loss`` the objective (nan
+    if only the gradient was not finite).
 
     Args:
         loss_fn: the scalar objective of an image ``(1, H, W, 3)``.
@@ -171,7 +172,9 @@ def advance(loss_fn: Callable[[tf.Tensor], tf.Tensor], optimizer, learning_rate,
         state = tf.cond(
             finite,
             lambda: optimizer.update(state, loss, grad, learning_rate),
-            lambda: state._replace(loss=loss),  # stop here, keeping the last finite image
+            # Stop here, keeping the last finite image; a finite loss with a non-finite
+            # gradient is reported as nan, so that the caller sees the run stopped.
+            lambda: state._replace(loss=tf.where(tf.math.is_finite(loss), float("nan"), loss)),
         )
         return i + 1, finite, state
 

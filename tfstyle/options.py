@@ -159,8 +159,20 @@ OPTIONS: tuple[Option, ...] = (
     Option("size", 512, "int", REQUEST, "Longer side of the output in pixels; the output keeps "
            "the content's aspect ratio and the style images are resized to the same longer side.",
            low=images.MIN_SIDE, high=images.MAX_SIZE, dtype="int32"),
-    Option("iterations", 200, "int", INPUT, "Optimisation steps.",
+    Option("iterations", 200, "int", INPUT, "Optimisation steps in all, over all scales (one "
+           "step is one evaluation of the objective and its gradient, at that scale's size).",
            low=0, high=_INT32_MAX, dtype="int32"),
+    Option("min_scale", 128, "int", REQUEST, "Longer side in px of the first, coarsest scale: "
+           "the image is optimised at sizes from min_scale up to size, scale_factor apart, each "
+           "scale starting from the previous one's result upsampled (coarse to fine: large "
+           "structure forms cheaply at a small size). At least size runs at size alone.",
+           low=images.MIN_SIDE, high=images.MAX_SIZE, dtype="int32"),
+    Option("scale_factor", 2.0, "float", REQUEST, "Ratio between successive scales.",
+           low=1.1, high=16, dtype="float32"),
+    Option("steps_ratio", 0.3, "float", REQUEST, "How the iterations are shared between "
+           "scales: each scale gets steps_ratio times the steps of the scale below it (1 shares "
+           "them equally; below 1 spends most steps at the cheap coarse scales).",
+           low=0, above=True, high=16, dtype="float32"),
     Option("style_scale", 1.0, "float", REQUEST, "Size of the style images relative to the "
            "output: each is resized so that its longer side is style_scale * size (at least "
            f"{images.MIN_SIDE}, at most {images.MAX_SIZE} px). Below 1 paints with smaller "

@@ -1,12 +1,14 @@
 """The one pipeline: from decoded images to the stylised image, for the API and the served model.
 
-``Pipeline.start`` resizes the images to the working size, computes the targets (content
-activations, style Gram matrices) once and the optimiser's state at the starting image;
-``Pipeline.advance`` takes ``k`` optimisation steps in one ``tf.while_loop``; ``Pipeline.finish``
-gives the final image and its objective. ``tfstyle.transfer`` calls the three as ``tf.function``s
-(``advance`` in chunks, so that a progress bar and callbacks run between them); the exported
-signature calls ``Pipeline.run``, the same three in one graph. Both therefore compute the same
-pixels.
+The image is optimised coarse to fine, at a ladder of sizes (``schedule``: from ``min_scale`` up
+to ``size``, ``scale_factor`` apart, the steps shared by ``steps_ratio``). ``Pipeline.initial``
+gives the starting image at the first size. At each size, ``Pipeline.start`` resizes the images
+to that size, computes the targets (content activations, style Gram matrices) and the
+optimiser's fresh state at the previous size's image, upsampled; ``Pipeline.advance`` takes ``k``
+optimisation steps in one ``tf.while_loop``. ``Pipeline.finish`` gives the final image and its
+objective. ``tfstyle.transfer`` calls these as ``tf.function``s (``advance`` in chunks, so that a
+progress bar and callbacks run between them); the exported signature calls ``Pipeline.run``, the
+same functions in one graph. Both therefore compute the same pixels.
 
 The per-request values (size, weights, learning rate, seed, init, preserve_colors) arrive as a
 dict of tensors, ``request``, with the dtypes of ``options.REQUEST_OPTIONS``; everything fixed by
@@ -28,14 +30,19 @@ from tfstyle.options import INITS, REQUEST_OPTIONS
 #: Multiplies the Wasserstein style loss so that the default ``style_weight`` balances it against
 #: the content loss about as it balances the Gram loss (measured: see README).
 WASSERSTEIN_SCALE = 400.0
+#: The content and total-variation terms are per this many pixels (a 512 x 512 image): both are
+#: sums over positions, whose gradient at a pixel does not depend on the image's size, while the
+#: style term's falls with the pixel count. Scaling them by ``AREA_REFERENCE / (H * W)`` keeps the
+#: balance of the three, hence the look, the same at every size (see README).
+AREA_REFERENCE = 512 * 512
 #: Amplitude of the noise added to the mean colour by ``init="style-mean"``.
 STYLE_MEAN_NOISE = 0.1
 #: The error of a run whose objective stops being finite (``{}``: loss, step, iterations,
 #: content_weight, style_weight, tv_weight). ``optimize.advance`` stops at that step.
 NOT_FINITE = (
-    "the objective became {} at step {} of {}: the loss weights (content_weight {}, "
-    "style_weight {}, tv_weight {}, style_layer_weights {}) are likely too large for float32; "
-    "lower them"
+    "the objective or its gradient became {} at step {} of {}: the loss weights "
+    "(content_weight {}, style_weight {}, tv_weight {}, style_layer_weights {}) are likely too "
+    "large for float32; lower them"
 )
 
 
@@ -59,6 +66,10 @@ class LossWeights(NamedTuple):
 
 class Objective:
     """``L = alpha * L_content + beta * L_style + tv_weight * L_tv`` on a feature extractor.
+
+    ``L_content`` and ``L_tv`` are the reference sums (``tfstyle.losses``) times
+    ``AREA_REFERENCE / (H * W)``: per 512 x 512 pixels, so that the weights mean the same at every
+    size.
 
     Args:
         extractor: model from ``features.build_extractor`` returning a dict of activations.
@@ -118,6 +129,9 @@ class Objective:
             )
             style = WASSERSTEIN_SCALE * tf.reduce_sum(weights.style_layers * layer_losses)
         tv = losses.total_variation_loss(image)
+        shape = tf.shape(image)
+        per_area = AREA_REFERENCE / tf.cast(shape[1] * shape[2], tf.float32)
+        content, tv = per_area * content, per_area * tv
         total = losses.total_loss(content, style, tv, weights.content, weights.style, weights.tv)
         return {"total": total, "content": content, "style": style, "tv": tv}
 
@@ -159,18 +173,13 @@ class Pipeline:
     def extractor(self) -> keras.Model:
         return self.objective.extractor
 
-    def start(self, content, styles: Sequence[tf.Tensor], blend, request: dict) -> Started:
-        """Working-size images, targets and the optimiser's state at the starting image.
+    def resized(self, content, styles: Sequence[tf.Tensor], request: dict, size):
+        """The content and style images at the working size for a longer side of ``size``.
 
-        Args:
-            content: ``(H, W, 3)`` float image in [0, 1].
-            styles: the style images, ``(h, w, 3)`` each.
-            blend: one weight per style image, summing to 1.
-            request: the per-request values (``request_tensors``); ``request["init"]`` is a
-                string (one of ``INITS``) or an ``(h, w, 3)`` image.
+        The content gets the longer side ``size``, each style ``style_scale * size``; an image
+        whose shorter side would fall below ``images.MIN_SIDE`` fails, naming it.
         """
         shape = tf.shape(content)
-        size = request["size"]
         height, width = images.working_shape(shape[0], shape[1], size)
         big_enough = checks.check(
             tf.minimum(height, width) >= images.MIN_SIDE,
@@ -184,7 +193,7 @@ class Pipeline:
         style_fits = checks.check(
             (style_side >= images.MIN_SIDE) & (style_side <= images.MAX_SIZE),
             f"style_scale: the longer side of the style images would be {{}} px (style_scale "
-            f"{{}} x size {{}}); it must be between {images.MIN_SIDE} and {images.MAX_SIZE}",
+            f"{{}} x {{}} px); it must be between {images.MIN_SIDE} and {images.MAX_SIZE}",
             style_side, request["style_scale"], size,
         )  # fmt: skip
         resized = []
@@ -196,18 +205,41 @@ class Pipeline:
             wide_enough = checks.check(
                 tf.minimum(h, w) >= images.MIN_SIDE,
                 f"{name}: a {{}}x{{}} image becomes {{}}x{{}} at {{}} px; its shorter side must "
-                f"be at least {images.MIN_SIDE} px (use a less elongated image, or raise size "
-                f"or style_scale)",
+                f"be at least {images.MIN_SIDE} px (use a less elongated image, or raise size, "
+                f"min_scale or style_scale)",
                 shape[1], shape[0], w, h, style_side,
             )  # fmt: skip
             with tf.control_dependencies([wide_enough]):
                 resized.append(images.resize(style, h, w))
-        styles = resized
+        return content, resized
+
+    def initial(self, content, styles: Sequence[tf.Tensor], blend, request: dict, size):
+        """The starting image ``(h, w, 3)`` at the working size for ``size``.
+
+        ``request["init"]`` is a string (one of ``INITS``) or an ``(h, w, 3)`` image.
+        """
+        content, styles = self.resized(content, styles, request, size)
         init = request["init"]
         if init.dtype == tf.string:
-            start = initial_image(init, content, styles, blend, request["seed"])
-        else:
-            start = images.resize(init, height, width)
+            return initial_image(init, content, styles, blend, request["seed"])
+        shape = tf.shape(content)
+        return images.resize(init, shape[0], shape[1])
+
+    def start(self, content, styles: Sequence[tf.Tensor], blend, request: dict, size, init):
+        """Working-size images, targets and the optimiser's fresh state at one scale.
+
+        Args:
+            content: ``(H, W, 3)`` float image in [0, 1].
+            styles: the style images, ``(h, w, 3)`` each.
+            blend: one weight per style image, summing to 1.
+            request: the per-request values (``request_tensors``).
+            size: the longer side of this scale, in px.
+            init: the starting image ``(h, w, 3)`` (``initial``, or the previous scale's
+                result), resized to this scale.
+        """
+        content, styles = self.resized(content, styles, request, size)
+        shape = tf.shape(content)
+        start = images.resize(init, shape[0], shape[1])
         weights = LossWeights(
             request["content_weight"],
             request["style_weight"],
@@ -244,27 +276,43 @@ class Pipeline:
         return tf.where(preserve_colors, images.transfer_chrominance(image, content), image)
 
     def run(self, content, styles, blend, iterations, request: dict):
-        """``start``, ``advance`` for ``iterations`` steps and ``finish``, in one graph.
+        """The whole optimisation in one graph: ``schedule``, ``initial``, then ``start`` and
+        ``advance`` at each scale, and ``finish``.
 
-        The three are called as the same ``tf.function``s the API calls, kept as function calls
+        The steps are called as the same ``tf.function``s the API calls, kept as function calls
         (not inlined), so that the graph optimiser cannot fuse work across them differently
         from the API's chunked calls: the served pixels equal ``transfer``'s.
         """
         run = self.compiled
-        started = run.start(content, styles, blend, request)
-        state = run.advance(
-            started.state, started.targets, started.weights, request["learning_rate"], iterations
+        sizes, steps = schedule(tf.shape(content), iterations, request)
+        image = run.initial(content, styles, blend, request, sizes[0])
+
+        def stage(i, image):
+            started = run.start(content, styles, blend, request, sizes[i], image)
+            state = run.advance(
+                started.state, started.targets, started.weights, request["learning_rate"], steps[i]
+            )
+            w = started.weights
+            finite = checks.check(
+                tf.math.is_finite(state.loss) | tf.equal(steps[i], 0),
+                NOT_FINITE,
+                state.loss, tf.reduce_sum(steps[:i]) + state.step, iterations,
+                w.content, w.style, w.tv, w.style_layers,
+            )  # fmt: skip
+            with tf.control_dependencies([finite]):
+                return started, tf.identity(state.image[0])
+
+        last = tf.size(sizes) - 1
+        _, image = tf.while_loop(
+            lambda i, _: i < last,
+            lambda i, image: (i + 1, stage(i, image)[1]),
+            (tf.constant(0), image),
+            shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, None, 3])),
+            parallel_iterations=1,
         )
-        w = started.weights
-        finite = checks.check(
-            tf.math.is_finite(state.loss) | tf.equal(iterations, 0),
-            NOT_FINITE,
-            state.loss, state.step, iterations, w.content, w.style, w.tv, w.style_layers,
-        )  # fmt: skip
-        with tf.control_dependencies([finite]):
-            image = tf.identity(state.image)
+        started, image = stage(last, image)
         return run.finish(
-            image,
+            image[None],
             started.content,
             started.targets,
             started.weights,
@@ -273,7 +321,7 @@ class Pipeline:
 
     @functools.cached_property
     def compiled(self) -> _Compiled:
-        """``start``, ``advance``, ``evaluate`` and ``finish`` as ``tf.function``s."""
+        """``initial``, ``start``, ``advance``, ``evaluate`` and ``finish`` as ``tf.function``s."""
         return _Compiled(self)
 
 
@@ -287,6 +335,7 @@ class _Compiled:
                 experimental_attributes={"_noinline": True},
             )
 
+        self.initial = fn(pipeline.initial)
         self.start = fn(pipeline.start)
         self.advance = fn(pipeline.advance)
         self.evaluate = fn(pipeline.evaluate)
@@ -321,6 +370,54 @@ def get(opts) -> Pipeline:
         _PIPELINES[key] = Pipeline(opts)
     _PIPELINES[key].precision = choice
     return _PIPELINES[key]
+
+
+def schedule(shape, iterations, request: dict) -> tuple[tf.Tensor, tf.Tensor]:
+    """The scales of a run and the steps taken at each: two int32 vectors of the same length.
+
+    The ladder of sizes (longer sides, px) starts at ``min_scale`` (raised, if need be, until the
+    content's shorter side is ``images.MIN_SIDE``; at most ``size``) and grows by
+    ``scale_factor`` until ``size``: ``s[i + 1] = min(round(s[i] * scale_factor), size)``. The
+    ``iterations`` are shared in proportion to ``steps_ratio ** i`` (``i`` = 0 at the coarsest
+    scale), rounded so that they sum to ``iterations``. Scales before the first that gets a step
+    are dropped, so the run starts where the first step is taken. TF ops: the API and the
+    served graph compute the same schedule.
+
+    Args:
+        shape: the content image's shape ``(H, W, 3)``.
+        iterations: int32 scalar, the total steps.
+        request: the per-request values (``request_tensors``).
+    """
+    size = tf.cast(request["size"], tf.int32)
+    factor = tf.cast(request["scale_factor"], tf.float64)
+    longer = tf.cast(tf.maximum(shape[0], shape[1]), tf.float64)
+    shorter = tf.cast(tf.maximum(tf.minimum(shape[0], shape[1]), 1), tf.float64)
+    fits = tf.cast(tf.math.ceil(images.MIN_SIDE * longer / shorter), tf.int32)
+    first = tf.minimum(size, tf.maximum(tf.cast(request["min_scale"], tf.int32), fits))
+
+    def grow(s, previous, ladder):
+        up = tf.cast(tf.round(tf.cast(s, tf.float64) * factor), tf.int32)
+        return tf.minimum(tf.maximum(up, s + 1), size), s, ladder.write(ladder.size(), s)
+
+    _, _, ladder = tf.while_loop(
+        lambda s, previous, _: previous < size,
+        grow,
+        (first, tf.constant(-1), tf.TensorArray(tf.int32, size=0, dynamic_size=True)),
+    )
+    sizes = ladder.stack()
+    count = tf.size(sizes)
+    share = tf.pow(
+        tf.cast(request["steps_ratio"], tf.float64), tf.cast(tf.range(count), tf.float64)
+    )
+    total = tf.cast(iterations, tf.float64)
+    bounds = tf.cast(tf.round(total * tf.cumsum(share) / tf.reduce_sum(share)), tf.int32)
+    bounds = tf.concat([bounds[:-1], [tf.cast(iterations, tf.int32)]], 0)
+    steps = bounds - tf.concat([[0], bounds[:-1]], 0)
+    used = steps > 0
+    begin = tf.where(
+        tf.reduce_any(used), tf.argmax(tf.cast(used, tf.int32), output_type=tf.int32), count - 1
+    )
+    return sizes[begin:], steps[begin:]
 
 
 def request_tensors(opts, seed: int, init=None) -> dict:

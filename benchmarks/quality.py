@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""Any size, same look: the default run at several sizes against the single-scale run before it.
+
+For each of --sizes it runs ``tfstyle.transfer`` on the bundled example images twice:
+
+- ``new``: the defaults (coarse to fine from ``min_scale``; content and TV terms per 512 x 512
+  pixels);
+- ``old``: what tfstyle did before (one scale, ``min_scale=size``; content and TV terms summed
+  over positions, reproduced exactly by scaling ``content_weight`` and ``tv_weight`` by
+  ``H * W / 512**2``), unless --no-old.
+
+and prints, per run, the wall time, the ratio of the weighted style term to the weighted content
+term at the result (each run's own objective), the result's full-resolution objective under the
+default objective, and a Gram distance to the style judged at 256 px (per style layer,
+``||G(x) - G(style)|| / ||G(style)||`` with ``G`` the Gram matrix over positions divided by their
+count, averaged over the layers; the content photo's own distance is printed for scale). It
+writes each image, ``quality.json`` and ``sizes.png`` (sizes across, old above new) to --out.
+
+--same-time also runs single-scale at each size for the wall time the default run took (its
+step time measured first) and compares the full-resolution objectives reached.
+
+    python benchmarks/quality.py --weights vgg16_notop.weights.h5 --backbone vgg16
+    python benchmarks/quality.py --precision float32 --no-old --same-time --sizes 512 1024
+
+Random weights (the default without --weights) measure time only: they give a blur, not a
+style. Every run prints the CPU's flags and the precision used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import PIL.Image  # noqa: E402
+import PIL.ImageDraw  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import speed  # noqa: E402
+
+import tfstyle  # noqa: E402
+from tfstyle import images, losses, options, pipeline  # noqa: E402
+
+JUDGE_SIZE = 256
+
+
+def old_weights(size: int, opts) -> dict:
+    """The weights under which today's objective is the single-scale objective before the change
+    (content and TV summed over positions)."""
+    content = PIL.Image.open(speed.CONTENT)
+    h, w = (int(v) for v in images.working_shape(content.height, content.width, size))
+    area = h * w / pipeline.AREA_REFERENCE
+    return {"content_weight": opts.content_weight * area, "tv_weight": opts.tv_weight * area}
+
+
+class Judge:
+    """Gram distance to the style at ``JUDGE_SIZE`` px, on the run's network."""
+
+    def __init__(self, opts):
+        self.pipe = pipeline.get(opts.replace(precision="float32"))
+        self.layers = opts.style_layers
+        self.style = self.grams(images.load_image(speed.STYLE, "style"))
+
+    def grams(self, image) -> list:
+        image = images.resize_longer_side(tf.convert_to_tensor(image, tf.float32), JUDGE_SIZE)
+        feats = self.pipe.extractor(image[None])
+        out = []
+        for name in self.layers:
+            f = tf.cast(feats[name], tf.float32)
+            positions = float(f.shape[1] * f.shape[2])
+            out.append(losses.gram_matrix(f)[0].numpy() / positions)
+        return out
+
+    def distance(self, image) -> float:
+        ds = [
+            np.linalg.norm(g - s) / np.linalg.norm(s)
+            for g, s in zip(self.grams(image), self.style, strict=True)
+        ]
+        return float(np.mean(ds))
+
+
+def terms(opts, image: np.ndarray, size: int, **weights) -> dict:
+    """The loss terms of ``image`` (float (H, W, 3)) under the objective of ``opts`` at ``size``,
+    with ``weights`` replacing the loss weights; the ratio of weighted style to content."""
+    opts = opts.replace(size=size, precision="float32", **weights)
+    pipe = pipeline.get(opts)
+    content = images.load_image(speed.CONTENT, "content")
+    style = images.load_image(speed.STYLE, "style")
+    request = pipeline.request_tensors(opts, 0)
+    started = pipe.compiled.start(content, [style], [1.0], request, tf.constant(size), content)
+    image = tf.convert_to_tensor(image, tf.float32)
+    if image.shape[:2] != started.content.shape[:2]:
+        image = images.resize(image, *started.content.shape[:2])
+    t = {k: float(v) for k, v in pipe.compiled.evaluate(image[None], *started[1:3]).items()}
+    weighted_content = opts.content_weight * t["content"]
+    t["style_to_content"] = opts.style_weight * t["style"] / max(weighted_content, 1e-30)
+    return t
+
+
+def run(kwargs: dict, iterations: int) -> tuple[np.ndarray, float]:
+    start = time.perf_counter()
+    image = tfstyle.transfer(speed.CONTENT, speed.STYLE, iterations=iterations, **kwargs)
+    return np.asarray(image, np.float32) / 255.0, time.perf_counter() - start
+
+
+def single_scale_for(seconds: float, kwargs: dict, size: int) -> tuple[np.ndarray, float, int]:
+    """Single-scale at ``size`` for about ``seconds`` (its step time measured first)."""
+    single = {**kwargs, "min_scale": size}
+    run(single, 2)  # trace
+    _, two = run(single, 2)
+    _, seven = run(single, 7)
+    per_step = max((seven - two) / 5, 1e-3)
+    steps = max(1, int((seconds - two + 2 * per_step) / per_step))
+    image, wall = run(single, steps)
+    return image, wall, steps
+
+
+def grid(path: str, rows: dict, sizes: list, tile: int = 360) -> None:
+    names = list(rows)
+    canvas = PIL.Image.new("RGB", (80 + tile * len(sizes), 24 + tile * len(names)), "white")
+    draw = PIL.ImageDraw.Draw(canvas)
+    for c, size in enumerate(sizes):
+        draw.text((80 + c * tile + 4, 6), f"{size} px", fill="black")
+    for r, name in enumerate(names):
+        draw.text((6, 24 + r * tile + tile // 2), name, fill="black")
+        for c, size in enumerate(sizes):
+            if size in rows[name]:
+                image = PIL.Image.fromarray(np.uint8(np.round(rows[name][size] * 255)))
+                image.thumbnail((tile - 4, tile - 4), PIL.Image.LANCZOS)
+                canvas.paste(image, (80 + c * tile + 2, 24 + r * tile + 2))
+    canvas.save(path)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
+    p.add_argument("--iterations", type=int, default=options.DEFAULTS["iterations"])
+    p.add_argument("--weights", default=None, help="a weights file (default: random, seeded)")
+    p.add_argument("--backbone", default="vgg19")
+    p.add_argument("--precision", default="auto")
+    p.add_argument("--no-old", action="store_true", help="skip the single-scale old runs")
+    p.add_argument("--same-time", action="store_true")
+    p.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
+                   help="options for the new runs, e.g. min_scale=256 steps_ratio=0.5")  # fmt: skip
+    p.add_argument("--out", default=os.path.join(speed.ROOT, "benchmarks", "results", "quality"))
+    args = p.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    base = {"weights": args.weights, "backbone": args.backbone, "seed": 0, "progress": False}
+    base["precision"] = args.precision
+    extra = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    opts = options.Options(**{**base, **extra})
+    speed.print_machine(opts)
+    judge = Judge(opts)
+    photo = judge.distance(images.load_image(speed.CONTENT, "content"))
+    print(f"Gram distance to the style at {JUDGE_SIZE} px: the content photo {photo:.3f}")
+    results, pictures = [], {"old": {}, "new": {}}
+    run({**base, **extra, "size": 64}, 2)  # build and trace once
+    for size in args.sizes:
+        kwargs = {**base, **extra, "size": size}
+        variants = {"new": kwargs}
+        if not args.no_old:
+            variants["old"] = {**kwargs, "min_scale": size, **old_weights(size, opts)}
+        for name, kw in variants.items():
+            image, wall = run(kw, args.iterations)
+            own = terms(opts, image, size, **{k: kw[k] for k in kw if k.endswith("_weight")})
+            new = terms(opts, image, size)
+            row = {"run": name, "size": size, "wall_s": wall, "objective": new["total"],
+                   "style_to_content": own["style_to_content"],
+                   "gram_distance": judge.distance(image)}  # fmt: skip
+            results.append(row)
+            pictures[name][size] = image
+            PIL.Image.fromarray(np.uint8(np.round(image * 255))).save(
+                os.path.join(args.out, f"{name}-{size}.png")
+            )
+            print(json.dumps(row), flush=True)
+            if name == "new" and args.same_time:
+                single, wall_s, steps = single_scale_for(wall, kwargs, size)
+                row = {"run": "single-scale, same time", "size": size, "wall_s": wall_s,
+                       "steps": steps, "objective": terms(opts, single, size)["total"],
+                       "gram_distance": judge.distance(single)}  # fmt: skip
+                results.append(row)
+                print(json.dumps(row), flush=True)
+    with open(os.path.join(args.out, "quality.json"), "w") as f:
+        json.dump({"options": {**base, **extra}, "photo_gram_distance": photo,
+                   "results": results}, f, indent=2)  # fmt: skip
+    grid(os.path.join(args.out, "sizes.png"), {k: v for k, v in pictures.items() if v}, args.sizes)
+    print(f"{'run':<26}{'size':>6}{'wall s':>9}{'style/content':>15}{'objective':>12}{'Gram d':>8}")
+    for r in results:
+        ratio = f"{r['style_to_content']:.3g}" if "style_to_content" in r else "-"
+        print(f"{r['run']:<26}{r['size']:>6}{r['wall_s']:>9.1f}{ratio:>15}"
+              f"{r['objective']:>12.4g}{r['gram_distance']:>8.3f}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

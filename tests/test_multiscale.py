@@ -1,0 +1,129 @@
+"""Coarse-to-fine optimisation: the ladder of sizes, the targets at each, the hand-over between
+scales, and what the callback, the progress bar and Ctrl-C see (random network, tiny images)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfstyle
+from tfstyle import images, options, pipeline
+
+FAST = {"size": 64, "weights": None, "progress": False, "seed": 0, "precision": "float32"}
+
+
+def schedule(shape, iterations, **kwargs):
+    request = pipeline.request_tensors(options.Options(**{**FAST, **kwargs}), 0)
+    sizes, steps = pipeline.schedule(tf.constant(shape), tf.constant(iterations), request)
+    return sizes.numpy().tolist(), steps.numpy().tolist()
+
+
+@pytest.mark.parametrize(
+    "shape, iterations, kwargs, sizes, steps",
+    [
+        # 128, 256, 512, 1024, the steps falling by 0.3 a scale and summing to 200.
+        ((768, 1024, 3), 200, {"size": 1024}, [128, 256, 512, 1024], [141, 42, 13, 4]),
+        ((768, 1024, 3), 200, {"size": 1024, "steps_ratio": 1.0}, [128, 256, 512, 1024],
+         [50, 50, 50, 50]),
+        # The last scale is size itself, however the factor falls.
+        ((48, 64, 3), 10, {"size": 300, "min_scale": 100, "scale_factor": 1.5},
+         [100, 150, 225, 300], [7, 2, 1, 0]),
+        # min_scale at or above size: one scale, as before multi-scale.
+        ((48, 64, 3), 7, {"size": 64, "min_scale": 64}, [64], [7]),
+        ((48, 64, 3), 7, {"size": 64, "min_scale": 4096}, [64], [7]),
+        # A wide image starts where its shorter side is 16 px: 16 * 640 / 40 = 256.
+        ((40, 640, 3), 9, {"size": 1024, "steps_ratio": 1.0}, [256, 512, 1024], [3, 3, 3]),
+        # Scales that would get no step before the first that does are dropped.
+        ((48, 64, 3), 2, {"size": 512, "min_scale": 64, "steps_ratio": 16.0}, [512], [2]),
+        ((48, 64, 3), 0, {"size": 512, "min_scale": 64}, [512], [0]),
+    ],
+)  # fmt: skip
+def test_the_ladder_of_sizes_and_the_steps(shape, iterations, kwargs, sizes, steps):
+    assert schedule(shape, iterations, **kwargs) == (sizes, steps)
+
+
+def test_steps_always_sum_to_iterations():
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        iterations = int(rng.integers(0, 5000))
+        kwargs = {
+            "size": int(rng.integers(16, 4097)),
+            "min_scale": int(rng.integers(16, 4097)),
+            "scale_factor": float(rng.uniform(1.1, 16)),
+            "steps_ratio": float(rng.uniform(0.01, 16)),
+        }
+        sizes, steps = schedule((300, 400, 3), iterations, **kwargs)
+        assert sum(steps) == iterations and min(steps) >= 0, kwargs
+        assert sizes[-1] == kwargs["size"] and sizes == sorted(set(sizes)), kwargs
+
+
+def test_targets_are_computed_at_each_scale(content_array, style_array):
+    opts = options.Options(**FAST)
+    pipe = pipeline.get(opts)
+    request = pipeline.request_tensors(opts, 0)
+    objective = pipe.objective
+    for size in (32, 64):
+        started = pipe.start(content_array, [style_array], [1.0], request, size, content_array)
+        content = images.resize_longer_side(content_array, size)
+        style = images.resize_longer_side(style_array, size)
+        expected = objective.targets(content, [style], [1.0])
+        assert started.content.shape[:2] == content.shape[:2]
+        for got, want in zip(started.targets.style, expected.style, strict=True):
+            np.testing.assert_array_equal(got, want)
+        assert int(started.state.step) == 0  # a fresh optimiser state
+
+
+def test_each_scale_starts_from_the_previous_result_upsampled(content_array, style_array):
+    # steps_ratio 1e-6 gives every step to the 32 px scale and none to the 64 px one: the
+    # result is the 32 px run's image, upsampled.
+    seen = []
+    tfstyle.transfer(
+        content_array, style_array, iterations=3, callback=lambda *a: seen.append(a),
+        **{**FAST, "size": 32},
+    )  # fmt: skip
+    small = seen[-1][2]
+    assert small.shape == (24, 32, 3)
+    result = tfstyle.transfer(
+        content_array, style_array, iterations=3, min_scale=32, steps_ratio=1e-6, **FAST
+    )
+    upsampled = images.to_uint8(images.resize(small, 48, 64)).numpy()
+    np.testing.assert_array_equal(np.asarray(result), upsampled)
+
+
+def test_callback_and_progress_bar_report_the_scale(content_array, style_array, capsys):
+    calls = []
+    tfstyle.transfer(
+        content_array, style_array, iterations=6, min_scale=32, steps_ratio=1.0,
+        callback=lambda *a: calls.append(a), callback_every=2, **{**FAST, "progress": True},
+    )  # fmt: skip
+    assert [(step, losses["scale"], image.shape) for step, losses, image in calls] == [
+        (2, 32, (24, 32, 3)),
+        (4, 64, (48, 64, 3)),
+        (6, 64, (48, 64, 3)),
+    ]
+    err = capsys.readouterr().err
+    assert "32 px 1/2" in err and "64 px 2/2" in err and "6/6" in err
+
+
+def test_ctrl_c_at_a_coarse_scale_returns_an_image_of_the_full_size(content_array, style_array):
+    seen = []
+
+    def stop(step, losses, image):
+        seen.append(image.shape)
+        if len(seen) == 1:  # as Ctrl-C would, once
+            raise KeyboardInterrupt
+
+    with pytest.raises(tfstyle.Interrupted) as caught:
+        tfstyle.transfer(
+            content_array, style_array, iterations=6, min_scale=32, callback=stop,
+            callback_every=1, **FAST,
+        )  # fmt: skip
+    assert caught.value.step == 1 and caught.value.image.size == (64, 48)
+    # Interrupted in the callback, which is called again with the image returned (as for any
+    # Ctrl-C): step 1's image at its own scale, 32 px.
+    assert seen == [(24, 32, 3), (24, 32, 3)]
+
+
+def test_a_style_too_thin_at_the_first_scale_is_named(content_array):
+    wide = np.zeros((40, 400, 3), np.float32)  # 16 px high only at 160 px and above
+    with pytest.raises(ValueError, match=r"style: a 400x40 image becomes 32x3 at 32 px.*min_scale"):
+        tfstyle.transfer(content_array, wide, iterations=2, min_scale=32, **FAST)
