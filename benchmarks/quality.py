@@ -11,10 +11,11 @@ For each of --sizes it runs ``tfstyle.transfer`` on the bundled example images t
 
 and prints, per run, the wall time, the ratio of the weighted style term to the weighted content
 term at the result (each run's own objective), the result's full-resolution objective under the
-default objective, and a Gram distance to the style judged at 256 px (per style layer,
+default objective, the mean absolute Laplacian of its pixels (noise), and a Gram distance to the
+style judged at 256 px (per style layer,
 ``||G(x) - G(style)|| / ||G(style)||`` with ``G`` the Gram matrix over positions divided by their
 count, averaged over the layers; the content photo's own distance is printed for scale). It
-writes each image, ``quality.json`` and ``sizes.png`` (sizes across, old above new) to --out.
+writes each image, ``quality.json`` and ``sizes.jpg`` (sizes across, old above new) to --out.
 
 --same-time also runs single-scale at each size for the wall time the default run took (its
 step time measured first) and compares the full-resolution objectives reached.
@@ -53,8 +54,8 @@ JUDGE_SIZE = 256
 def old_weights(size: int, opts) -> dict:
     """The weights under which today's objective is the single-scale objective before the change
     (content and TV summed over positions)."""
-    content = PIL.Image.open(speed.CONTENT)
-    h, w = (int(v) for v in images.working_shape(content.height, content.width, size))
+    with PIL.Image.open(speed.CONTENT) as content:
+        h, w = (int(v) for v in images.working_shape(content.height, content.width, size))
     area = h * w / pipeline.AREA_REFERENCE
     return {"content_weight": opts.content_weight * area, "tv_weight": opts.tv_weight * area}
 
@@ -83,6 +84,15 @@ class Judge:
             for g, s in zip(self.grams(image), self.style, strict=True)
         ]
         return float(np.mean(ds))
+
+
+def high_frequency(image: np.ndarray) -> float:
+    """Mean absolute Laplacian of an (H, W, 3) image in [0, 1]: pixel-level noise."""
+    lap = (
+        4 * image[1:-1, 1:-1]
+        - image[:-2, 1:-1] - image[2:, 1:-1] - image[1:-1, :-2] - image[1:-1, 2:]
+    )  # fmt: skip
+    return float(np.abs(lap).mean())
 
 
 def terms(opts, image: np.ndarray, size: int, **weights) -> dict:
@@ -132,7 +142,9 @@ def grid(path: str, rows: dict, sizes: list, tile: int = 360) -> None:
         for c, size in enumerate(sizes):
             if size in rows[name]:
                 image = PIL.Image.fromarray(np.uint8(np.round(rows[name][size] * 255)))
-                image.thumbnail((tile - 4, tile - 4), PIL.Image.LANCZOS)
+                scale = (tile - 4) / max(image.size)
+                shape = (round(image.width * scale), round(image.height * scale))
+                image = image.resize(shape, PIL.Image.LANCZOS)
                 canvas.paste(image, (80 + c * tile + 2, 24 + r * tile + 2))
     canvas.save(path)
 
@@ -172,7 +184,8 @@ def main(argv=None) -> int:
             new = terms(opts, image, size)
             row = {"run": name, "size": size, "wall_s": wall, "objective": new["total"],
                    "style_to_content": own["style_to_content"],
-                   "gram_distance": judge.distance(image)}  # fmt: skip
+                   "gram_distance": judge.distance(image),
+                   "high_frequency": high_frequency(image)}  # fmt: skip
             results.append(row)
             pictures[name][size] = image
             PIL.Image.fromarray(np.uint8(np.round(image * 255))).save(
@@ -183,18 +196,21 @@ def main(argv=None) -> int:
                 single, wall_s, steps = single_scale_for(wall, kwargs, size)
                 row = {"run": "single-scale, same time", "size": size, "wall_s": wall_s,
                        "steps": steps, "objective": terms(opts, single, size)["total"],
-                       "gram_distance": judge.distance(single)}  # fmt: skip
+                       "gram_distance": judge.distance(single),
+                       "high_frequency": high_frequency(single)}  # fmt: skip
                 results.append(row)
                 print(json.dumps(row), flush=True)
     with open(os.path.join(args.out, "quality.json"), "w") as f:
         json.dump({"options": {**base, **extra}, "photo_gram_distance": photo,
                    "results": results}, f, indent=2)  # fmt: skip
-    grid(os.path.join(args.out, "sizes.png"), {k: v for k, v in pictures.items() if v}, args.sizes)
-    print(f"{'run':<26}{'size':>6}{'wall s':>9}{'style/content':>15}{'objective':>12}{'Gram d':>8}")
+    grid(os.path.join(args.out, "sizes.jpg"), {k: v for k, v in pictures.items() if v}, args.sizes)
+    print(f"{'run':<26}{'size':>6}{'wall s':>9}{'style/content':>15}{'objective':>12}"
+          f"{'Gram d':>8}{'noise':>8}")  # fmt: skip
     for r in results:
         ratio = f"{r['style_to_content']:.3g}" if "style_to_content" in r else "-"
         print(f"{r['run']:<26}{r['size']:>6}{r['wall_s']:>9.1f}{ratio:>15}"
-              f"{r['objective']:>12.4g}{r['gram_distance']:>8.3f}")  # fmt: skip
+              f"{r['objective']:>12.4g}{r['gram_distance']:>8.3f}"
+              f"{r.get('high_frequency', float('nan')):>8.4f}")  # fmt: skip
     return 0
 
 

@@ -84,6 +84,7 @@ CHANGES = {
     "min_scale": ({"min_scale": 32}, {}),
     "scale_factor": ({"scale_factor": 4.0}, {"min_scale": 16}),
     "steps_ratio": ({"steps_ratio": 2.0}, {"min_scale": 32}),
+    "average_decay": ({"average_decay": 0.9}, {}),
     "content_weight": ({"content_weight": 100.0}, {}),
     "style_weight": ({"style_weight": 1e6}, {}),
     "tv_weight": ({"tv_weight": 1e5}, {}),

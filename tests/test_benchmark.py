@@ -117,3 +117,24 @@ def test_script_runs_and_writes_results(tmp_path):
     assert len(result["baseline"]["curve"]) == 7
     assert result["memory"][0]["peak_rss_mib"] > 100
     assert (tmp_path / "speed.png").stat().st_size > 1000
+
+
+def test_quality_script_runs_and_reproduces_the_old_objective(tmp_path):
+    quality = pytest.importorskip("quality")
+    from tfstyle import options, pipeline
+
+    # "old" is the objective before per-area weights: content and TV summed over positions.
+    opts = options.Options(weights=None)
+    old = quality.old_weights(48, opts)  # the example content is square: 48 x 48
+    assert old["content_weight"] * pipeline.AREA_REFERENCE / 48**2 == opts.content_weight
+    assert old["tv_weight"] * pipeline.AREA_REFERENCE / 48**2 == opts.tv_weight
+    argv = ["--sizes", "32", "48", "--iterations", "3", "--same-time", "--precision", "float32"]
+    assert quality.main([*argv, "--set", "min_scale=16", "--out", str(tmp_path)]) == 0
+    with open(tmp_path / "quality.json") as f:
+        rows = json.load(f)["results"]
+    assert [(r["run"], r["size"]) for r in rows] == [
+        ("new", 32), ("single-scale, same time", 32), ("old", 32),
+        ("new", 48), ("single-scale, same time", 48), ("old", 48),
+    ]  # fmt: skip
+    assert all(r["objective"] > 0 and 0 < r["gram_distance"] < 2 for r in rows)
+    assert (tmp_path / "sizes.jpg").stat().st_size > 1000

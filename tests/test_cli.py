@@ -46,6 +46,7 @@ def test_exact_arguments_reach_transfer(image_files, tmp_path, capsys, monkeypat
     argv += ["--learning-rate", "0.5", "--backbone", "vgg16", "--precision", "float32"]
     argv += ["--style-scale", "0.5", "--style-loss", "wasserstein"]
     argv += ["--min-scale", "100", "--scale-factor", "1.5", "--steps-ratio", "0.7"]
+    argv += ["--average-decay", "0.5"]
     code, err = run(argv, capsys)
     assert code == 0, err
     ((args, kwargs),) = calls
@@ -57,6 +58,7 @@ def test_exact_arguments_reach_transfer(image_files, tmp_path, capsys, monkeypat
         "min_scale": 100,
         "scale_factor": 1.5,
         "steps_ratio": 0.7,
+        "average_decay": 0.5,
         "content_weight": 2.0,
         "style_weight": 100.0,
         "tv_weight": 0.0,

@@ -112,6 +112,7 @@ def test_stylize_options_equal_python_api(model_dir, pngs):
         "min_scale": 20,
         "scale_factor": 1.5,
         "steps_ratio": 0.5,
+        "average_decay": 0.5,
     }
     assert set(options) == set(options_table.REQUEST_OPTIONS)  # every per-request option
     feeds = {sig.CONTENT: content, sig.STYLE: style, sig.ITERATIONS: 5, **options}

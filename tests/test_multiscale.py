@@ -20,13 +20,13 @@ def schedule(shape, iterations, **kwargs):
 @pytest.mark.parametrize(
     "shape, iterations, kwargs, sizes, steps",
     [
-        # 128, 256, 512, 1024, the steps falling by 0.3 a scale and summing to 200.
-        ((768, 1024, 3), 200, {"size": 1024}, [128, 256, 512, 1024], [141, 42, 13, 4]),
+        # 128, 256, 512, 1024, the steps falling by 0.4 a scale and summing to 200.
+        ((768, 1024, 3), 200, {"size": 1024}, [128, 256, 512, 1024], [123, 49, 20, 8]),
         ((768, 1024, 3), 200, {"size": 1024, "steps_ratio": 1.0}, [128, 256, 512, 1024],
          [50, 50, 50, 50]),
         # The last scale is size itself, however the factor falls.
         ((48, 64, 3), 10, {"size": 300, "min_scale": 100, "scale_factor": 1.5},
-         [100, 150, 225, 300], [7, 2, 1, 0]),
+         [100, 150, 225, 300], [6, 3, 1, 0]),
         # min_scale at or above size: one scale, as before multi-scale.
         ((48, 64, 3), 7, {"size": 64, "min_scale": 64}, [64], [7]),
         ((48, 64, 3), 7, {"size": 64, "min_scale": 4096}, [64], [7]),

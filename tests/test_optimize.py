@@ -118,3 +118,29 @@ def test_advance_stops_at_the_first_non_finite_objective(name):
     assert 0 < int(state.step) < 50  # stopped early, at the step that went non-finite
     mean = float(tf.reduce_mean(state.image))  # the first image whose objective is inf
     assert 0.8 - optimize.LBFGS_MAX_STEP <= mean <= 0.8
+
+
+@pytest.mark.parametrize("name", ["adam", "lbfgs"])
+def test_average_of_the_iterates(name):
+    opt = optimize.get(name)
+    iterates, state = [], opt.init(tf.zeros(SHAPE))
+    for _ in range(6):
+        state = optimize.advance(quadratic, opt, opt.learning_rate, state, 1)
+        iterates.append(state.image.numpy())
+    decay = 0.7
+    averaged = optimize.advance(
+        quadratic, opt, opt.learning_rate, optimize.averaged(opt.init(tf.zeros(SHAPE)), decay), 6
+    )
+    # The iterates are the plain run's; the image is their bias-corrected moving average.
+    np.testing.assert_array_equal(averaged.state.image.numpy(), iterates[-1])
+    weights = [(1 - decay) * decay ** (5 - k) for k in range(6)]
+    expected = sum(w * x for w, x in zip(weights, iterates, strict=True)) / sum(weights)
+    np.testing.assert_allclose(averaged.image.numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert int(averaged.step) == 6 and float(averaged.loss) == float(state.loss)
+    # Decay 0 is the last iterate exactly; before any step, the starting image.
+    last = optimize.advance(
+        quadratic, opt, opt.learning_rate, optimize.averaged(opt.init(tf.zeros(SHAPE)), 0.0), 6
+    )
+    np.testing.assert_array_equal(last.image.numpy(), iterates[-1])
+    start = optimize.averaged(opt.init(tf.fill(SHAPE, 0.5)), decay)
+    np.testing.assert_array_equal(start.image.numpy(), np.full(SHAPE, 0.5, np.float32))

@@ -14,7 +14,7 @@ import PIL.Image
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from tfstyle import checks, images, options, pipeline
+from tfstyle import checks, images, memory, options, pipeline
 
 StyleInput = images.ImageLike | Sequence[images.ImageLike]
 #: Wall-clock seconds of work per ``tf.function`` call of the optimisation loop: long enough
@@ -40,7 +40,8 @@ def transfer(content: images.ImageLike, style: StyleInput, **kwargs) -> PIL.Imag
             that stopped being finite (the step and the likely cause are named).
         FileNotFoundError: an image or weights path that does not exist.
         Interrupted: Ctrl-C (a ``KeyboardInterrupt``), within about 0.1 s; its ``image`` is the
-            result after its ``step`` (the callback, if any, has seen that image).
+            result after its ``step``, upsampled to the output's size if a coarser scale was
+            running (the callback, if any, has seen that step's image at its scale).
 
     Example:
         >>> image = tfstyle.transfer("examples/content.jpg", "examples/style.png",
@@ -72,7 +73,8 @@ def transfer(content: images.ImageLike, style: StyleInput, **kwargs) -> PIL.Imag
         for v in pipeline.schedule(tf.shape(content_img), tf.constant(opts.iterations), request)
     )
     # The result's shape (the last scale's), for an image returned before the last scale.
-    final_shape = images.working_shape(*content_img.shape[:2], opts.size)
+    final_shape = tuple(int(v) for v in images.working_shape(*content_img.shape[:2], opts.size))
+    memory.check(*final_shape, opts.size, pipe.precision.precision)
     every = opts.callback_every if opts.callback is not None else None
     reported = []  # the steps whose image the callback has seen
 

@@ -132,6 +132,39 @@ class LBFGS:
         return LBFGSState(image, x, g, s, y, pairs, state.step + 1, loss)
 
 
+class Averaged(NamedTuple):
+    """An optimiser's state and an exponential moving average of its images.
+
+    The average is bias-corrected (as in crowsonkb/style-transfer-pytorch): after ``n`` steps it
+    is ``total / (1 - decay ** n)``; with ``decay`` 0 it is the last image exactly. ``image`` is
+    the average (the starting image before any step), ``loss`` and ``step`` the optimiser's.
+    """
+
+    state: tuple  # the optimiser's state: its image is the iterate the steps are taken from
+    total: tf.Tensor  # (1, H, W, 3): sum over steps of decay ** (n - k) * (1 - decay) * image_k
+    weight: tf.Tensor  # 1 - decay ** n
+    decay: tf.Tensor
+
+    @property
+    def image(self) -> tf.Tensor:
+        mean = self.total / tf.maximum(self.weight, 1e-30)
+        return tf.where(self.weight > 0, mean, self.state.image)
+
+    @property
+    def loss(self) -> tf.Tensor:
+        return self.state.loss
+
+    @property
+    def step(self) -> tf.Tensor:
+        return self.state.step
+
+
+def averaged(state, decay) -> Averaged:
+    """``state`` with an average of the images to come (none yet), ``decay`` in [0, 1)."""
+    zero = tf.constant(0.0)
+    return Averaged(state, tf.zeros_like(state.image), zero, tf.cast(decay, tf.float32))
+
+
 #: The optimisers by name.
 OPTIMIZERS = {opt.name: opt for opt in (Adam(), LBFGS())}
 
@@ -155,7 +188,8 @@ def advance(loss_fn: Callable[[tf.Tensor], tf.Tensor], optimizer, learning_rate,
         loss_fn: the scalar objective of an image ``(1, H, W, 3)``.
         optimizer: an optimiser object (``get(name)``).
         learning_rate: float or scalar tensor.
-        state: the optimiser's state (``optimizer.init(image)`` or a previous ``advance``).
+        state: the optimiser's state (``optimizer.init(image)`` or a previous ``advance``), or
+            an ``Averaged`` one (``averaged``), whose average is then updated after each step.
         k: int or int32 scalar tensor, steps to take.
 
     Returns:
@@ -163,7 +197,7 @@ def advance(loss_fn: Callable[[tf.Tensor], tf.Tensor], optimizer, learning_rate,
     """
     learning_rate = tf.cast(learning_rate, tf.float32)
 
-    def body(i, ok, state):
+    def step(state):
         with tf.GradientTape() as tape:
             tape.watch(state.image)
             loss = loss_fn(state.image)
@@ -176,7 +210,16 @@ def advance(loss_fn: Callable[[tf.Tensor], tf.Tensor], optimizer, learning_rate,
             # gradient is reported as nan, so that the caller sees the run stopped.
             lambda: state._replace(loss=tf.where(tf.math.is_finite(loss), float("nan"), loss)),
         )
-        return i + 1, finite, state
+        return finite, state
+
+    def body(i, ok, state):
+        if not isinstance(state, Averaged):
+            return (i + 1, *step(state))
+        finite, inner = step(state.state)
+        keep = 1.0 - state.decay
+        total = tf.where(finite, state.decay * state.total + keep * inner.image, state.total)
+        weight = tf.where(finite, state.decay * state.weight + keep, state.weight)
+        return i + 1, finite, Averaged(inner, total, weight, state.decay)
 
     _, _, state = tf.while_loop(
         lambda i, ok, _: (i < k) & ok,

@@ -169,7 +169,7 @@ OPTIONS: tuple[Option, ...] = (
            low=images.MIN_SIDE, high=images.MAX_SIZE, dtype="int32"),
     Option("scale_factor", 2.0, "float", REQUEST, "Ratio between successive scales.",
            low=1.1, high=16, dtype="float32"),
-    Option("steps_ratio", 0.3, "float", REQUEST, "How the iterations are shared between "
+    Option("steps_ratio", 0.4, "float", REQUEST, "How the iterations are shared between "
            "scales: each scale gets steps_ratio times the steps of the scale below it (1 shares "
            "them equally; below 1 spends most steps at the cheap coarse scales).",
            low=0, above=True, high=16, dtype="float32"),
@@ -178,6 +178,10 @@ OPTIONS: tuple[Option, ...] = (
            f"{images.MIN_SIDE}, at most {images.MAX_SIZE} px). Below 1 paints with smaller "
            "strokes and motifs, above 1 with larger ones.",
            low=0, above=True, high=16, dtype="float32"),
+    Option("average_decay", 0.0, "float", REQUEST, "The result is an exponential moving "
+           "average of the images over the steps at each scale, with this decay (bias-corrected; "
+           "each scale starts from the previous one's average); 0 returns the last step's image.",
+           low=0, high=0.999, dtype="float32"),
     Option("content_weight", 1.0, "float", REQUEST, "alpha, the weight of the content loss.",
            low=0, dtype="float32"),
     Option("style_weight", 1e4, "float", REQUEST, "beta, the weight of the style loss.",
@@ -232,8 +236,9 @@ OPTIONS: tuple[Option, ...] = (
            "result's luminance with the content's chrominance (YIQ).", dtype="bool"),
     Option("callback", None, "callable", CALL, "Called as ``callback(step, losses, image)`` "
            "every ``callback_every`` steps and after the last one; ``losses`` is a dict of "
-           "floats (total, content, style, tv) of ``image``, a float32 (H, W, 3) array in "
-           "[0, 1].", none=True, flag=False),
+           "floats (total, content, style, tv) of ``image``, a float32 (h, w, 3) array in "
+           "[0, 1] at the current scale, plus ``scale``, that scale's longer side in px.",
+           none=True, flag=False),
     Option("callback_every", 10, "int", CALL, "Steps between callbacks.", low=1, flag=False),
     Option("progress", True, "bool", CALL, "Show a progress bar with the current loss.",
            flag=False),

@@ -142,7 +142,7 @@ class Started(NamedTuple):
     content: tf.Tensor  # (H, W, 3) the content at the working size
     targets: Targets
     weights: LossWeights
-    state: tuple  # the optimiser's state
+    state: optimize.Averaged  # the optimiser's state, with the average of its images
 
 
 class Pipeline:
@@ -247,7 +247,10 @@ class Pipeline:
             tf.constant(self.style_layer_weights, tf.float32),
         )
         targets = self.objective.targets(content, styles, blend)
-        return Started(content, targets, weights, self.optimizer.init(start[None]))
+        state = self.optimizer.init(start[None])
+        return Started(
+            content, targets, weights, optimize.averaged(state, request["average_decay"])
+        )
 
     def advance(self, state, targets: Targets, weights: LossWeights, learning_rate, k):
         """Take ``k`` steps (one ``tf.while_loop``); returns the new state."""

@@ -1,0 +1,75 @@
+"""Will a run fit in memory? An estimate from measurements, checked before the run starts.
+
+A step at H x W pixels holds the network's activations for the forward and backward passes and
+the optimiser's image-sized buffers: peak memory grows with the pixel count. ``PEAK`` holds the
+measured peak resident memory of a run (VGG19, the default layers, L-BFGS) at two sizes, per
+precision; ``estimate`` extrapolates linearly in pixels. ``check`` refuses, with one line, a run
+whose estimate is above the memory available to this process (``available``: the system's
+``MemAvailable``, or a cgroup's limit, whichever is lower), so that a size too large fails at
+once instead of swapping or being killed by the system after minutes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+GIB = 2**30
+#: Measured peak resident memory in bytes: {precision: ((pixels, bytes), (pixels, bytes))},
+#: two L-BFGS steps at that size (``min_scale=size``) on VGG19 up to block5_conv1, 2026-11-25,
+#: this project's CPU (benchmarks/README.md). Float32 also measured 1.66 GiB at 512 px.
+PEAK = {
+    "float32": ((1024 * 1024, 4.34 * GIB), (2048 * 2048, 14.60 * GIB)),
+    "bfloat16": ((1024 * 1024, 3.30 * GIB), (2048 * 2048, 10.12 * GIB)),
+}
+#: Set to 0 to run whatever the estimate says.
+ENV = "TFSTYLE_MEMORY_CHECK"
+
+
+def estimate(height: int, width: int, precision: str) -> float:
+    """Estimated peak resident bytes of a run whose last scale is ``height`` x ``width``."""
+    (p0, b0), (p1, b1) = PEAK.get(precision, PEAK["float32"])
+    return b0 + (b1 - b0) / (p1 - p0) * (height * width - p0)
+
+
+def available() -> float | None:
+    """Bytes this process can still use: ``MemAvailable`` or the cgroup's room, the lower; None
+    where neither can be read (not Linux)."""
+    room = []
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    room.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        with open("/sys/fs/cgroup/memory.current") as f:
+            current = int(f.read().strip())
+        if limit != "max":
+            room.append(int(limit) - current)
+    except (OSError, ValueError):
+        pass
+    return min(room) if room else None
+
+
+def check(height: int, width: int, size: int, precision: str) -> None:
+    """Raise ``ValueError`` (one line) if a run whose last scale is ``height`` x ``width`` is
+    estimated not to fit in the memory available; name the size, the estimate and the limit."""
+    if os.environ.get(ENV, "1").strip() == "0":
+        return
+    room = available()
+    need = estimate(height, width, precision)
+    if room is None or need <= room:
+        return
+    # The largest size of the same aspect ratio whose estimate fits.
+    (p0, b0), (p1, b1) = PEAK.get(precision, PEAK["float32"])
+    pixels = p0 + (room - b0) * (p1 - p0) / (b1 - b0)
+    largest = int(size * math.sqrt(max(pixels, 0) / (height * width)))
+    raise ValueError(
+        f"size: a {width}x{height} result needs about {need / GIB:.1f} GiB of memory "
+        f"(estimated, {precision}), and {room / GIB:.1f} GiB is available here; the largest "
+        f"size that fits is about {largest} px (set {ENV}=0 to try anyway)"
+    )
