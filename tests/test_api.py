@@ -82,7 +82,7 @@ CHANGES = {
     "iterations": ({"iterations": 4}, {}),
     "style_scale": ({"style_scale": 0.5}, {}),
     "min_scale": ({"min_scale": 32}, {}),
-    "scale_factor": ({"scale_factor": 4.0}, {"min_scale": 16}),
+    "scale_factor": ({"scale_factor": 4.0}, {"min_scale": 16, "iterations": 6}),
     "steps_ratio": ({"steps_ratio": 2.0}, {"min_scale": 32}),
     "average_decay": ({"average_decay": 0.9}, {}),
     "content_weight": ({"content_weight": 100.0}, {}),

@@ -11,9 +11,11 @@ from tfstyle import images, options, pipeline
 FAST = {"size": 64, "weights": None, "progress": False, "seed": 0, "precision": "float32"}
 
 
-def schedule(shape, iterations, **kwargs):
+def schedule(shape, iterations, style_shape=(64, 64, 3), **kwargs):
     request = pipeline.request_tensors(options.Options(**{**FAST, **kwargs}), 0)
-    sizes, steps = pipeline.schedule(tf.constant(shape), tf.constant(iterations), request)
+    sizes, steps = pipeline.schedule(
+        tf.constant(shape), [tf.constant(style_shape)], tf.constant(iterations), request
+    )
     return sizes.numpy().tolist(), steps.numpy().tolist()
 
 
@@ -26,12 +28,18 @@ def schedule(shape, iterations, **kwargs):
          [50, 50, 50, 50]),
         # The last scale is size itself, however the factor falls.
         ((48, 64, 3), 10, {"size": 300, "min_scale": 100, "scale_factor": 1.5},
-         [100, 150, 225, 300], [6, 3, 1, 0]),
+         [100, 150, 225, 300], [6, 3, 0, 1]),  # the last scale gets a step
+        ((48, 64, 3), 1, {"size": 512, "steps_ratio": 0.01}, [512], [1]),
         # min_scale at or above size: one scale, as before multi-scale.
         ((48, 64, 3), 7, {"size": 64, "min_scale": 64}, [64], [7]),
         ((48, 64, 3), 7, {"size": 64, "min_scale": 4096}, [64], [7]),
         # A wide image starts where its shorter side is 16 px: 16 * 640 / 40 = 256.
         ((40, 640, 3), 9, {"size": 1024, "steps_ratio": 1.0}, [256, 512, 1024], [3, 3, 3]),
+        # ... and where a style's shorter side is 16 px: 16 * 400 / 40 = 160; 16 / 0.1 = 160.
+        ((48, 64, 3), 8, {"size": 1024, "steps_ratio": 1.0, "style_shape": (40, 400, 3)},
+         [160, 320, 640, 1024], [2, 2, 2, 2]),
+        ((48, 64, 3), 8, {"size": 1024, "steps_ratio": 1.0, "style_scale": 0.1},
+         [160, 320, 640, 1024], [2, 2, 2, 2]),
         # Scales that would get no step before the first that does are dropped.
         ((48, 64, 3), 2, {"size": 512, "min_scale": 64, "steps_ratio": 16.0}, [512], [2]),
         ((48, 64, 3), 0, {"size": 512, "min_scale": 64}, [512], [0]),
@@ -73,20 +81,21 @@ def test_targets_are_computed_at_each_scale(content_array, style_array):
 
 
 def test_each_scale_starts_from_the_previous_result_upsampled(content_array, style_array):
-    # steps_ratio 1e-6 gives every step to the 32 px scale and none to the 64 px one: the
-    # result is the 32 px run's image, upsampled.
+    # steps_ratio 1e-6 gives 2 of 3 steps to the 32 px scale and 1 (the last scale's least) to
+    # the 64 px one: the result is one step at 64 px from the 32 px run's image, upsampled.
     seen = []
     tfstyle.transfer(
-        content_array, style_array, iterations=3, callback=lambda *a: seen.append(a),
+        content_array, style_array, iterations=2, callback=lambda *a: seen.append(a),
         **{**FAST, "size": 32},
     )  # fmt: skip
     small = seen[-1][2]
     assert small.shape == (24, 32, 3)
+    upsampled = images.resize(small, 48, 64).numpy()
+    expected = tfstyle.transfer(content_array, style_array, iterations=1, init=upsampled, **FAST)
     result = tfstyle.transfer(
         content_array, style_array, iterations=3, min_scale=32, steps_ratio=1e-6, **FAST
     )
-    upsampled = images.to_uint8(images.resize(small, 48, 64)).numpy()
-    np.testing.assert_array_equal(np.asarray(result), upsampled)
+    np.testing.assert_array_equal(np.asarray(result), np.asarray(expected))
 
 
 def test_callback_and_progress_bar_report_the_scale(content_array, style_array, capsys):
@@ -123,7 +132,20 @@ def test_ctrl_c_at_a_coarse_scale_returns_an_image_of_the_full_size(content_arra
     assert seen == [(24, 32, 3), (24, 32, 3)]
 
 
-def test_a_style_too_thin_at_the_first_scale_is_named(content_array):
+def test_a_thin_style_raises_the_first_scale_or_is_named_at_size(content_array):
     wide = np.zeros((40, 400, 3), np.float32)  # 16 px high only at 160 px and above
-    with pytest.raises(ValueError, match=r"style: a 400x40 image becomes 32x3 at 32 px.*min_scale"):
+    with pytest.raises(ValueError, match=r"^style: a 400x40 image becomes 64x6 at 64 px"):
         tfstyle.transfer(content_array, wide, iterations=2, min_scale=32, **FAST)
+    image = tfstyle.transfer(content_array, wide, iterations=2, **{**FAST, "size": 160})
+    assert image.size == (160, 120)
+
+
+def test_a_style_too_large_fails_before_the_first_scale(content_array, style_array):
+    calls = []
+    with pytest.raises(ValueError, match=r"^style_scale: .* 4800 px \(style_scale 16 x 300 px\)"):
+        tfstyle.transfer(
+            content_array, style_array, iterations=2, size=300, style_scale=16, min_scale=32,
+            callback=lambda *a: calls.append(a), callback_every=1,
+            **{k: v for k, v in FAST.items() if k != "size"},
+        )  # fmt: skip
+    assert calls == []  # no scale ran

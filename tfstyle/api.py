@@ -68,10 +68,11 @@ def transfer(content: images.ImageLike, style: StyleInput, **kwargs) -> PIL.Imag
 
     pipe = pipeline.get(opts)
     run = pipe.compiled
-    sizes, steps = (
-        v.numpy().tolist()
-        for v in pipeline.schedule(tf.shape(content_img), tf.constant(opts.iterations), request)
+    shapes = [tf.shape(s) for s in styles]
+    schedule = _checked(
+        pipeline.schedule, tf.shape(content_img), shapes, tf.constant(opts.iterations), request
     )
+    sizes, steps = (v.numpy().tolist() for v in schedule)
     # The result's shape (the last scale's), for an image returned before the last scale.
     final_shape = tuple(int(v) for v in images.working_shape(*content_img.shape[:2], opts.size))
     memory.check(*final_shape, opts.size, pipe.precision.precision)
@@ -95,10 +96,14 @@ def transfer(content: images.ImageLike, style: StyleInput, **kwargs) -> PIL.Imag
     precision = f"{pipe.precision.precision} ({pipe.precision.brief})"
     try:
         with tqdm(total=opts.iterations, disable=not opts.progress, unit="step") as bar:
-            image = _checked(run.initial, content_img, styles, blend, request, sizes[0])
+            first = tf.constant(sizes[0])
+            image = _checked(run.initial, content_img, styles, blend, request, first)
             for index, (scale, count) in enumerate(zip(sizes, steps, strict=True)):
-                started = _checked(run.start, content_img, styles, blend, request, scale, image)
-                state, end, chunk = started.state, step + count, 1
+                fresh = _checked(
+                    run.start, content_img, styles, blend, request, tf.constant(scale), image
+                )
+                started, state, state_scale = fresh, fresh.state, scale  # together
+                end, chunk = step + count, 1
                 scale_text = (
                     f"{scale} px" if len(sizes) == 1 else f"{scale} px {index + 1}/{len(sizes)}"
                 )
@@ -138,7 +143,7 @@ def transfer(content: images.ImageLike, style: StyleInput, **kwargs) -> PIL.Imag
         with _further_ctrl_c_ignored():  # a second press must not lose the image
             stop = _interrupted(pipe, opts, content_img, final_shape, state, step)
             if every is not None and state is not None and reported[-1:] != [step]:
-                report(step, state, started, sizes[index])  # the callback sees the image returned
+                report(step, state, started, state_scale)  # the callback sees the image returned
         raise stop from None
     return images.to_pil(final(state, started))
 

@@ -47,9 +47,12 @@ def available() -> float | None:
         with open("/sys/fs/cgroup/memory.max") as f:
             limit = f.read().strip()
         with open("/sys/fs/cgroup/memory.current") as f:
-            current = int(f.read().strip())
+            used = int(f.read().strip())
+        with open("/sys/fs/cgroup/memory.stat") as f:  # page cache the kernel can reclaim
+            stat = dict(line.split() for line in f if line.count(" ") == 1)
+        used -= int(stat.get("inactive_file", 0))
         if limit != "max":
-            room.append(int(limit) - current)
+            room.append(int(limit) - used)
     except (OSError, ValueError):
         pass
     return min(room) if room else None
@@ -68,8 +71,9 @@ def check(height: int, width: int, size: int, precision: str) -> None:
     (p0, b0), (p1, b1) = PEAK.get(precision, PEAK["float32"])
     pixels = p0 + (room - b0) * (p1 - p0) / (b1 - b0)
     largest = int(size * math.sqrt(max(pixels, 0) / (height * width)))
+    fits = f"the largest size that fits is about {largest} px" if largest >= 16 else "no size fits"
     raise ValueError(
         f"size: a {width}x{height} result needs about {need / GIB:.1f} GiB of memory "
-        f"(estimated, {precision}), and {room / GIB:.1f} GiB is available here; the largest "
-        f"size that fits is about {largest} px (set {ENV}=0 to try anyway)"
+        f"(estimated, {precision}), and {room / GIB:.1f} GiB is available here; {fits} "
+        f"(set {ENV}=0 to try anyway)"
     )

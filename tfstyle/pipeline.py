@@ -30,6 +30,11 @@ from tfstyle.options import INITS, REQUEST_OPTIONS
 #: Multiplies the Wasserstein style loss so that the default ``style_weight`` balances it against
 #: the content loss about as it balances the Gram loss (measured: see README).
 WASSERSTEIN_SCALE = 400.0
+#: The error of a style side out of range ({}: the side, style_scale, the scale's size).
+STYLE_SIDE = (
+    f"style_scale: the longer side of the style images would be {{}} px (style_scale {{}} x {{}} "
+    f"px); it must be between {images.MIN_SIDE} and {images.MAX_SIZE}"
+)
 #: The content and total-variation terms are per this many pixels (a 512 x 512 image): both are
 #: sums over positions, whose gradient at a pixel does not depend on the image's size, while the
 #: style term's falls with the pixel count. Scaling them by ``AREA_REFERENCE / (H * W)`` keeps the
@@ -192,9 +197,7 @@ class Pipeline:
         style_side = tf.cast(tf.round(tf.cast(size, tf.float32) * request["style_scale"]), tf.int32)
         style_fits = checks.check(
             (style_side >= images.MIN_SIDE) & (style_side <= images.MAX_SIZE),
-            f"style_scale: the longer side of the style images would be {{}} px (style_scale "
-            f"{{}} x {{}} px); it must be between {images.MIN_SIDE} and {images.MAX_SIZE}",
-            style_side, request["style_scale"], size,
+            STYLE_SIDE, style_side, request["style_scale"], size,
         )  # fmt: skip
         resized = []
         for k, style in enumerate(styles):
@@ -287,7 +290,9 @@ class Pipeline:
         from the API's chunked calls: the served pixels equal ``transfer``'s.
         """
         run = self.compiled
-        sizes, steps = schedule(tf.shape(content), iterations, request)
+        sizes, steps = schedule(
+            tf.shape(content), [tf.shape(s) for s in styles], iterations, request
+        )
         image = run.initial(content, styles, blend, request, sizes[0])
 
         def stage(i, image):
@@ -375,28 +380,42 @@ def get(opts) -> Pipeline:
     return _PIPELINES[key]
 
 
-def schedule(shape, iterations, request: dict) -> tuple[tf.Tensor, tf.Tensor]:
+def schedule(shape, style_shapes, iterations, request: dict) -> tuple[tf.Tensor, tf.Tensor]:
     """The scales of a run and the steps taken at each: two int32 vectors of the same length.
 
     The ladder of sizes (longer sides, px) starts at ``min_scale`` (raised, if need be, until the
-    content's shorter side is ``images.MIN_SIDE``; at most ``size``) and grows by
-    ``scale_factor`` until ``size``: ``s[i + 1] = min(round(s[i] * scale_factor), size)``. The
-    ``iterations`` are shared in proportion to ``steps_ratio ** i`` (``i`` = 0 at the coarsest
-    scale), rounded so that they sum to ``iterations``. Scales before the first that gets a step
-    are dropped, so the run starts where the first step is taken. TF ops: the API and the
-    served graph compute the same schedule.
+    shorter side of the content and of each style is ``images.MIN_SIDE``; at most ``size``) and
+    grows by ``scale_factor`` until ``size``: ``s[i + 1] = min(round(s[i] * scale_factor),
+    size)``. The ``iterations`` are shared in proportion to ``steps_ratio ** i`` (``i`` = 0 at
+    the coarsest scale), rounded so that they sum to ``iterations``, the last scale getting at
+    least one. Scales before the first that gets a step are dropped, so the run starts where the
+    first step is taken. TF ops: the API and the served graph compute the same schedule.
 
     Args:
         shape: the content image's shape ``(H, W, 3)``.
+        style_shapes: the style images' shapes.
         iterations: int32 scalar, the total steps.
         request: the per-request values (``request_tensors``).
     """
     size = tf.cast(request["size"], tf.int32)
     factor = tf.cast(request["scale_factor"], tf.float64)
-    longer = tf.cast(tf.maximum(shape[0], shape[1]), tf.float64)
-    shorter = tf.cast(tf.maximum(tf.minimum(shape[0], shape[1]), 1), tf.float64)
-    fits = tf.cast(tf.math.ceil(images.MIN_SIDE * longer / shorter), tf.int32)
-    first = tf.minimum(size, tf.maximum(tf.cast(request["min_scale"], tf.int32), fits))
+    style_scale = tf.cast(request["style_scale"], tf.float64)
+    largest_style = tf.cast(tf.round(tf.cast(size, tf.float64) * style_scale), tf.int32)
+    style_fits = checks.check(  # at the last scale: fail before the first
+        largest_style <= images.MAX_SIZE,
+        STYLE_SIDE, largest_style, request["style_scale"], size,
+    )  # fmt: skip
+
+    def smallest(shape):
+        """The smallest longer side (px) at which an image's shorter side is MIN_SIDE."""
+        longer = tf.cast(tf.maximum(shape[0], shape[1]), tf.float64)
+        shorter = tf.cast(tf.maximum(tf.minimum(shape[0], shape[1]), 1), tf.float64)
+        return tf.math.ceil(images.MIN_SIDE * longer / shorter)
+
+    fits = [smallest(shape)] + [tf.math.ceil(smallest(s) / style_scale) for s in style_shapes]
+    fits = tf.cast(tf.minimum(tf.reduce_max(tf.stack(fits)), images.MAX_SIZE), tf.int32)
+    with tf.control_dependencies([style_fits]):
+        first = tf.minimum(size, tf.maximum(tf.cast(request["min_scale"], tf.int32), fits))
 
     def grow(s, previous, ladder):
         up = tf.cast(tf.round(tf.cast(s, tf.float64) * factor), tf.int32)
@@ -414,7 +433,8 @@ def schedule(shape, iterations, request: dict) -> tuple[tf.Tensor, tf.Tensor]:
     )
     total = tf.cast(iterations, tf.float64)
     bounds = tf.cast(tf.round(total * tf.cumsum(share) / tf.reduce_sum(share)), tf.int32)
-    bounds = tf.concat([bounds[:-1], [tf.cast(iterations, tf.int32)]], 0)
+    last = tf.cast(iterations, tf.int32)
+    bounds = tf.concat([tf.minimum(bounds[:-1], tf.maximum(last - 1, 0)), [last]], 0)
     steps = bounds - tf.concat([[0], bounds[:-1]], 0)
     used = steps > 0
     begin = tf.where(
