@@ -158,11 +158,10 @@ def _checked(fn, *args):
 
 def _interrupted(pipe, opts, content, shape, state, step: int) -> Interrupted:
     """The ``Interrupted`` for Ctrl-C after ``step``: the latest image at the output's size."""
-    if state is None:  # before the first scale started: the content itself
-        image = images.resize(content, *shape)
-    else:
-        image = images.resize(state.image[0], *shape)
-    image = pipe.output(image[None], images.resize(content, *shape), opts.preserve_colors)
+    content = images.resize(content, *shape)
+    # Before the first scale started: the content itself.
+    image = content if state is None else images.resize(state.image[0], *shape)
+    image = pipe.output(image[None], content, opts.preserve_colors)
     return Interrupted(images.to_pil(image), step, opts.iterations)
 
 
