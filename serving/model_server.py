@@ -743,7 +743,9 @@ class RestHandler(BaseHTTPRequestHandler):
     # -- responses: always JSON ------------------------------------------------------------
 
     def _send(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
+        # TF Serving writes its JSON with rapidjson's PrettyWriter (4-space indents, one value a
+        # line): a 1024 px uint8 "image" output is about 110 MiB of it.
+        data = json.dumps(body, indent=4).encode()
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -984,9 +986,16 @@ class RestHandler(BaseHTTPRequestHandler):
         from google.protobuf import json_format
 
         servable = self.server.manager.get(name, version)
-        sigs = json.loads(json_format.MessageToJson(servable.metadata()))
+        # http_rest_api_util.cc ToJsonString: proto field names, every field printed.
+        sigs = json.loads(
+            json_format.MessageToJson(
+                servable.metadata(),
+                preserving_proto_field_name=True,
+                always_print_fields_with_no_presence=True,
+            )
+        )
         body = {
-            "model_spec": {"name": name, "version": str(servable.version)},
+            "model_spec": {"name": name, "signature_name": "", "version": str(servable.version)},
             "metadata": {"signature_def": sigs},
         }
         self._send(HTTPStatus.OK, body)
@@ -1167,10 +1176,16 @@ def _json_to_request(servable: Servable, name: str, version, body) -> tuple:
             f"JSON Value: {_json_debug(body)} Not formatted correctly expecting only one of "
             "'inputs' or 'instances' keys to exist ",
         )
+    names = sorted(signature.inputs)  # every input: REST takes none from the defaults
     if "inputs" in body:
         value = body["inputs"]
         if isinstance(value, dict) and not _is_b64(value):
-            inputs = value
+            # json_tensor.cc FillTensorMapFromInputsMap: looks up each of the signature's
+            # inputs; other keys are ignored.
+            for alias in names:
+                if alias not in value:
+                    raise ServingError(INVALID, f"Missing named input: {alias} in 'inputs' object.")
+            inputs = {alias: value[alias] for alias in names}
         elif only is None:
             raise ServingError(
                 INVALID,
@@ -1192,19 +1207,28 @@ def _json_to_request(servable: Servable, name: str, version, body) -> tuple:
             )
         objects = [isinstance(r, dict) and not _is_b64(r) for r in rows]
         if objects[0]:
-            keys = set(rows[0])
+            # json_tensor.cc FillTensorMapFromInstancesList: every object has exactly the
+            # signature's inputs.
             for i, row in enumerate(rows):
                 if not objects[i]:
                     raise ServingError(
                         INVALID, f"Expecting object but got list at item {i} of input list"
                     )
-                if set(row) != keys:
+                for key in row:
+                    if key not in signature.inputs:
+                        raise ServingError(
+                            INVALID,
+                            f"Failed to process element: {i} key: {key} of 'instances' list. "
+                            f"Error: INVALID_ARGUMENT: JSON object: does not have named input: "
+                            f"{key}",
+                        )
+                if sorted(row) != names:
                     raise ServingError(
                         INVALID,
                         f"Failed to process element: {i} of 'instances' list. JSON object: "
-                        f"{_json_debug(row)} keys must be equal to: {','.join(sorted(keys))}",
+                        f"{_json_debug(row)} keys must be equal to: {','.join(names)}",
                     )
-            inputs = {k: [row[k] for row in rows] for k in rows[0]}
+            inputs = {k: [row[k] for row in rows] for k in names}
         elif any(objects):
             i = objects.index(True)
             raise ServingError(
@@ -1220,16 +1244,6 @@ def _json_to_request(servable: Servable, name: str, version, body) -> tuple:
             inputs = {only: rows}
     else:
         raise ServingError(INVALID, "Missing 'inputs' or 'instances' key")
-    for alias in inputs:
-        if alias not in signature.inputs:
-            raise ServingError(
-                INVALID,
-                f"JSON object: does not have named input: {alias} (the {signature_name!r} "
-                f"signature's inputs: {','.join(sorted(signature.inputs))})",
-            )
-    for alias in sorted(signature.inputs):
-        if alias not in inputs and alias not in signature.defaults:
-            raise ServingError(INVALID, f"Missing named input: {alias} in 'inputs' object.")
     request = predict_pb2.PredictRequest()
     request.model_spec.name = name
     request.model_spec.signature_name = signature_name

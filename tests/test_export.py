@@ -47,6 +47,7 @@ def test_layout_and_signatures(model_dir):
         meta = json.load(f)
     assert meta["tensorflow"] == tf.__version__ and meta["options"]["size"] == 48
     assert meta["options"]["precision"] == "float32"  # an export's default: never measured
+    assert meta["serving_image"] == f"tensorflow/serving:{export.serving_version()}"
     from tensorflow.core.protobuf import saved_model_pb2
 
     with open(os.path.join(path, "saved_model.pb"), "rb") as f:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 import grpc
 import numpy as np
@@ -25,7 +26,7 @@ from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 import tfstyle
-from tfstyle import checks, client
+from tfstyle import checks, client, options, pipeline
 from tfstyle import signature as sig
 
 pytestmark = pytest.mark.slow
@@ -129,9 +130,19 @@ def grpc_request(pngs, signature_name=sig.DEFAULT_SIGNATURE, **inputs):
     return request
 
 
-def rest_body(pngs, **inputs) -> dict:
+def rest_body(pngs, signature_name=None, **inputs) -> dict:
+    """A REST predict body; for ``stylize`` with every input (REST takes none from defaults)."""
     b64 = {"b64": base64.b64encode(pngs[0]).decode()}, {"b64": base64.b64encode(pngs[1]).decode()}
-    return {"inputs": {sig.CONTENT: b64[0], sig.STYLE: b64[1], sig.ITERATIONS: 1, **inputs}}
+    body = {"inputs": {sig.CONTENT: b64[0], sig.STYLE: b64[1], sig.ITERATIONS: 1}}
+    if signature_name is not None:
+        body["signature_name"] = signature_name
+    if signature_name == sig.STYLIZE_SIGNATURE:
+        opts = options.Options(size=SIZE, weights=None, seed=1)
+        for name, value in pipeline.request_tensors(opts, 1).items():
+            value = value.numpy()
+            body["inputs"][name] = value.decode() if isinstance(value, bytes) else value.item()
+    body["inputs"].update(inputs)
+    return body
 
 
 def http_raw(server, data: bytes, timeout: float = 60) -> tuple:
@@ -194,7 +205,7 @@ def test_grpc_stub_without_deadline(stub, pngs):
     ],
 )
 def test_rest_integers_out_of_range_are_refused(server, stub, pngs, signature_name, inputs, named):
-    body = {"signature_name": signature_name, **rest_body(pngs, **inputs)}
+    body = rest_body(pngs, signature_name, **inputs)
     error = assert_json_error(http_post(server, json.dumps(body).encode()), 400)
     assert f"'{named}'" in error and "is not of expected type" in error
     assert_still_serving(server, stub, pngs)
@@ -273,11 +284,26 @@ MALFORMED = {
         400,
         "'signature_name' key must be a string",
     ),
-    "unknown extra input": (
-        lambda p: _body(p, extra=1),
+    "unknown input in an instance": (
+        lambda p: json.dumps({"instances": [{**rest_body(p)["inputs"], "extra": 1}]}).encode(),
         {},
         400,
-        "does not have named input: extra",
+        "key: extra of 'instances' list. Error: INVALID_ARGUMENT: JSON object: does not have "
+        "named input: extra",
+    ),
+    "instance without an input": (
+        lambda p: json.dumps(
+            {"instances": [{k: v for k, v in rest_body(p)["inputs"].items() if k != "style"}]}
+        ).encode(),
+        {},
+        400,
+        "keys must be equal to: content,iterations,style",
+    ),
+    "stylize without its optional inputs": (
+        lambda p: json.dumps({"signature_name": "stylize", **rest_body(p)}).encode(),
+        {},
+        400,
+        "Missing named input: ",
     ),
     "string for int": (lambda p: _body(p, iterations="2"), {}, 400, "Type: String"),
     "float for int": (lambda p: _body(p, iterations=2.0), {}, 400, "is not of expected type"),
@@ -316,6 +342,28 @@ def test_malformed_rest_body_gets_json_error(server, stub, pngs, case):
     error = assert_json_error(http_post(server, make_body(pngs), **headers), status)
     assert says in error
     assert_still_serving(server, stub, pngs)
+
+
+def test_rest_inputs_object_ignores_unknown_names(server, stub, pngs):
+    # json_tensor.cc looks up the signature's inputs in "inputs"; other names are not read.
+    answer = http_post(server, _body(pngs, extra=1))
+    assert answer[0] == 200, answer[2]
+    assert sig.IMAGE_BYTES in json.loads(answer[2])["outputs"]
+
+
+def test_rest_json_is_pretty_printed_and_metadata_snake_case(server):
+    url = f"{server.url}/v1/models/{sig.MODEL_NAME}/metadata"
+    with urllib.request.urlopen(url, timeout=30) as r:
+        text = r.read().decode()
+    assert text.startswith("{\n")  # rapidjson's PrettyWriter / protobuf's add_whitespace
+    body = json.loads(text)
+    assert body["model_spec"] == {"name": sig.MODEL_NAME, "signature_name": "", "version": "1"}
+    stylize = body["metadata"]["signature_def"]["signature_def"][sig.STYLIZE_SIGNATURE]
+    assert stylize["method_name"] == "tensorflow/serving/predict"
+    size = stylize["defaults"]["size"]
+    assert size["dtype"] == "DT_INT32" and size["int_val"] == [SIZE]
+    assert "float_val" in size  # every field printed, empty ones too
+    assert "tensor_shape" in stylize["inputs"]["size"]
 
 
 def test_chunked_body_and_garbled_requests(server, stub, pngs):

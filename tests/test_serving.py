@@ -27,7 +27,7 @@ from helpers import session_run
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 import tfstyle
-from tfstyle import client, export
+from tfstyle import client, export, options
 from tfstyle import signature as sig
 
 pytestmark = pytest.mark.slow
@@ -164,6 +164,37 @@ def test_stylize_signature_over_grpc_and_rest(server, pngs):
         *pngs, url=server.url, iterations=2, signature_name=sig.STYLIZE_SIGNATURE, **options
     )
     np.testing.assert_array_equal(np.asarray(rest), np.asarray(image))
+
+
+def test_rest_client_takes_defaults_from_metadata(server, pngs):
+    # TF Serving's REST API asks for every input: the client fills the ones not given from
+    # /metadata, so a stylize call with no options equals serving_default.
+    path = f"/v1/models/{sig.MODEL_NAME}"
+    defaults = client.rest_defaults(server.url, path, sig.STYLIZE_SIGNATURE, 30)
+    assert set(defaults) == set(options.REQUEST_OPTIONS)
+    assert defaults["size"] == EXPORT["size"] and defaults["init"] == "content"
+    assert defaults["style_weight"] == pytest.approx(options.DEFAULTS["style_weight"])
+    stylized, _ = client.predict_rest(
+        *pngs, url=server.url, iterations=2, signature_name=sig.STYLIZE_SIGNATURE
+    )
+    default, _ = client.predict_rest(*pngs, url=server.url, iterations=2)
+    np.testing.assert_array_equal(np.asarray(stylized), np.asarray(default))
+    with pytest.raises(client.ServingError, match="has no signature 'nope'; it has serving_def"):
+        client.predict_rest(*pngs, url=server.url, iterations=1, signature_name="nope")
+
+
+@pytest.mark.parametrize(
+    "tensor, value",
+    [
+        ({"dtype": "DT_INT32", "tensor_shape": {"dim": []}, "int_val": [7]}, 7),
+        ({"dtype": "DT_INT64", "tensor_shape": {}, "int64_val": ["9007199254740993"]}, 2**53 + 1),
+        ({"dtype": "DT_STRING", "string_val": ["bm9pc2U="]}, "noise"),
+        ({"dtype": "DT_FLOAT", "tensor_content": "AADAPw=="}, 1.5),
+        ({"dtype": "DT_BOOL", "bool_val": [True]}, True),
+    ],
+)
+def test_json_tensor_value(tensor, value):
+    assert client._json_tensor_value(tensor) == value
 
 
 def test_model_status_grpc_and_rest(server):
@@ -321,6 +352,11 @@ def test_warmup_file_replays_through_session(server):
     assert len(records) == 2
     for record in records:
         request = prediction_log_pb2.PredictionLog.FromString(record).predict_log.request
+        if request.model_spec.signature_name == sig.STYLIZE_SIGNATURE:
+            # Every input, none left to the signature's defaults (TF Serving < 2.14).
+            assert set(request.inputs) == {sig.CONTENT, sig.STYLE, sig.ITERATIONS} | set(
+                options.REQUEST_OPTIONS
+            )
         feeds = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
         out = session_run(
             os.path.join(server.base_path, "1"), request.model_spec.signature_name, feeds

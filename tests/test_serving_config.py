@@ -41,3 +41,40 @@ def test_stand_in_refuses_batching_and_missing_model_flags():
     assert out.returncode == 2 and "batching is not supported" in out.stderr
     out = subprocess.run(server, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "--model_base_path or --model_config_file" in out.stderr
+
+
+def test_apt_install_uses_a_signed_by_keyring_not_apt_key():
+    root = os.path.dirname(SERVING)
+    for path in ("serving/README.md", "notebooks/tfstyle_colab.ipynb", "README.md"):
+        with open(os.path.join(root, path)) as f:
+            text = f.read()
+        assert "apt-key add" not in text, path
+        if "tensorflow-serving-apt stable" in text:
+            keyring = "/usr/share/keyrings/tensorflow-serving.gpg"
+            assert f"gpg --dearmor > {keyring}" in text, path
+            assert f"deb [signed-by={keyring}] http://storage.googleapis.com/" in text, path
+
+
+def test_serving_image_tags_exist_for_every_tensorflow_version():
+    import re
+
+    import tensorflow as tf
+
+    from tfstyle import export
+
+    assert export.serving_version("2.21.1") == "2.21.0"  # no Serving patch release
+    assert export.serving_version("2.16.0") == "2.16.1"  # no 2.16.0
+    assert export.serving_version("2.21.0rc1") == "2.21.0"
+    newest = max(export.SERVING_IMAGES.values(), key=lambda v: tuple(map(int, v.split("."))))
+    assert export.serving_version("2.99.0") == newest
+    minor = ".".join(tf.__version__.split(".")[:2])
+    if minor in export.SERVING_IMAGES:
+        assert export.serving_version().startswith(minor + ".")
+    root = os.path.dirname(SERVING)
+    for path in ("README.md", "serving/README.md", "serving/docker-compose.yml"):
+        with open(os.path.join(root, path)) as f:
+            tags = re.findall(
+                r"tensorflow/serving:(?:\$\{TF_SERVING_VERSION:-)?(\d[\d.]*\d)", f.read()
+            )
+        assert tags, path
+        assert set(tags) <= set(export.SERVING_IMAGES.values()), (path, tags)

@@ -350,7 +350,10 @@ def _export(args: argparse.Namespace) -> int:
         warmup=not args.no_warmup,
         **values,
     )
-    print(f"wrote {path}", file=sys.stderr)
+    print(
+        f"wrote {path}; serve it with tensorflow/serving:{export.serving_version()}",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -321,16 +321,102 @@ def predict_rest(
         **options,
     }
     path = f"/v1/models/{model}" + (f"/versions/{version}" if version is not None else "")
+    deadline = deadline_for(iterations) if timeout is None else timeout
+    if signature_name != sig.DEFAULT_SIGNATURE:
+        # TF Serving's REST API takes no input from a signature's defaults ("Missing named
+        # input"): send every input, the ones not given at the export's values.
+        defaults = rest_defaults(url, path, signature_name, min(deadline, METADATA_TIMEOUT_S))
+        inputs = {**defaults, **inputs}
     body = json.dumps({"signature_name": signature_name, "inputs": inputs}).encode()
-    timeout = deadline_for(iterations) if timeout is None else timeout
+    data = _rest_call(url, path + ":predict", body, deadline)
+    try:
+        outputs = json.loads(data)["outputs"]
+        png = base64.b64decode(outputs[sig.IMAGE_BYTES]["b64"], validate=True)
+        return _open_png(png), float(outputs[sig.LOSS])
+    except (ValueError, KeyError, TypeError, OSError, binascii.Error) as err:
+        raise ServingError(f"unexpected answer from {url}: {_describe(err)}") from None
+
+
+#: Seconds allowed for a REST ``/metadata`` request (at most the whole call's timeout).
+METADATA_TIMEOUT_S = 30.0
+
+
+def rest_defaults(url: str, path: str, signature_name: str, timeout: float) -> dict:
+    """Every input of ``signature_name`` that has a default, at that default (JSON values), from
+    the REST API's ``GET <path>/metadata``; a ``ServingError`` if the model has no such signature
+    or one of its inputs has no default but content, style and iterations."""
+    data = _rest_call(url, path + "/metadata", None, timeout)
+    try:
+        signatures = json.loads(data)["metadata"]["signature_def"]["signature_def"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ServingError(f"unexpected metadata from {url}: {_describe(err)}") from None
+    if signature_name not in signatures:
+        raise ServingError(
+            f"the model at {url}{path} has no signature {signature_name!r}; it has "
+            f"{', '.join(sorted(n for n in signatures if not n.startswith('__')))}",
+            "INVALID_ARGUMENT",
+        )
+    signature = signatures[signature_name]
+    defaults = signature.get("defaults") or {}
+    values = {}
+    for name in signature.get("inputs") or {}:
+        if name in (sig.CONTENT, sig.STYLE, sig.ITERATIONS):
+            continue
+        if name not in defaults:
+            raise ServingError(
+                f"the {signature_name!r} signature at {url} needs input {name!r}, which has no "
+                "default; pass it as an option",
+                "INVALID_ARGUMENT",
+            )
+        try:
+            values[name] = _json_tensor_value(defaults[name])
+        except (ValueError, KeyError, TypeError, binascii.Error) as err:
+            raise ServingError(
+                f"unexpected default for {name!r} in the metadata from {url}: {_describe(err)}"
+            ) from None
+    return values
+
+
+#: TensorProto value fields (as the REST API prints them) by dtype, for scalar defaults.
+_VALUE_FIELDS = {
+    "DT_FLOAT": "float_val", "DT_DOUBLE": "double_val", "DT_INT32": "int_val",
+    "DT_INT64": "int64_val", "DT_BOOL": "bool_val", "DT_STRING": "string_val",
+}  # fmt: skip
+_CONTENT_DTYPES = {"DT_FLOAT": "<f4", "DT_DOUBLE": "<f8", "DT_INT32": "<i4", "DT_INT64": "<i8"}
+
+
+def _json_tensor_value(tensor: dict):
+    """The value of a scalar TensorProto printed as JSON (snake_case field names)."""
+    dtype = tensor["dtype"]
+    if dtype not in _VALUE_FIELDS:
+        raise ValueError(f"dtype {dtype} is not supported")
+    dims = (tensor.get("tensor_shape") or {}).get("dim") or []
+    if dims:
+        raise ValueError(f"a default of shape {[d.get('size') for d in dims]} is not supported")
+    if tensor.get("tensor_content"):
+        import numpy as np
+
+        raw = base64.b64decode(tensor["tensor_content"], validate=True)
+        return np.frombuffer(raw, _CONTENT_DTYPES[dtype])[0].item()
+    value = tensor[_VALUE_FIELDS[dtype]][0]
+    if dtype == "DT_STRING":
+        return base64.b64decode(value, validate=True).decode()
+    if dtype == "DT_INT64":
+        return int(value)  # int64 values print as JSON strings
+    return value
+
+
+def _rest_call(url: str, path: str, body: bytes | None, timeout: float) -> bytes:
+    """The body of the answer to a REST request (POST ``body``, or GET when None) to
+    ``url + path``; every failure is a one-line ``ServingError`` naming ``url``."""
     request = urllib.request.Request(
-        url.rstrip("/") + path + ":predict",
+        url.rstrip("/") + path,
         data=body,
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json"} if body is not None else {},
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
-            data = answer.read()
+            return answer.read()
     except urllib.error.HTTPError as err:
         try:
             detail = json.loads(err.read())["error"]
@@ -356,12 +442,6 @@ def predict_rest(
         raise ServingError(
             f"cannot get an HTTP answer from {url}: {_describe(err)}{hint}", "UNAVAILABLE"
         ) from None
-    try:
-        outputs = json.loads(data)["outputs"]
-        png = base64.b64decode(outputs[sig.IMAGE_BYTES]["b64"], validate=True)
-        return _open_png(png), float(outputs[sig.LOSS])
-    except (ValueError, KeyError, TypeError, OSError, binascii.Error) as err:
-        raise ServingError(f"unexpected answer from {url}: {_describe(err)}") from None
 
 
 def model_status(

@@ -104,7 +104,7 @@ def export_saved_model(
         archive.write_out(tmp, verbose=False)
         _write_metadata(tmp, opts, max_size, max_iterations)
         if warmup:
-            _write_warmup(tmp, max(opts.size // 8, 2 * images.MIN_SIDE))
+            _write_warmup(tmp, max(opts.size // 8, 2 * images.MIN_SIDE), served.defaults)
     return path
 
 
@@ -160,6 +160,27 @@ class _Served:
         return {sig.IMAGE_BYTES: tf.io.encode_png(result), sig.IMAGE: result, sig.LOSS: loss}
 
 
+#: The ``tensorflow/serving`` image for a model exported by TensorFlow ``major.minor``: the newest
+#: TF Serving release of that minor version (each is also a ``tensorflow-serving-api`` release on
+#: PyPI). A TensorFlow patch release has no Serving image of its own (TF 2.21.1 is served by
+#: 2.21.0), and 2.15 and 2.16 have no ``.0`` Serving release: a tag built from
+#: ``tf.__version__`` can name an image that does not exist.
+SERVING_IMAGES = {
+    "2.14": "2.14.1", "2.15": "2.15.1", "2.16": "2.16.1", "2.17": "2.17.1",
+    "2.18": "2.18.1", "2.19": "2.19.1", "2.20": "2.20.0", "2.21": "2.21.0",
+}  # fmt: skip
+
+
+def serving_version(tf_version: str | None = None) -> str:
+    """The ``tensorflow/serving`` tag that serves a model exported by ``tf_version`` (default:
+    this TensorFlow); for a TensorFlow newer than ``SERVING_IMAGES`` knows, its newest tag."""
+    match = re.match(r"(\d+)\.(\d+)", tf_version or tf.__version__)
+    minor = f"{match[1]}.{match[2]}" if match else ""
+    if minor in SERVING_IMAGES:
+        return SERVING_IMAGES[minor]
+    return SERVING_IMAGES[max(SERVING_IMAGES, key=lambda v: tuple(map(int, v.split("."))))]
+
+
 def _version_dir(model_dir, version: int | None) -> str:
     """The new version's path under ``model_dir`` (created, and checked writable)."""
     model_dir = os.fspath(model_dir)
@@ -195,6 +216,7 @@ def _write_metadata(path: str, opts, max_size: int, max_iterations: int) -> None
     values["weights"] = None if opts.weights is None else os.fspath(opts.weights)
     meta = {
         "tensorflow": tf.__version__, "keras": keras.__version__,
+        "serving_image": f"tensorflow/serving:{serving_version()}",
         "tfstyle": version("tfstyle"), "options": values,
         "max_size": max_size, "max_iterations": max_iterations,
     }  # fmt: skip
@@ -203,8 +225,12 @@ def _write_metadata(path: str, opts, max_size: int, max_iterations: int) -> None
         json.dump(meta, f, indent=2)
 
 
-def _write_warmup(path: str, side: int) -> None:
-    """Replay file for TF Serving (and the local server): one request per signature."""
+def _write_warmup(path: str, side: int, defaults: dict) -> None:
+    """Replay file for TF Serving (and the local server): one request per signature.
+
+    The ``stylize`` request sends every input (``defaults``: the export's values), because TF
+    Serving before 2.14 takes no input from a signature's defaults, and a failed warm-up request
+    fails the model's load."""
     try:
         from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
     except ImportError as err:
@@ -227,6 +253,9 @@ def _write_warmup(path: str, side: int) -> None:
             request.inputs[sig.CONTENT].CopyFrom(tf.make_tensor_proto(png))
             request.inputs[sig.STYLE].CopyFrom(tf.make_tensor_proto(png))
             request.inputs[sig.ITERATIONS].CopyFrom(tf.make_tensor_proto(1, tf.int32))
+            if name == sig.STYLIZE_SIGNATURE:
+                for option, value in defaults.items():
+                    request.inputs[option].CopyFrom(tf.make_tensor_proto(value))
             log = prediction_log_pb2.PredictionLog(
                 predict_log=prediction_log_pb2.PredictLog(request=request)
             )
