@@ -16,6 +16,11 @@ Sections:
   ``tf.function`` step per Python-loop iteration on a ``tf.Variable`` image) for --baseline-steps;
 - tfstyle: ``tfstyle.transfer`` with its defaults; the wall time until its image, evaluated on the
   objective at the full --size, is at least as good as the baseline's final objective;
+- the PyTorch tutorial's recipe (``torch_recipe.py``; needs ``pip install torch``, skipped
+  otherwise): ``torch.optim.LBFGS`` with its defaults for --torch-evaluations, judged at the best
+  point of its last 20 evaluations;
+- shortest runs: the fewest ``iterations`` whose ``transfer`` run ends at each recipe's objective,
+  and its wall time, with the default coarse-to-fine schedule and with every step at --size;
 - memory: peak resident memory of a tfstyle run at each of --memory-sizes (a fresh process each).
 
 Times exclude tracing (each method is run once before it is timed) and the objective evaluations
@@ -79,14 +84,19 @@ def print_machine(opts=None) -> list:
     flags = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in machine["flags"]]
     print(f"CPU: {machine['cpu']}; flags: {' '.join(flags) or 'no avx2/avx512f/avx512_bf16/amx'}")
     if opts is not None:
-        layers = tuple(dict.fromkeys(opts.content_layers + opts.style_layers))
-        choice = precision.choose(
-            opts.precision, backbone=opts.backbone, pooling=opts.pooling, layers=layers,
-            weights=opts.weights,
-        )  # fmt: skip
+        choice = used_precision(opts)
         print(f"precision {opts.precision} -> {choice.precision}: {choice.reason}")
         print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs")
     return flags
+
+
+def used_precision(opts) -> precision.Choice:
+    """The precision ``opts`` runs in here (``TFSTYLE_PRECISION`` included)."""
+    layers = tuple(dict.fromkeys(opts.content_layers + opts.style_layers))
+    return precision.choose(
+        opts.precision, backbone=opts.backbone, pooling=opts.pooling, layers=layers,
+        weights=opts.weights,
+    )  # fmt: skip
 
 
 def measure_peak(repeats: int = 5, n: int = 4096) -> float:
@@ -154,8 +164,10 @@ def calibrate(weights, backbone: str) -> tuple[float, precision.Choice]:
 
 
 def time_transfer_per_step(problem: Problem, progress: bool, steps: int, repeats: int) -> float:
-    """Seconds per step of a default ``tfstyle.transfer`` call (tracing excluded)."""
-    kwargs = {**problem.options, "seed": 0, "progress": progress, "iterations": steps}
+    """Seconds per step of a ``tfstyle.transfer`` call at the full size (tracing excluded)."""
+    size = problem.options["size"]
+    kwargs = {**problem.options, "seed": 0, "progress": progress, "iterations": steps,
+              "min_scale": size}  # fmt: skip
     tfstyle.transfer(CONTENT, STYLE, **{**kwargs, "iterations": 2})  # trace
     times = []
     for _ in range(repeats):
@@ -227,6 +239,56 @@ def run_tfstyle(problem: Problem, iterations: int, every: int, target: float) ->
         result["wall_to_target_s"] = image.wall_s
         result["objective_at_target"] = problem.value(np.asarray(image, np.float32) / 255.0)
     return result
+
+
+def shortest_run(problem: Problem, target: float, extra: dict, limit: int) -> dict | None:
+    """The fewest ``iterations`` whose ``transfer`` run (its defaults, updated by ``extra``) ends
+    at an image whose full-size objective is at most ``target``: the count grows by half from 8
+    until a run gets there, then is bisected. The run's wall time includes everything a user
+    waits for but tracing. None if no run of at most ``limit`` iterations gets there."""
+    kwargs = {**problem.options, "seed": 0, "progress": False, **extra}
+    tfstyle.transfer(CONTENT, STYLE, iterations=2, **kwargs)  # trace
+    tried = {}
+
+    def reaches(n: int) -> bool:
+        start = time.perf_counter()
+        image = tfstyle.transfer(CONTENT, STYLE, iterations=n, **kwargs)
+        wall = time.perf_counter() - start
+        value = problem.value(np.asarray(image, np.float32) / 255.0)
+        tried[n] = {"iterations": n, "wall_s": wall, "objective": value}
+        return value <= target
+
+    low, n = 0, 8
+    while not reaches(n):
+        low, n = n, n + n // 2
+        if n > limit:
+            return None
+    high = n
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if reaches(mid) else (mid, high)
+    return {**tried[high], "tried": [tried[k] for k in sorted(tried)]}
+
+
+def run_torch_recipe(problem: Problem, evaluations: int) -> dict:
+    """The PyTorch tutorial's recipe on this objective (``torch_recipe.py``), if torch is
+    installed and ``evaluations`` > 0; otherwise why not, under ``skipped``."""
+    if evaluations <= 0:
+        return {"skipped": "--torch-evaluations 0"}
+    import torch_recipe
+
+    try:
+        recipe = torch_recipe.recipe_target(problem, evaluations)
+    except ImportError as e:  # torch is imported only now
+        print(f"PyTorch tutorial recipe: skipped ({e})")
+        return {"skipped": str(e)}
+    print(
+        f"PyTorch tutorial recipe (torch {recipe['torch']}, {recipe['torch_threads']} threads): "
+        f"{recipe['evaluations']} evaluations in {recipe['wall_s']:.1f} s; the best point of its "
+        f"last {torch_recipe.LAST} evaluations (its final image ends on an update it never "
+        f"evaluated): {recipe['best_last20']:.4g}, the final image: {recipe['final_objective']:.4g}"
+    )
+    return recipe
 
 
 def _stopped_after(steps: int, iterations: int, kwargs: dict):
@@ -323,7 +385,7 @@ def measure_memory(size: int, args) -> dict:
     return result
 
 
-def plot(path: str, baseline: dict, ours: dict, title: str) -> None:
+def plot(path: str, baseline: dict, ours: dict, title: str, recipe: dict | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -337,6 +399,9 @@ def plot(path: str, baseline: dict, ours: dict, title: str) -> None:
         t = [c[0] for c in run["curve"]]
         v = [c[2] for c in run["curve"]]
         ax.semilogy(t, v, label=name)
+    if recipe and recipe.get("curve"):  # the objective of each point it evaluated
+        t, v = [c[0] for c in recipe["curve"]], [c[2] for c in recipe["curve"]]
+        ax.semilogy(t, v, label="PyTorch tutorial recipe (LBFGS defaults)", alpha=0.7)
     ax.axhline(baseline["final_objective"], color="gray", ls=":", label="baseline's final")
     ax.set_xlabel("wall-clock seconds")
     ax.set_ylabel("objective at full resolution")
@@ -368,6 +433,12 @@ def main(argv=None) -> int:
         help="more sizes at which to time a step in float32, bfloat16 and auto",
     )
     p.add_argument("--memory-iterations", type=int, default=3)
+    p.add_argument(
+        "--torch-evaluations",
+        type=int,
+        default=300,
+        help="evaluations of the PyTorch tutorial's recipe (0: skip it; needs torch)",
+    )
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     p.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -392,6 +463,10 @@ def main(argv=None) -> int:
     peak = measure_peak()
     flops = conv_flops(problem)
     auto = chosen.precision
+    # What transfer() runs in: auto's choice, unless TFSTYLE_PRECISION forces one.
+    ran = used_precision(options.Options(weights=weights, backbone=args.backbone)).precision
+    if ran != auto:
+        print(f"{precision.ENV} is set: tfstyle's runs below use {ran}, not auto's {auto}")
     steps = {
         p: time_per_step(problem, optimizer, p, 5, max(args.repeats, 3))
         for p in ("float32", "bfloat16")
@@ -417,7 +492,7 @@ def main(argv=None) -> int:
             f"float32 peak (which allows {flops / 1e9 / peak:.3f} s: "
             f"ratio {per_step / (flops / 1e9 / peak):.2f})"
         )
-    per_step, achieved = steps[auto], flops / steps[auto] / 1e9
+    per_step, achieved = steps[ran], flops / steps[ran] / 1e9
     # What users get: a default transfer() call, with and without its progress bar.
     transfer_steps = {
         progress: time_transfer_per_step(problem, progress, 20, max(args.repeats, 2))
@@ -426,7 +501,7 @@ def main(argv=None) -> int:
     for progress, s in transfer_steps.items():
         print(
             f"tfstyle.transfer at {args.size} px, progress {'on' if progress else 'off'}: "
-            f"{s:.3f} s a step (20 steps, {auto})"
+            f"{s:.3f} s a step (20 steps, {ran})"
         )
 
     baselines = [run_baseline(problem, args.baseline_steps) for _ in range(args.repeats)]
@@ -455,7 +530,7 @@ def main(argv=None) -> int:
             "progress_on": transfer_steps[True],
             "progress_off": transfer_steps[False],
         },
-        "precision": auto,
+        "precision": ran,
         "step_gflops": achieved,
         "baseline": baseline,
         "baseline_walls_s": walls,
@@ -492,6 +567,32 @@ def main(argv=None) -> int:
             f"(the baseline's final: {target:.4g} at {baseline['wall_s']:.1f} s)"
         )
 
+    # The recipes' objectives as targets; how long the shortest tfstyle run that reaches each
+    # takes, with the default coarse-to-fine schedule and with every step at the full size.
+    recipes = {"TF tutorial": {"wall_s": baseline["wall_s"], "target": target}}
+    recipe = run_torch_recipe(problem, args.torch_evaluations)
+    result["torch_recipe"] = recipe
+    if "best_last20" in recipe:
+        recipes["PyTorch tutorial"] = {"wall_s": recipe["wall_s"], "target": recipe["best_last20"]}
+    shortest = []
+    for name, r in recipes.items():
+        for schedule, extra in (("default", {}), ("single scale", {"min_scale": args.size})):
+            run = shortest_run(problem, r["target"], extra, limit=4 * iterations)
+            row = {"recipe": name, "schedule": schedule, "target": r["target"], "run": run}
+            if run:
+                row["ratio"] = r["wall_s"] / run["wall_s"]
+            shortest.append(row)
+            print(
+                f"tfstyle ({schedule}) to the {name}'s {r['target']:.4g}: "
+                + (
+                    f"{run['iterations']} iterations, {run['wall_s']:.1f} s ({ran}) -> "
+                    f"{run['objective']:.4g}: {row['ratio']:.1f}x the recipe's {r['wall_s']:.1f} s"
+                    if run
+                    else f"not reached in {4 * iterations} iterations"
+                )
+            )
+    result["shortest_runs"] = shortest
+
     memory = [measure_memory(size, args) for size in args.memory_sizes]
     for m in memory:
         print(
@@ -516,7 +617,7 @@ def main(argv=None) -> int:
             for p, s in steps.items()
         ],
         *[
-            (f"transfer() step, progress {'on' if p else 'off'}", f"{s:.3f} s")
+            (f"transfer() step, progress {'on' if p else 'off'}, {ran}", f"{s:.3f} s")
             for p, s in transfer_steps.items()
         ],
         (f"baseline, {args.baseline_steps} steps", f"{baseline['wall_s']:.1f} s -> {target:.4g}"),
@@ -530,6 +631,15 @@ def main(argv=None) -> int:
         ("speed-up", f"{result['ratio']:.1f}x" if "ratio" in result else "-"),
         *[
             (
+                f"shortest run to the {r['recipe']} ({r['schedule']})",
+                f"{r['run']['wall_s']:.1f} s, {r['run']['iterations']} its: {r['ratio']:.1f}x"
+                if r["run"]
+                else "not reached",
+            )
+            for r in shortest
+        ],
+        *[
+            (
                 f"peak memory at {m['size']} px",
                 f"{m['peak_rss_mib']:.0f} MiB" if "error" not in m else m["error"],
             )
@@ -541,7 +651,7 @@ def main(argv=None) -> int:
 
     with open(os.path.join(args.out, "speed.json"), "w") as f:
         json.dump(result, f, indent=1)
-    plot(os.path.join(args.out, "speed.png"), baseline, ours, label)
+    plot(os.path.join(args.out, "speed.png"), baseline, ours, label, recipe)
     print(f"wrote {args.out}/speed.json and speed.png")
     return 0
 

@@ -96,6 +96,8 @@ def test_script_runs_and_writes_results(tmp_path):
             "1",
             "--precision-sizes",
             "48",
+            "--torch-evaluations",
+            "20",
             "--out",
             str(tmp_path),
         ],
@@ -117,6 +119,30 @@ def test_script_runs_and_writes_results(tmp_path):
     assert len(result["baseline"]["curve"]) == 7
     assert result["memory"][0]["peak_rss_mib"] > 100
     assert (tmp_path / "speed.png").stat().st_size > 1000
+    # The PyTorch recipe runs where torch is installed (an optional benchmark dependency).
+    recipe = result["torch_recipe"]
+    assert ("best_last20" in recipe) != ("skipped" in recipe)
+    rows = result["shortest_runs"]
+    assert len(rows) == (4 if "best_last20" in recipe else 2)
+    for row in rows:
+        if row["run"]:  # the fewest iterations that get there; one fewer did not
+            assert row["run"]["objective"] <= row["target"]
+            fewer = [t for t in row["run"]["tried"] if t["iterations"] < row["run"]["iterations"]]
+            assert all(t["objective"] > row["target"] for t in fewer[-1:])
+    assert "shortest run to the TF tutorial (default)" in out.stdout
+
+
+def test_torch_objective_equals_tensorflows():
+    pytest.importorskip("torch")
+    import torch_recipe
+
+    problem = speed.Problem(32, None, "vgg19")
+    objective, check = torch_recipe.checked_objective(problem)
+    for name in ("content", "random"):
+        assert check[name]["rel"] < torch_recipe.TOLERANCE, check
+    image = np.random.default_rng(0).random((32, 32, 3), dtype=np.float32)
+    value = float(objective(torch_recipe.to_torch(image)))
+    assert value == pytest.approx(problem.value(image), rel=1e-4)
 
 
 def test_quality_script_runs_and_reproduces_the_old_objective(tmp_path):
