@@ -239,6 +239,33 @@ class _Session:
         self.session.close()
 
 
+#: ``--enable_serialization_as_tensor_content``: outputs as ``Tensor::AsProtoTensorContent``
+#: (raw bytes) instead of TF Serving's default, ``Tensor::AsProtoField`` (predict_util.cc).
+SERIALIZE_AS_TENSOR_CONTENT = False
+
+#: The repeated field ``Tensor::AsProtoField`` fills, by dtype (tensor.cc).
+_PROTO_FIELDS = {
+    tf.float32: "float_val", tf.float64: "double_val", tf.int32: "int_val", tf.int16: "int_val",
+    tf.int8: "int_val", tf.uint8: "int_val", tf.uint16: "int_val", tf.int64: "int64_val",
+    tf.uint32: "uint32_val", tf.uint64: "uint64_val", tf.bool: "bool_val",
+    tf.string: "string_val",
+}  # fmt: skip
+
+
+def as_proto_field(value) -> tensor_pb2.TensorProto:
+    """``value`` as TF Serving answers it by default: ``Tensor::AsProtoField``, one typed value
+    a time (a uint8 image costs 1-2 bytes a pixel channel in ``int_val``, not 1 as raw bytes)."""
+    value = np.asarray(value)
+    dtype = tf.as_dtype(value.dtype)
+    if dtype not in _PROTO_FIELDS:
+        return tf.make_tensor_proto(value)
+    proto = tensor_pb2.TensorProto(
+        dtype=dtype.as_datatype_enum, tensor_shape=tf.TensorShape(value.shape).as_proto()
+    )
+    getattr(proto, _PROTO_FIELDS[dtype]).extend(value.ravel().tolist())
+    return proto
+
+
 class Servable:
     """One version of one model: a pool of up to ``max_runs`` sessions, each running one
     request at a time (so that one request can be cancelled by closing its session)."""
@@ -321,8 +348,9 @@ class Servable:
         response.model_spec.name = self.name
         response.model_spec.version.value = self.version
         response.model_spec.signature_name = signature_name
+        encode = tf.make_tensor_proto if SERIALIZE_AS_TENSOR_CONTENT else as_proto_field
         for alias, value in zip(aliases, values, strict=True):
-            response.outputs[alias].CopyFrom(tf.make_tensor_proto(value))
+            response.outputs[alias].CopyFrom(encode(value))
         return response
 
     def _acquire(self, call: Call) -> _Session:
@@ -1310,6 +1338,14 @@ def parse_flags(argv=None) -> argparse.Namespace:
         help="accepted for compatibility; XLA stays off",
     )
     p.add_argument("--grpc_max_threads", type=int, default=16)
+    p.add_argument(
+        "--enable_serialization_as_tensor_content",
+        type=boolean,
+        nargs="?",
+        const=True,
+        default=False,
+        help="gRPC outputs as raw tensor_content (default: typed fields, as TF Serving)",
+    )
     # The stand-in's own flags (tensorflow_model_server has none of these):
     p.add_argument(
         "--max_concurrent_runs",
@@ -1397,6 +1433,8 @@ def shut_down(manager: ModelManager, grpc_server, http: RestServer | None, grace
 def serve(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = parse_flags(argv)
+    global SERIALIZE_AS_TENSOR_CONTENT
+    SERIALIZE_AS_TENSOR_CONTENT = args.enable_serialization_as_tensor_content
     stopped = threading.Event()
 
     def stop(signum, frame):

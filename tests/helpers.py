@@ -40,3 +40,10 @@ def session_runs(path: str, signature_name: str, feeds: list) -> list:
         return [
             session.run(fetches, {signature.inputs[k].name: v for k, v in f.items()}) for f in feeds
         ]
+
+
+def pixels(outputs: dict) -> np.ndarray:
+    """The uint8 (H, W, 3) image of a served answer: its PNG output, decoded."""
+    from tfstyle import signature as sig
+
+    return np.asarray(PIL.Image.open(io.BytesIO(outputs[sig.IMAGE_BYTES])))

@@ -9,7 +9,7 @@ import numpy as np
 import PIL.Image
 import pytest
 import tensorflow as tf
-from helpers import png_bytes, session_run, session_runs
+from helpers import pixels, png_bytes, session_run, session_runs
 
 import tfstyle
 from tfstyle import export, images, options
@@ -61,9 +61,11 @@ def test_layout_and_signatures(model_dir):
     assert set(default.outputs) == {sig.IMAGE_BYTES, sig.IMAGE, sig.LOSS}
     assert default.outputs[sig.IMAGE].dtype == tf.uint8.as_datatype_enum
     stylize = sigs[sig.STYLIZE_SIGNATURE]
-    assert set(stylize.inputs) == {sig.CONTENT, sig.STYLE, sig.ITERATIONS, *options.REQUEST_OPTIONS}
+    optional = {*options.REQUEST_OPTIONS, sig.RETURN_IMAGE}
+    assert set(stylize.inputs) == {sig.CONTENT, sig.STYLE, sig.ITERATIONS, *optional}
     # The export's options are the stylize signature's default inputs (TF Serving honours them).
-    assert set(stylize.defaults) == set(options.REQUEST_OPTIONS)
+    assert set(stylize.defaults) == optional
+    assert not tf.make_ndarray(stylize.defaults[sig.RETURN_IMAGE])
     assert tf.make_ndarray(stylize.defaults["size"]) == 48
     assert tf.make_ndarray(stylize.defaults["seed"]) == 3
 
@@ -76,11 +78,16 @@ def test_serving_default_equals_python_api(model_dir, pngs):
         {sig.CONTENT: content, sig.STYLE: style, sig.ITERATIONS: 4},
     )
     expected = api_image(content, style, 4)
-    assert out[sig.IMAGE].shape == (36, 48, 3) and out[sig.IMAGE].dtype == np.uint8
-    np.testing.assert_array_equal(out[sig.IMAGE], expected)
-    decoded = np.asarray(PIL.Image.open(io.BytesIO(out[sig.IMAGE_BYTES])))
-    np.testing.assert_array_equal(decoded, out[sig.IMAGE])
+    assert pixels(out).shape == (36, 48, 3)
+    np.testing.assert_array_equal(pixels(out), expected)
+    # The raw pixels only when asked for (stylize's return_image): not in serving_default.
+    assert out[sig.IMAGE].shape == (0, 0, 3) and out[sig.IMAGE].dtype == np.uint8
     assert np.isfinite(out[sig.LOSS]) and out[sig.LOSS] > 0
+    feeds = {sig.CONTENT: content, sig.STYLE: style, sig.ITERATIONS: 4, sig.RETURN_IMAGE: True}
+    raw = session_run(os.path.join(model_dir, "1"), sig.STYLIZE_SIGNATURE, feeds)
+    assert raw[sig.IMAGE].dtype == np.uint8
+    np.testing.assert_array_equal(raw[sig.IMAGE], expected)
+    np.testing.assert_array_equal(pixels(raw), expected)
 
 
 def test_jpeg_inputs_equal_python_api(model_dir, content_array, style_array):
@@ -95,7 +102,7 @@ def test_jpeg_inputs_equal_python_api(model_dir, content_array, style_array):
         sig.DEFAULT_SIGNATURE,
         {sig.CONTENT: content, sig.STYLE: style, sig.ITERATIONS: 4},
     )
-    np.testing.assert_array_equal(out[sig.IMAGE], api_image(content, style, 4))
+    np.testing.assert_array_equal(pixels(out), api_image(content, style, 4))
 
 
 def test_stylize_options_equal_python_api(model_dir, pngs):
@@ -119,8 +126,8 @@ def test_stylize_options_equal_python_api(model_dir, pngs):
     feeds = {sig.CONTENT: content, sig.STYLE: style, sig.ITERATIONS: 5, **options}
     out = session_run(os.path.join(model_dir, "1"), sig.STYLIZE_SIGNATURE, feeds)
     expected = api_image(content, style, 5, **options)  # at 22, 33 and 40 px
-    assert out[sig.IMAGE].shape == (30, 40, 3)
-    np.testing.assert_array_equal(out[sig.IMAGE], expected)
+    assert pixels(out).shape == (30, 40, 3)
+    np.testing.assert_array_equal(pixels(out), expected)
 
 
 def test_stylize_defaults_are_the_export_options(model_dir, pngs):
@@ -129,7 +136,7 @@ def test_stylize_defaults_are_the_export_options(model_dir, pngs):
     feeds = {sig.CONTENT: content, sig.STYLE: style, sig.ITERATIONS: 2}
     a = session_run(path, sig.STYLIZE_SIGNATURE, feeds)
     b = session_run(path, sig.DEFAULT_SIGNATURE, feeds)
-    np.testing.assert_array_equal(a[sig.IMAGE], b[sig.IMAGE])
+    np.testing.assert_array_equal(pixels(a), pixels(b))
 
 
 def test_loss_falls_with_iterations(model_dir, pngs):
@@ -248,9 +255,9 @@ def test_served_image_is_the_api_image_for_every_init(model_dir, adam_model, png
     served = session_runs(path, sig.STYLIZE_SIGNATURE, feeds)
     for case, out in zip(cases, served, strict=True):
         expected = api_image(content, style, 5, optimizer=optimizer, **case)
-        np.testing.assert_array_equal(out[sig.IMAGE], expected, err_msg=str(case))
+        np.testing.assert_array_equal(pixels(out), expected, err_msg=str(case))
     # The cases differ from each other: the comparison is not between constant images.
-    assert len({out[sig.IMAGE].tobytes() for out in served}) == len(cases)
+    assert len({pixels(out).tobytes() for out in served}) == len(cases)
 
 
 def test_export_with_weights_file_lbfgs_avg(tmp_path, pngs):
@@ -275,7 +282,7 @@ def test_export_with_weights_file_lbfgs_avg(tmp_path, pngs):
     options.pop("warmup")
     options.update(export.EXPORT_DEFAULTS)  # what the export ran: float32
     expected = np.asarray(tfstyle.transfer(content, style, iterations=3, progress=False, **options))
-    np.testing.assert_array_equal(out[sig.IMAGE], expected)
+    np.testing.assert_array_equal(pixels(out), expected)
 
 
 def test_export_is_renamed_into_place_and_a_bad_base_is_one_error(tmp_path):
@@ -298,8 +305,8 @@ def test_export_with_the_wasserstein_style_loss(tmp_path, pngs):
     feeds = {sig.CONTENT: content, sig.STYLE: style, sig.ITERATIONS: 2}
     out = session_run(path, sig.DEFAULT_SIGNATURE, feeds)
     expected = api_image(content, style, 2, size=32, style_loss="wasserstein")
-    assert out[sig.IMAGE].shape == expected.shape == (24, 32, 3) and np.isfinite(out[sig.LOSS])
-    assert np.abs(out[sig.IMAGE].astype(int) - expected).max() <= 3  # not bit-reproducible
+    assert pixels(out).shape == expected.shape == (24, 32, 3) and np.isfinite(out[sig.LOSS])
+    assert np.abs(pixels(out).astype(int) - expected).max() <= 3  # not bit-reproducible
 
 
 def test_next_version_and_existing_version(model_dir):

@@ -23,7 +23,7 @@ import numpy as np
 import PIL.Image
 import pytest
 import tensorflow as tf
-from helpers import session_run
+from helpers import pixels, session_run
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 import tfstyle
@@ -171,7 +171,8 @@ def test_rest_client_takes_defaults_from_metadata(server, pngs):
     # /metadata, so a stylize call with no options equals serving_default.
     path = f"/v1/models/{sig.MODEL_NAME}"
     defaults = client.rest_defaults(server.url, path, sig.STYLIZE_SIGNATURE, 30)
-    assert set(defaults) == set(options.REQUEST_OPTIONS)
+    assert set(defaults) == set(options.REQUEST_OPTIONS) | {sig.RETURN_IMAGE}
+    assert defaults[sig.RETURN_IMAGE] is False
     assert defaults["size"] == EXPORT["size"] and defaults["init"] == "content"
     assert defaults["style_weight"] == pytest.approx(options.DEFAULTS["style_weight"])
     stylized, _ = client.predict_rest(
@@ -221,7 +222,37 @@ def test_rest_raw_json_and_base64_output(server, pngs):
         outputs = json.loads(r.read())["outputs"]
     png = base64.b64decode(outputs[sig.IMAGE_BYTES]["b64"])
     image = np.asarray(PIL.Image.open(io.BytesIO(png)))
+    assert image.shape == (30, 40, 3) and outputs[sig.IMAGE] == []  # PNG only, by default
+    # stylize with return_image: the raw pixels too (REST needs every input: from /metadata).
+    path = f"/v1/models/{sig.MODEL_NAME}"
+    inputs = client.rest_defaults(server.url, path, sig.STYLIZE_SIGNATURE, 30)
+    body = {"signature_name": sig.STYLIZE_SIGNATURE,
+            "inputs": {**inputs, **body["inputs"], sig.RETURN_IMAGE: True}}  # fmt: skip
+    request = urllib.request.Request(
+        f"{server.url}/v1/models/{sig.MODEL_NAME}:predict", data=json.dumps(body).encode()
+    )
+    with urllib.request.urlopen(request, timeout=60) as r:
+        outputs = json.loads(r.read())["outputs"]
     np.testing.assert_array_equal(image, np.array(outputs[sig.IMAGE], dtype=np.uint8))
+
+
+def test_1024px_answer_fits_a_stock_grpc_client(stub, pngs):
+    # Encoded as TF Serving encodes outputs by default (Tensor::AsProtoField: uint8 in int_val),
+    # a 1024 px answer is the PNG and the loss: under gRPC's default 4 MiB receive limit. With
+    # return_image it would not be.
+    answer = stub.Predict(
+        raw_request(pngs, sig.STYLIZE_SIGNATURE, size=np.int32(1024), iterations=np.int32(0)),
+        timeout=300,
+    )
+    assert answer.outputs[sig.IMAGE].dtype == tf.uint8.as_datatype_enum
+    assert not answer.outputs[sig.IMAGE].int_val and not answer.outputs[sig.IMAGE].tensor_content
+    png = tf.make_ndarray(answer.outputs[sig.IMAGE_BYTES]).item()
+    assert PIL.Image.open(io.BytesIO(png)).size == (1024, 768)
+    assert answer.ByteSize() < 4 * 2**20
+    from tensorflow.core.framework import tensor_pb2
+
+    raw = tensor_pb2.TensorProto(dtype=tf.uint8.as_datatype_enum, int_val=[200] * (768 * 1024 * 3))
+    assert raw.ByteSize() > 4 * 2**20  # the pixels alone, as the real server would send them
 
 
 def test_concurrent_requests_are_independent(server, pngs):
@@ -276,7 +307,9 @@ def test_bad_requests_get_tf_serving_codes_and_server_keeps_serving(stub, pngs, 
         stub.Predict(raw_request(pngs, **change), timeout=60)
     assert err.value.code() == code, err.value.details()
     response = stub.Predict(raw_request(pngs), timeout=60)  # still serving
-    assert tf.make_ndarray(response.outputs[sig.IMAGE]).shape == (30, 40, 3)
+    assert pixels({sig.IMAGE_BYTES: response.outputs[sig.IMAGE_BYTES].string_val[0]}).shape == (
+        30, 40, 3,
+    )  # fmt: skip
 
 
 def test_client_errors_are_one_line(server, pngs):
@@ -356,7 +389,7 @@ def test_warmup_file_replays_through_session(server):
             # Every input, none left to the signature's defaults (TF Serving < 2.14).
             assert set(request.inputs) == {sig.CONTENT, sig.STYLE, sig.ITERATIONS} | set(
                 options.REQUEST_OPTIONS
-            )
+            ) | {sig.RETURN_IMAGE}
         feeds = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
         out = session_run(
             os.path.join(server.base_path, "1"), request.model_spec.signature_name, feeds

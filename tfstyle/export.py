@@ -117,14 +117,16 @@ class _Served:
         scalar = tf.TensorSpec([], tf.string)
         self.required = [scalar, scalar, tf.TensorSpec([], tf.int32)]
         seed = 0 if opts.seed is None else opts.seed
-        #: The stylize signature's optional inputs, and their values for serving_default.
-        self.defaults = pipeline.request_tensors(opts, seed)
+        #: The per-request options' values for serving_default.
+        self.request = pipeline.request_tensors(opts, seed)
+        #: The stylize signature's optional inputs and their defaults.
+        self.defaults = {**self.request, sig.RETURN_IMAGE: tf.constant(False)}
         self.optional = {
             name: tf.TensorSpec([], value.dtype, name=name) for name, value in self.defaults.items()
         }
 
     def serving_default(self, content, style, iterations):
-        return self.run(content, style, iterations, self.defaults)
+        return self.run(content, style, iterations, dict(self.request))
 
     @property
     def stylize(self):
@@ -151,13 +153,17 @@ class _Served:
         return stylize
 
     def run(self, content, style, iterations, request: dict) -> dict:
+        """The outputs; ``request`` holds the options and, for ``stylize``, ``RETURN_IMAGE``."""
+        return_image = request.pop(sig.RETURN_IMAGE, tf.constant(False))
         checked = options.graph_checks({sig.ITERATIONS: iterations, **request}, self.limits)
         with tf.control_dependencies(checked):
             content_img = images.decode(content, sig.CONTENT)
             style_img = images.decode(style, sig.STYLE)
         image, loss = self.pipeline.run(content_img, [style_img], [1.0], iterations, request)
         result = images.to_uint8(image)
-        return {sig.IMAGE_BYTES: tf.io.encode_png(result), sig.IMAGE: result, sig.LOSS: loss}
+        # The PNG is the payload; the raw pixels only when asked for (see signature.IMAGE).
+        pixels = tf.cond(return_image, lambda: result, lambda: tf.zeros([0, 0, 3], tf.uint8))
+        return {sig.IMAGE_BYTES: tf.io.encode_png(result), sig.IMAGE: pixels, sig.LOSS: loss}
 
 
 #: The ``tensorflow/serving`` image for a model exported by TensorFlow ``major.minor``: the newest

@@ -12,10 +12,14 @@ CONTENT = "content"  # DT_STRING scalar: encoded JPEG/PNG/BMP/GIF bytes
 STYLE = "style"  # DT_STRING scalar
 ITERATIONS = "iterations"  # DT_INT32 scalar
 
-# The stylize signature's optional inputs and their dtypes: ``tfstyle.options.REQUEST_OPTIONS``.
+# The stylize signature's optional inputs and their dtypes: ``tfstyle.options.REQUEST_OPTIONS``,
+# and:
+RETURN_IMAGE = "return_image"  # DT_BOOL scalar, default false: fill the raw IMAGE output
 
 IMAGE_BYTES = "image_bytes"  # DT_STRING scalar: PNG
-IMAGE = "image"  # DT_UINT8 (H, W, 3)
+#: DT_UINT8 (H, W, 3) with RETURN_IMAGE, else (0, 0, 3): a 1024 px result as uint8 is 3 MiB of
+#: pixels, over 5 MiB as TF Serving encodes it (int_val) and 110 MiB of REST JSON.
+IMAGE = "image"
 LOSS = "loss"  # DT_FLOAT scalar: the objective at the returned image (before colour transfer)
 
 #: What exported the model: TensorFlow, Keras and tfstyle versions and the export's options.
