@@ -66,6 +66,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from google.protobuf import any_pb2, text_format  # noqa: E402
 from tensorflow.core.framework import tensor_pb2, types_pb2  # noqa: E402
+from tensorflow.core.protobuf import error_codes_pb2  # noqa: E402
 from tensorflow_serving.apis import (  # noqa: E402
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -528,20 +529,31 @@ class ModelManager:
     'latest' version policy: one version served, older ones unloaded once the new one is up)."""
 
     def __init__(
-        self, models: dict[str, str], poll_seconds: float, max_runs: int = MAX_CONCURRENT_RUNS
+        self,
+        models: dict[str, str],
+        poll_seconds: float,
+        max_runs: int = MAX_CONCURRENT_RUNS,
+        load_retries: int = 5,
+        retry_seconds: float = 60.0,
     ):
         self.models = models  # name -> base path
         self.poll_seconds = poll_seconds
         self.max_runs = max_runs
+        # --max_num_load_retries, --load_retry_interval_micros (TF Serving's defaults: 5, 1 min)
+        self.load_retries, self.retry_seconds = load_retries, retry_seconds
         self.lock = threading.Lock()
         self.serving: dict[str, Servable] = {}
-        self.status: dict[str, dict[int, tuple[int, str]]] = {name: {} for name in models}
+        #: name -> version -> (state, error message, error code: a tf.errors code, 0 for OK)
+        self.status: dict[str, dict[int, tuple[int, str, int]]] = {name: {} for name in models}
         self._stop = threading.Event()
         self._thread = None
         self._calls: set[Call] = set()
         self._calls_lock = threading.Lock()
 
-    def poll(self) -> None:
+    def poll(self) -> list[str]:
+        """Load the latest version of each model where it is new; the errors of the versions
+        that failed to load (after the retries), as TF Serving words them."""
+        failed = []
         for name, base in self.models.items():
             versions = _versions(base)
             if not versions:
@@ -551,24 +563,44 @@ class ModelManager:
             if current is not None and current.version == latest:
                 continue
             if latest in self.status[name] and self.status[name][latest][0] == State.END:
-                continue  # failed to load before: TF Serving does not retry either
-            self.status[name][latest] = (State.LOADING, "")
+                continue  # failed to load after its retries: TF Serving gives up on it too
+            self.status[name][latest] = (State.LOADING, "", 0)
             try:
-                servable = Servable(name, latest, os.path.join(base, str(latest)), self.max_runs)
-                warmed = servable.warm_up()
-            except Exception as err:  # report it in the status, keep serving the old version
-                log.error("failed to load %s version %d: %s", name, latest, err)
-                self.status[name][latest] = (State.END, str(err).splitlines()[0])
+                servable, warmed = self._load(name, latest, os.path.join(base, str(latest)))
+            except _LoadFailed as err:  # report it in the status, keep the old version
+                self.status[name][latest] = (State.END, err.message, err.code)
+                failed.append(
+                    f"Loading servable: {{name: {name} version: {latest}}} failed: {err.message}"
+                )
                 continue
             with self.lock:
                 old = self.serving.get(name)
                 self.serving[name] = servable
-                self.status[name][latest] = (State.AVAILABLE, "")
+                self.status[name][latest] = (State.AVAILABLE, "", 0)
                 if old is not None:
-                    self.status[name][old.version] = (State.END, "")
+                    self.status[name][old.version] = (State.END, "", 0)
             if old is not None:
                 old.close()  # runs in progress finish first
             log.info("serving %s version %d (%d warm-up requests)", name, latest, warmed)
+        return failed
+
+    def _load(self, name: str, version: int, path: str):
+        """``(servable, warm-up requests run)``; ``_LoadFailed`` once the load has failed
+        ``1 + load_retries`` times (a version directory still being written loads on a later
+        try, as under TF Serving, which picks up any numeric directory)."""
+        for attempt in range(1 + self.load_retries):
+            try:
+                servable = Servable(name, version, path, self.max_runs)
+                return servable, servable.warm_up()
+            except Exception as err:
+                code, message = _load_error(err)
+                log.error(
+                    "failed to load %s version %d (attempt %d of %d): %s",
+                    name, version, attempt + 1, 1 + self.load_retries, message,
+                )  # fmt: skip
+                if attempt < self.load_retries and self._stop.wait(self.retry_seconds):
+                    break  # shutting down
+        raise _LoadFailed(code, message)
 
     def start_polling(self) -> None:
         def loop():
@@ -639,13 +671,32 @@ class ModelManager:
 
 
 def _versions(base: str) -> list[int]:
+    """Every numeric directory under ``base``, complete or not (file_system_storage_path_source:
+    TF Serving does not look inside before it tries to load)."""
     if not os.path.isdir(base):
         return []
     return [
         int(n)
         for n in os.listdir(base)
-        if re.fullmatch(r"\d+", n) and os.path.isfile(os.path.join(base, n, "saved_model.pb"))
+        if re.fullmatch(r"\d{1,18}", n) and os.path.isdir(os.path.join(base, n))
     ]
+
+
+class _LoadFailed(Exception):
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def _load_error(err: BaseException) -> tuple[int, str]:
+    """The status code and one-line message of a failed load."""
+    if isinstance(err, tf.errors.OpError):
+        code = err.error_code
+    elif isinstance(err, OSError):  # e.g. no saved_model.pb (yet): NOT_FOUND under TF Serving
+        code = tf.errors.NOT_FOUND
+    else:
+        code = tf.errors.UNKNOWN
+    return code, (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def _spec_version(model_spec) -> int | None:
@@ -728,9 +779,9 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         except ServingError as err:
             context.abort(err.code, err.message)
         response = get_model_status_pb2.GetModelStatusResponse()
-        for version, (state, message) in items:
+        for version, (state, message, code) in items:
             entry = response.model_version_status.add(version=version, state=state)
-            entry.status.error_code = 0 if not message else 2
+            entry.status.error_code = code
             entry.status.error_message = message
         return response
 
@@ -1036,11 +1087,11 @@ class RestHandler(BaseHTTPRequestHandler):
                     "version": str(v),
                     "state": State.Name(state),
                     "status": {
-                        "error_code": "OK" if not msg else "UNKNOWN",
+                        "error_code": error_codes_pb2.Code.Name(code),
                         "error_message": msg,
                     },
                 }
-                for v, (state, msg) in items
+                for v, (state, msg, code) in items
             ]
         }
         self._send(HTTPStatus.OK, body)
@@ -1338,6 +1389,8 @@ def parse_flags(argv=None) -> argparse.Namespace:
         help="accepted for compatibility; XLA stays off",
     )
     p.add_argument("--grpc_max_threads", type=int, default=16)
+    p.add_argument("--max_num_load_retries", type=int, default=5)
+    p.add_argument("--load_retry_interval_micros", type=int, default=60 * 10**6)
     p.add_argument(
         "--enable_serialization_as_tensor_content",
         type=boolean,
@@ -1444,11 +1497,18 @@ def serve(argv=None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     manager = ModelManager(
-        models_from_flags(args), args.file_system_poll_wait_seconds, args.max_concurrent_runs
+        models_from_flags(args),
+        args.file_system_poll_wait_seconds,
+        args.max_concurrent_runs,
+        args.max_num_load_retries,
+        args.load_retry_interval_micros / 1e6,
     )
-    manager.poll()
+    failed = manager.poll()
     if stopped.is_set():
         return 0
+    if failed:  # as tensorflow_model_server: a model that fails its first load stops the start
+        print(f"Failed to start server. Error: {failed[0]}", flush=True)
+        return 255
     manager.start_polling()
 
     options = [

@@ -43,11 +43,12 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, command, base_path):
+    def __init__(self, command, base_path, *flags):
         self.grpc_port, self.rest_port = free_port(), free_port()
         self.address = f"127.0.0.1:{self.grpc_port}"
         self.url = f"http://127.0.0.1:{self.rest_port}"
         self.base_path = base_path
+        self.command = command
         self.log = open(os.path.join(os.path.dirname(base_path), "server.log"), "w")  # noqa: SIM115
         self.process = subprocess.Popen(
             [
@@ -57,6 +58,8 @@ class Server:
                 f"--model_name={sig.MODEL_NAME}",
                 f"--model_base_path={base_path}",
                 "--file_system_poll_wait_seconds=1",
+                "--load_retry_interval_micros=500000",  # TF Serving's default: 1 min
+                *flags,
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -395,6 +398,70 @@ def test_warmup_file_replays_through_session(server):
             os.path.join(server.base_path, "1"), request.model_spec.signature_name, feeds
         )
         assert out[sig.IMAGE].ndim == 3
+
+
+def _copy_version(server, base, version: int) -> None:
+    shutil.copytree(os.path.join(server.base_path, "1"), os.path.join(base, str(version)))
+
+
+def test_half_written_version_loads_once_complete(server, tmp_path):
+    # TF Serving picks up any numeric directory and retries a failed load
+    # (--max_num_load_retries 5, every --load_retry_interval_micros): a version directory still
+    # being written fails, then loads. Until then the old version is served.
+    base = tmp_path / sig.MODEL_NAME
+    _copy_version(server, base, 1)
+    srv = Server(server.command, str(base))
+    try:
+        srv.wait_for(1)
+        os.makedirs(base / "2")  # nothing in it yet
+        time.sleep(1.5)  # found, tried, failed: retrying
+        status = client.model_status(srv.address, sig.MODEL_NAME)
+        assert {"version": 1, "state": "AVAILABLE", "error": ""} in status
+        os.rmdir(base / "2")
+        _copy_version(server, base, 2)
+        srv.wait_for(2)
+    finally:
+        srv.stop()
+
+
+def test_version_that_never_loads_reports_its_error_code(server, tmp_path):
+    base = tmp_path / sig.MODEL_NAME
+    _copy_version(server, base, 1)
+    srv = Server(server.command, str(base), "--max_num_load_retries=1")
+    try:
+        srv.wait_for(1)
+        os.makedirs(base / "2")  # stays empty: no saved_model.pb
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            url = f"{srv.url}/v1/models/{sig.MODEL_NAME}/versions/2"
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    (entry,) = json.loads(r.read())["model_version_status"]
+                if entry["state"] == "END":
+                    break
+            except urllib.error.HTTPError:
+                pass  # not found yet
+            time.sleep(0.3)
+        assert entry["state"] == "END" and entry["status"]["error_code"] == "NOT_FOUND", entry
+        assert entry["status"]["error_message"]
+        status = client.model_status(srv.address, sig.MODEL_NAME)
+        assert {"version": 1, "state": "AVAILABLE", "error": ""} in status  # still served
+    finally:
+        srv.stop()
+
+
+def test_a_model_that_fails_its_first_load_stops_the_server(server, tmp_path):
+    base = tmp_path / sig.MODEL_NAME
+    os.makedirs(base / "1")  # no saved_model.pb
+    srv = Server(server.command, str(base), "--max_num_load_retries=1")
+    try:
+        code = srv.process.wait(timeout=120)
+        log = srv.read_log()
+    finally:
+        srv.stop()
+    assert code != 0
+    assert "Failed to start server. Error: " in log
+    assert f"Loading servable: {{name: {sig.MODEL_NAME} version: 1}} failed" in log
 
 
 def test_sigterm_stops_cleanly(tmp_path):
