@@ -28,6 +28,8 @@ def test_compose_uses_that_config_and_a_long_rest_timeout():
     assert "./models.config:/config/models.config" in compose
     assert "--rest_api_timeout_in_ms=3600000" in compose
     assert "--enable_batching" not in compose.replace("No --enable_batching", "")
+    # The server exits when its model fails to load: a bounded restart policy, no crash loop.
+    assert "restart: on-failure:3" in compose and "unless-stopped\n" not in compose
 
 
 def test_stand_in_refuses_batching_and_missing_model_flags():
