@@ -48,6 +48,11 @@ def test_layout_and_signatures(model_dir):
     assert meta["tensorflow"] == tf.__version__ and meta["options"]["size"] == 48
     assert meta["options"]["precision"] == "float32"  # an export's default: never measured
     assert meta["serving_image"] == f"tensorflow/serving:{export.serving_version()}"
+    assert meta["precision_needs"] == "any CPU or GPU"
+    per_request = meta["memory_gib"]["per_request"]
+    assert 0 < per_request["512"] < per_request["1024"]
+    assert per_request["1024"] == pytest.approx(4 * per_request["512"], rel=0.02)
+    assert meta["memory_gib"]["process"] > 0
     from tensorflow.core.protobuf import saved_model_pb2
 
     with open(os.path.join(path, "saved_model.pb"), "rb") as f:

@@ -18,7 +18,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from tfstyle import files, images, options, pipeline
+from tfstyle import files, images, memory, options, pipeline
 from tfstyle import signature as sig
 
 #: Largest ``iterations`` a request may ask for, unless the export says otherwise.
@@ -166,6 +166,14 @@ class _Served:
         return {sig.IMAGE_BYTES: tf.io.encode_png(result), sig.IMAGE: pixels, sig.LOSS: loss}
 
 
+#: What hardware an export's precision runs well on (recorded in its metadata).
+PRECISION_NEEDS = {
+    "float32": "any CPU or GPU",
+    "bfloat16": "a CPU with AVX512_BF16 or AMX (measured faster there only on some: see the "
+    "README), or a GPU of compute capability 8.0 or newer; elsewhere bfloat16 is emulated, "
+    "about 10x slower than float32",
+}
+
 #: The ``tensorflow/serving`` image for a model exported by TensorFlow ``major.minor``: the newest
 #: TF Serving release of that minor version (each is also a ``tensorflow-serving-api`` release on
 #: PyPI). A TensorFlow patch release has no Serving image of its own (TF 2.21.1 is served by
@@ -220,11 +228,20 @@ def _write_metadata(path: str, opts, max_size: int, max_iterations: int) -> None
 
     values = {k: getattr(opts, k) for k in options.EXPORT_OPTIONS}
     values["weights"] = None if opts.weights is None else os.fspath(opts.weights)
+    process, per_pixel = memory._line(opts.precision)
     meta = {
         "tensorflow": tf.__version__, "keras": keras.__version__,
         "serving_image": f"tensorflow/serving:{serving_version()}",
         "tfstyle": version("tfstyle"), "options": values,
         "max_size": max_size, "max_iterations": max_iterations,
+        "precision_needs": PRECISION_NEEDS[opts.precision],
+        # Estimated from the measured peaks (tfstyle.memory): the model's share of the server's
+        # memory, and each request running at once at a square size adds its share.
+        "memory_gib": {
+            "process": round(process / memory.GIB, 2),
+            "per_request": {str(side): round(per_pixel * side * side / memory.GIB, 2)
+                            for side in (512, 1024, max_size)},
+        },
     }  # fmt: skip
     os.makedirs(os.path.join(path, "assets.extra"), exist_ok=True)
     with open(os.path.join(path, sig.METADATA_FILE), "w") as f:
