@@ -80,3 +80,69 @@ def test_serving_image_tags_exist_for_every_tensorflow_version():
             )
         assert tags, path
         assert set(tags) <= set(export.SERVING_IMAGES.values()), (path, tags)
+
+
+def _k8s() -> dict:
+    import yaml
+
+    docs = {}
+    for name in sorted(os.listdir(os.path.join(SERVING, "k8s"))):
+        with open(os.path.join(SERVING, "k8s", name)) as f:
+            for doc in yaml.safe_load_all(f):
+                docs[doc["kind"]] = doc
+    return docs
+
+
+def test_k8s_manifests_are_valid_kubernetes():
+    import kubernetes_validate
+
+    docs = _k8s()
+    assert set(docs) == {
+        "Kustomization", "PersistentVolumeClaim", "Deployment", "Service",
+        "HorizontalPodAutoscaler",
+    }  # fmt: skip
+    for kind, doc in docs.items():
+        if kind != "Kustomization":  # kustomize's own file: not a cluster object
+            kubernetes_validate.validate(doc, "1.30", strict=True)
+    files = docs["Kustomization"]["resources"]
+    assert all(os.path.isfile(os.path.join(SERVING, "k8s", f)) for f in files)
+    assert len(files) == 4
+
+
+def test_k8s_agrees_with_models_config_the_export_and_the_memory_figures():
+    import re
+
+    from tfstyle import export, memory
+
+    docs = _k8s()
+    deployment, service = docs["Deployment"], docs["Service"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == f"tensorflow/serving:{container['image'].split(':')[1]}"
+    assert container["image"].split(":")[1] in export.SERVING_IMAGES.values()
+    args = dict(a.lstrip("-").split("=", 1) for a in container["args"])
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"grpc": int(args["port"]), "http": int(args["rest_api_port"])}
+    assert {p["port"] for p in service["spec"]["ports"]} == {8500, 8501}
+    assert {p["targetPort"] for p in service["spec"]["ports"]} == set(ports)
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    # The readiness probe asks TF Serving's REST status of the model the config names.
+    probe = container["readinessProbe"]["httpGet"]
+    assert probe["path"] == f"/v1/models/{sig.MODEL_NAME}" and probe["port"] == "http"
+    # models.config comes from the ConfigMap, mounted where --model_config_file points.
+    generated = docs["Kustomization"]["configMapGenerator"][0]
+    assert generated["files"] == ["models.config=../models.config"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert args["model_config_file"] == mounts["config"] + "/models.config"
+    config = model_server_config_pb2.ModelServerConfig()
+    with open(os.path.join(SERVING, "models.config")) as f:
+        text_format.Parse(f.read(), config)
+    (model,) = config.model_config_list.config
+    assert model.base_path.startswith(mounts["models"] + "/")
+    # Memory: the model's share plus each request that can run at once at 1024 px (gRPC keeps
+    # one of its threads to poll).
+    running = int(args["grpc_max_threads"]) - 1 + int(args["rest_api_num_threads"])
+    process, per_pixel = memory._line("float32")
+    need = (process + running * per_pixel * 1024 * 1024) / memory.GIB
+    request = float(re.fullmatch(r"(\d+)Gi", container["resources"]["requests"]["memory"])[1])
+    limit = float(re.fullmatch(r"(\d+)Gi", container["resources"]["limits"]["memory"])[1])
+    assert need <= request <= limit < need + 2
