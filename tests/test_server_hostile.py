@@ -1,7 +1,7 @@
 """Hostile and careless input to the stand-in server (issue 13), over real gRPC and HTTP.
 
-One small export and one ``serving/model_server.py`` process serve the whole module; after each
-bad request a good one must still succeed. The SIGTERM test starts a second server process.
+One small export and one ``tests/standin/model_server.py`` process serve the whole module; after
+each bad request a good one must still succeed. The SIGTERM test starts a second server process.
 """
 
 import base64
@@ -33,7 +33,7 @@ from tfstyle import signature as sig
 
 pytestmark = pytest.mark.slow
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SERVER = [sys.executable, os.path.join(ROOT, "serving", "model_server.py")]
+SERVER = [sys.executable, os.path.join(ROOT, "tests", "standin", "model_server.py")]
 SIZE = 32
 LONG = 4000  # iterations: over a minute of CPU at 32 px, so an unstopped run would show
 GRACE_S = 5.0  # the stand-in's default --shutdown_grace_seconds (serving/README.md)
@@ -351,6 +351,25 @@ def test_malformed_rest_body_gets_json_error(server, stub, pngs, case):
     error = assert_json_error(http_post(server, make_body(pngs), **headers), status)
     assert says in error
     assert_still_serving(server, stub, pngs)
+
+
+def test_rest_unknown_signature_has_tf_servings_wording(server, stub, pngs):
+    answer = http_post(server, json.dumps(rest_body(pngs, "nope")).encode())
+    error = assert_json_error(answer, 400)
+    assert error == 'Serving signature name: "nope" not found in signature def'
+    assert_still_serving(server, stub, pngs)
+
+
+def test_rest_timeout_is_504_and_the_server_keeps_serving(base_path, pngs):
+    # --rest_api_timeout_in_ms cuts a REST request: 504 (DEADLINE_EXCEEDED), as http_server.cc.
+    srv = Server(base_path, base_path.parent / "timeout.log", "--rest_api_timeout_in_ms=300")
+    try:
+        answer = http_post(srv, json.dumps(rest_body(pngs, iterations=500)).encode())
+        assert "Timed out waiting for notification" in assert_json_error(answer, 504)
+        answer = http_post(srv, json.dumps(rest_body(pngs, iterations=0)).encode())
+        assert answer[0] == 200, answer[2]
+    finally:
+        srv.stop()
 
 
 def test_rest_inputs_object_ignores_unknown_names(server, stub, pngs):

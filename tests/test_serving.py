@@ -1,6 +1,6 @@
 """End to end: real gRPC and REST requests over loopback to a model server.
 
-The server is ``serving/model_server.py`` (the local stand-in) and, where
+The server is ``tests/standin/model_server.py`` (the local stand-in) and, where
 ``tensorflow_model_server`` is on PATH, the real TensorFlow Serving, with the same flags.
 """
 
@@ -32,7 +32,7 @@ from tfstyle import signature as sig
 
 pytestmark = pytest.mark.slow
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LOCAL_SERVER = [sys.executable, os.path.join(ROOT, "serving", "model_server.py")]
+LOCAL_SERVER = [sys.executable, os.path.join(ROOT, "tests", "standin", "model_server.py")]
 EXPORT = {"size": 40, "weights": None, "seed": 2}
 
 

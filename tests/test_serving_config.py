@@ -33,7 +33,7 @@ def test_compose_uses_that_config_and_a_long_rest_timeout():
 
 
 def test_stand_in_refuses_batching_and_missing_model_flags():
-    server = [sys.executable, os.path.join(SERVING, "model_server.py")]
+    server = [sys.executable, os.path.join(os.path.dirname(__file__), "standin", "model_server.py")]
     out = subprocess.run(
         [*server, "--model_base_path=/tmp/x", "--enable_batching=true"],
         capture_output=True,

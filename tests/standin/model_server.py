@@ -32,7 +32,7 @@ cancelled and the process exits.
 
 Run it with ``tensorflow_model_server``'s flags::
 
-    python serving/model_server.py --port=8500 --rest_api_port=8501 \\
+    python tests/standin/model_server.py --port=8500 --rest_api_port=8501 \\
         --model_name=tfstyle --model_base_path=$PWD/saved_models/tfstyle
 
 No batching, no XLA (TF Serving's defaults too).
