@@ -164,3 +164,20 @@ def test_quality_script_runs_and_reproduces_the_old_objective(tmp_path):
     ]  # fmt: skip
     assert all(r["objective"] > 0 and 0 < r["gram_distance"] < 2 for r in rows)
     assert (tmp_path / "sizes.jpg").stat().st_size > 1000
+
+
+def test_chunking_script_rebuilds_the_state_at_each_chunk(tmp_path, capsys):
+    import chunking
+
+    assert chunking.main(["--size", "32", "--steps", "4", "--chunks", "2", "4",
+                          "--out", str(tmp_path)]) == 0  # fmt: skip
+    with open(tmp_path / "chunking.json") as f:
+        results = json.load(f)
+    whole, *chunked = results
+    assert (whole["chunk"], whole["rounded"]) == (4, False)
+    # One chunk of all the steps is the one request, exactly; two chunks are another run.
+    four = next(r for r in chunked if r["chunk"] == 4 and not r["rounded"])
+    assert four["objective"] == whole["objective"]
+    two = next(r for r in chunked if r["chunk"] == 2 and not r["rounded"])
+    assert two["objective"] != whole["objective"]
+    assert "chunks of 2, uint8 between" in capsys.readouterr().out
