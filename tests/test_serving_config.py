@@ -141,7 +141,7 @@ def test_k8s_agrees_with_models_config_the_export_and_the_memory_figures():
     # Memory: the model's share plus each request that can run at once at 1024 px (gRPC keeps
     # one of its threads to poll).
     running = int(args["grpc_max_threads"]) - 1 + int(args["rest_api_num_threads"])
-    process, per_pixel = memory._line("float32")
+    process, per_pixel = memory.peak_line("float32")
     need = (process + running * per_pixel * 1024 * 1024) / memory.GIB
     request = float(re.fullmatch(r"(\d+)Gi", container["resources"]["requests"]["memory"])[1])
     limit = float(re.fullmatch(r"(\d+)Gi", container["resources"]["limits"]["memory"])[1])

@@ -228,7 +228,7 @@ def _write_metadata(path: str, opts, max_size: int, max_iterations: int) -> None
 
     values = {k: getattr(opts, k) for k in options.EXPORT_OPTIONS}
     values["weights"] = None if opts.weights is None else os.fspath(opts.weights)
-    process, per_pixel = memory._line(opts.precision)
+    process, per_pixel = memory.peak_line(opts.precision)
     meta = {
         "tensorflow": tf.__version__, "keras": keras.__version__,
         "serving_image": f"tensorflow/serving:{serving_version()}",

@@ -26,7 +26,7 @@ PEAK = {
 ENV = "TFSTYLE_MEMORY_CHECK"
 
 
-def _line(precision: str) -> tuple[float, float]:
+def peak_line(precision: str) -> tuple[float, float]:
     """Bytes at 0 pixels and bytes per pixel: the line through ``PEAK[precision]``."""
     (p0, b0), (p1, b1) = PEAK.get(precision, PEAK["float32"])
     per_pixel = (b1 - b0) / (p1 - p0)
@@ -35,7 +35,7 @@ def _line(precision: str) -> tuple[float, float]:
 
 def estimate(height: int, width: int, precision: str) -> float:
     """Estimated peak resident bytes of a run whose last scale is ``height`` x ``width``."""
-    base, per_pixel = _line(precision)
+    base, per_pixel = peak_line(precision)
     return base + per_pixel * height * width
 
 
@@ -75,7 +75,7 @@ def check(height: int, width: int, size: int, precision: str) -> None:
     if room is None or need <= room:
         return
     # The largest size of the same aspect ratio whose estimate fits.
-    base, per_pixel = _line(precision)
+    base, per_pixel = peak_line(precision)
     pixels = (room - base) / per_pixel
     largest = int(size * math.sqrt(max(pixels, 0) / (height * width)))
     fits = f"the largest size that fits is about {largest} px" if largest >= 16 else "no size fits"
