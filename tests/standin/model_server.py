@@ -589,10 +589,13 @@ class ModelManager:
         ``1 + load_retries`` times (a version directory still being written loads on a later
         try, as under TF Serving, which picks up any numeric directory)."""
         for attempt in range(1 + self.load_retries):
+            servable = None
             try:
                 servable = Servable(name, version, path, self.max_runs)
                 return servable, servable.warm_up()
             except Exception as err:
+                if servable is not None:  # loaded, failed its warm-up: free its sessions
+                    servable.close(force=True)
                 code, message = _load_error(err)
                 log.error(
                     "failed to load %s version %d (attempt %d of %d): %s",
