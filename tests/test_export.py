@@ -66,13 +66,16 @@ def test_layout_and_signatures(model_dir):
     assert set(default.outputs) == {sig.IMAGE_BYTES, sig.IMAGE, sig.LOSS}
     assert default.outputs[sig.IMAGE].dtype == tf.uint8.as_datatype_enum
     stylize = sigs[sig.STYLIZE_SIGNATURE]
-    optional = {*options.REQUEST_OPTIONS, sig.RETURN_IMAGE}
+    assert set(stylize.outputs) == {sig.IMAGE_BYTES, sig.IMAGE, sig.LOSS, sig.RESUME_BYTES}
+    part = {sig.START_STEP, sig.STOP_STEP, sig.RESUME_BYTES}
+    optional = {*options.REQUEST_OPTIONS, sig.RETURN_IMAGE, *part}
     assert set(stylize.inputs) == {sig.CONTENT, sig.STYLE, sig.ITERATIONS, *optional}
     # The export's options are the stylize signature's default inputs (TF Serving honours them).
     assert set(stylize.defaults) == optional
     assert not tf.make_ndarray(stylize.defaults[sig.RETURN_IMAGE])
     assert tf.make_ndarray(stylize.defaults["size"]) == 48
     assert tf.make_ndarray(stylize.defaults["seed"]) == 3
+    assert tf.make_ndarray(stylize.defaults[sig.STOP_STEP]) == -1  # the run's end
 
 
 def test_serving_default_equals_python_api(model_dir, pngs):
@@ -156,6 +159,42 @@ def test_loss_falls_with_iterations(model_dir, pngs):
     assert losses[1] < 0.5 * losses[0]
 
 
+def test_a_run_in_parts(model_dir, pngs):
+    """A part resumed from the image another part returned is ``transfer`` from that image; a
+    part stopping at a coarse scale returns the result so far at the output's size."""
+    content, style = pngs
+    path = os.path.join(model_dir, "1")
+    # 48 px output from 24 px: 3 steps at 24 px, then 6 at 48 px.
+    run = {sig.CONTENT: content, sig.STYLE: style, sig.ITERATIONS: 9, "min_scale": 24,
+           "steps_ratio": 2.0}  # fmt: skip
+    whole, whole_again, first, half = session_runs(
+        path,
+        sig.STYLIZE_SIGNATURE,
+        [run, {**run, sig.STOP_STEP: 9}, {**run, sig.STOP_STEP: 3}, {**run, sig.STOP_STEP: 6}],
+    )
+    assert whole[sig.RESUME_BYTES] == b"" and whole_again[sig.RESUME_BYTES] == b""
+    np.testing.assert_array_equal(pixels(whole_again), pixels(whole))
+    carried = PIL.Image.open(io.BytesIO(first[sig.RESUME_BYTES]))
+    assert carried.format == "PNG" and carried.size == (24, 18)  # at the scale reached
+    assert first[sig.RESUME_BYTES][24] == 16  # the IHDR's bit depth: 16 bits a channel
+    assert pixels(first).shape == pixels(whole).shape == (36, 48, 3)  # at the output's size
+    assert half[sig.LOSS] > whole[sig.LOSS]  # both at 48 px: after 6 steps and after 9
+    for part, start in ((first, 3), (half, 6)):  # at the scale boundary, and within a scale
+        rest = session_run(
+            path, sig.STYLIZE_SIGNATURE,
+            {**run, sig.START_STEP: start, sig.RESUME_BYTES: part[sig.RESUME_BYTES]},
+        )  # fmt: skip
+        assert rest[sig.RESUME_BYTES] == b""
+        carried = tf.io.decode_png(part[sig.RESUME_BYTES], dtype=tf.uint16).numpy() / 65535
+        expected = api_image(content, style, 9 - start, init=carried, min_scale=48)
+        # Within one level: the API resizes the image it starts from twice (to the first scale,
+        # then to the scale's start), the part once, and a few L-BFGS steps on a random network
+        # amplify any difference (1/65535 of noise in the carried image moves pixels by 20).
+        diff = np.abs(pixels(rest).astype(int) - expected.astype(int))
+        assert diff.max() <= 1, diff.max()
+        assert rest[sig.LOSS] == pytest.approx(whole[sig.LOSS], rel=0.1)
+
+
 @pytest.mark.parametrize(
     "feeds, message",
     [
@@ -176,6 +215,16 @@ def test_loss_falls_with_iterations(model_dir, pngs):
         ),
         ({"style_scale": 0.0}, "style_scale must be a finite number > 0 and <= 16"),
         ({"size": 300, "style_scale": 15.0}, "the longer side of the style images would be 4500"),
+        ({sig.START_STEP: 2}, r"start_step must be between 0 and iterations \(1\); got 2"),
+        ({sig.START_STEP: -1}, r"start_step must be between 0 and iterations \(1\); got -1"),
+        ({sig.STOP_STEP: 5}, r"stop_step must be -1 \(the end\) or between start_step \(0\)"),
+        (
+            {sig.ITERATIONS: 4, sig.START_STEP: 3, sig.STOP_STEP: 2, sig.RESUME_BYTES: b"x"},
+            r"stop_step must be -1 \(the end\) or between start_step \(3\) and iterations \(4\); "
+            "got 2",
+        ),
+        ({sig.START_STEP: 1}, "resume_bytes: a part starting at step 1 needs the resume_bytes"),
+        ({sig.START_STEP: 1, sig.RESUME_BYTES: b"junk"}, "resume_bytes: not a PNG, JPEG, GIF"),
     ],
 )
 def test_bad_inputs_fail_inside_the_graph(model_dir, pngs, feeds, message):

@@ -304,6 +304,21 @@ def test_outputs_get_the_umasks_mode(tmp_path):
         (["--server", "localhost"], "server must be host:port"),
         (["--version", "-5"], "version must be an integer between 1 and"),
         (["--rest", ""], "url must look like"),
+        (
+            ["--rest", "http://a:8501,ftp://b"],
+            "url must look like 'http://localhost:8501'; got 'ftp",
+        ),
+        (
+            ["--server", "a:8500,b"],
+            "server must be host:port with a port between 1 and 65535 "
+            "(e.g. localhost:8500); got 'b'",
+        ),
+        (["--server", ","], "server must be host:port"),
+        (["--chunk", "-1"], "--chunk must be >= 1 steps per request, or 0; got -1"),
+        (
+            ["--signature", "stylize"],
+            "--signature names the signature of one request: add --chunk 0",
+        ),
     ],
 )
 def test_request_arguments_are_checked(image_files, tmp_path, capsys, argv, match):

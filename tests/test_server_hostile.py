@@ -28,7 +28,7 @@ from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 import tfstyle
-from tfstyle import checks, client, options, pipeline
+from tfstyle import checks, client
 from tfstyle import signature as sig
 
 pytestmark = pytest.mark.slow
@@ -132,18 +132,17 @@ def grpc_request(pngs, signature_name=sig.DEFAULT_SIGNATURE, **inputs):
     return request
 
 
-def rest_body(pngs, signature_name=None, **inputs) -> dict:
-    """A REST predict body; for ``stylize`` with every input (REST takes none from defaults)."""
+def rest_body(pngs, signature_name=None, server=None, **inputs) -> dict:
+    """A REST predict body; for ``stylize`` with every input (REST takes none from defaults),
+    the ones not given at their defaults, from the ``server``'s ``/metadata``."""
     b64 = {"b64": base64.b64encode(pngs[0]).decode()}, {"b64": base64.b64encode(pngs[1]).decode()}
     body = {"inputs": {sig.CONTENT: b64[0], sig.STYLE: b64[1], sig.ITERATIONS: 1}}
     if signature_name is not None:
         body["signature_name"] = signature_name
     if signature_name == sig.STYLIZE_SIGNATURE:
-        opts = options.Options(size=SIZE, weights=None, seed=1)
-        for name, value in pipeline.request_tensors(opts, 1).items():
-            value = value.numpy()
-            body["inputs"][name] = value.decode() if isinstance(value, bytes) else value.item()
-        body["inputs"][sig.RETURN_IMAGE] = False
+        path = f"/v1/models/{sig.MODEL_NAME}"
+        defaults = client.rest_defaults(server.url, path, sig.STYLIZE_SIGNATURE, 30)
+        body["inputs"] = {**defaults, **body["inputs"]}
     body["inputs"].update(inputs)
     return body
 
@@ -214,7 +213,7 @@ def test_grpc_stub_without_deadline(stub, pngs):
     ],
 )
 def test_rest_integers_out_of_range_are_refused(server, stub, pngs, signature_name, inputs, named):
-    body = rest_body(pngs, signature_name, **inputs)
+    body = rest_body(pngs, signature_name, server, **inputs)
     error = assert_json_error(http_post(server, json.dumps(body).encode()), 400)
     assert f"'{named}'" in error and "is not of expected type" in error
     assert_still_serving(server, stub, pngs)

@@ -9,6 +9,7 @@ import concurrent.futures
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -174,8 +175,9 @@ def test_rest_client_takes_defaults_from_metadata(server, pngs):
     # /metadata, so a stylize call with no options equals serving_default.
     path = f"/v1/models/{sig.MODEL_NAME}"
     defaults = client.rest_defaults(server.url, path, sig.STYLIZE_SIGNATURE, 30)
-    assert set(defaults) == set(options.REQUEST_OPTIONS) | {sig.RETURN_IMAGE}
-    assert defaults[sig.RETURN_IMAGE] is False
+    part = {sig.START_STEP, sig.STOP_STEP, sig.RESUME_BYTES}
+    assert set(defaults) == set(options.REQUEST_OPTIONS) | {sig.RETURN_IMAGE} | part
+    assert defaults[sig.RETURN_IMAGE] is False and defaults[sig.RESUME_BYTES] == ""
     assert defaults["size"] == EXPORT["size"] and defaults["init"] == "content"
     assert defaults["style_weight"] == pytest.approx(options.DEFAULTS["style_weight"])
     stylized, _ = client.predict_rest(
@@ -256,6 +258,50 @@ def test_1024px_answer_fits_a_stock_grpc_client(stub, pngs):
 
     raw = tensor_pb2.TensorProto(dtype=tf.uint8.as_datatype_enum, int_val=[200] * (768 * 1024 * 3))
     assert raw.ByteSize() > 4 * 2**20  # the pixels alone, as the real server would send them
+
+
+def test_a_run_in_parts_over_grpc_and_rest(server, pngs):
+    quiet = {"iterations": 7, "progress": False}
+    whole, _ = client.predict(
+        *pngs, server=server.address, iterations=7, signature_name=sig.STYLIZE_SIGNATURE
+    )
+    one, _ = client.stylize(*pngs, server=server.address, chunk=7, **quiet)
+    np.testing.assert_array_equal(np.asarray(one), np.asarray(whole))  # one part: the whole run
+    seen = []
+    parts, loss = client.stylize(
+        *pngs, server=server.address, chunk=3, callback=lambda *a: seen.append(a), **quiet
+    )
+    assert [s for s, _, _ in seen] == [3, 6, 7] and seen[-1][1] == loss
+    assert [image.size for _, _, image in seen] == [(40, 30)] * 3
+    np.testing.assert_array_equal(np.asarray(seen[-1][2]), np.asarray(parts))
+    assert not np.array_equal(np.asarray(parts), np.asarray(whole))  # L-BFGS restarts
+    rest, rest_loss = client.stylize(*pngs, url=server.url, chunk=3, **quiet)
+    np.testing.assert_array_equal(np.asarray(rest), np.asarray(parts))
+    assert rest_loss == loss
+    # A server that does not answer: its parts go to the next one.
+    dead = f"127.0.0.1:{free_port()}"
+    moved, _ = client.stylize(*pngs, server=f"{dead},{server.address}", chunk=3, **quiet)
+    np.testing.assert_array_equal(np.asarray(moved), np.asarray(parts))
+
+
+def test_a_failed_part_keeps_the_image_so_far(server, tmp_path, pngs):
+    """A bad request fails at once; a server that stops mid-run leaves the image so far."""
+    with pytest.raises(client.RunFailed, match="steps 0-3 of 7 failed: the server rejected") as e:
+        client.stylize(*pngs, server=server.address, iterations=7, chunk=3, size=2000)
+    assert e.value.code == "INVALID_ARGUMENT" and e.value.image is None and e.value.step == 0
+    base = tmp_path / sig.MODEL_NAME
+    _copy_version(server, base, 1)
+    srv = Server(server.command, str(base))
+    try:
+        srv.wait_for(1)
+        with pytest.raises(client.RunFailed, match="steps 3-6 of 7 failed: cannot reach") as e:
+            client.stylize(
+                *pngs, server=srv.address, iterations=7, chunk=3, retries=1, progress=False,
+                callback=lambda *_: srv.stop(),
+            )  # fmt: skip
+    finally:
+        srv.stop()
+    assert e.value.code == "UNAVAILABLE" and e.value.step == 3 and e.value.image.size == (40, 30)
 
 
 def test_concurrent_requests_are_independent(server, pngs):
@@ -355,6 +401,7 @@ def test_cli_request_and_status(server, pngs, tmp_path, capsys):
         str(out),
         "--server",
         server.address,
+        "-q",
         "--iterations",
         "2",
     ]
@@ -367,6 +414,36 @@ def test_cli_request_and_status(server, pngs, tmp_path, capsys):
     assert cli.main([*argv[:-1], "50", "--timeout", "0.05"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "raise the timeout" in err[0]
+
+
+def test_cli_request_ctrl_c_writes_the_image_so_far(server, pngs, tmp_path):
+    content, style = tmp_path / "c.png", tmp_path / "s.png"
+    content.write_bytes(pngs[0])
+    style.write_bytes(pngs[1])
+    out = tmp_path / "out.png"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tfstyle", "request", str(content), str(style), "-o", str(out),
+         "--server", server.address, "--iterations", "5000", "--chunk", "2"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    seen, deadline = "", time.monotonic() + 120
+    while "4/5000" not in seen:  # the progress bar: two parts done
+        assert proc.poll() is None and time.monotonic() < deadline, seen
+        seen += proc.stderr.read(1)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    err = seen + proc.communicate(timeout=30)[1]
+    assert proc.returncode == 130, err
+    assert time.monotonic() - sent < 5
+    last = err.strip().splitlines()[-1]
+    assert re.fullmatch(
+        rf"tfstyle: error: interrupted after step \d+ of 5000; wrote the image so far to {out}",
+        last,
+    ), last
+    assert image_size(out) == (40, 30)
+    # The cancelled part does not hold the server up.
+    image, _ = client.predict(*pngs, server=server.address, iterations=1)
+    assert image.size == (40, 30)
 
 
 def test_new_version_is_picked_up(server, pngs):
@@ -390,9 +467,14 @@ def test_warmup_file_replays_through_session(server):
         request = prediction_log_pb2.PredictionLog.FromString(record).predict_log.request
         if request.model_spec.signature_name == sig.STYLIZE_SIGNATURE:
             # Every input, none left to the signature's defaults (TF Serving < 2.14).
-            assert set(request.inputs) == {sig.CONTENT, sig.STYLE, sig.ITERATIONS} | set(
-                options.REQUEST_OPTIONS
-            ) | {sig.RETURN_IMAGE}
+            part = {sig.START_STEP, sig.STOP_STEP, sig.RESUME_BYTES}
+            assert (
+                set(request.inputs)
+                == {sig.CONTENT, sig.STYLE, sig.ITERATIONS}
+                | set(options.REQUEST_OPTIONS)
+                | {sig.RETURN_IMAGE}
+                | part
+            )
         feeds = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
         out = session_run(
             os.path.join(server.base_path, "1"), request.model_spec.signature_name, feeds

@@ -4,7 +4,7 @@
 >>> tfstyle.transfer("examples/content.jpg", "examples/style.png", size=256).save("out.png")
 """
 
-__all__ = ["transfer", "export_saved_model", "Options", "Interrupted"]
+__all__ = ["transfer", "Stylizer", "export_saved_model", "Options", "Interrupted"]
 __version__ = "0.1.0"
 
 
@@ -14,10 +14,10 @@ def __getattr__(name: str):
         from tfstyle.api import transfer
 
         return transfer
-    if name == "Interrupted":
-        from tfstyle.api import Interrupted
+    if name in ("Interrupted", "Stylizer"):
+        from tfstyle import api
 
-        return Interrupted
+        return getattr(api, name)
     if name == "export_saved_model":
         from tfstyle.export import export_saved_model
 

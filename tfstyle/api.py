@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import signal
 import threading
@@ -51,101 +52,154 @@ def transfer(content: images.ImageLike, style: StyleInput, **kwargs) -> PIL.Imag
     unknown = sorted(set(kwargs) - set(options.BY_NAME))
     if unknown:
         raise TypeError(f"transfer() got an unexpected keyword argument {unknown[0]!r}")
-    opts = options.Options(**kwargs)
-    styles_in = list(style) if isinstance(style, (list, tuple)) else [style]
-    if not styles_in:
-        raise ValueError("style must be an image or a non-empty list of images")
-    blend = _blend_weights(opts.style_blend_weights, len(styles_in))
+    options.Options(**kwargs)  # the options' errors first, then the images' in argument order
+    content = images.load_image(content, "content")
+    return Stylizer(style, **kwargs)(content)
 
-    content_img = images.load_image(content, "content")
-    styles = [
-        images.load_image(s, "style" if len(styles_in) == 1 else f"style[{k}]")
-        for k, s in enumerate(styles_in)
-    ]
-    init = None if _named_init(opts.init) else images.load_image(opts.init, "init")
-    seed = opts.seed if opts.seed is not None else int(np.random.default_rng().integers(2**31))
-    request = pipeline.request_tensors(opts, seed, init)
 
-    pipe = pipeline.get(opts)
-    run = pipe.compiled
-    shapes = [tf.shape(s) for s in styles]
-    schedule = _checked(
-        pipeline.schedule, tf.shape(content_img), shapes, tf.constant(opts.iterations), request
-    )
-    sizes, steps = (v.numpy().tolist() for v in schedule)
-    # The result's shape (the last scale's), for an image returned before the last scale.
-    final_shape = tuple(int(v) for v in images.working_shape(*content_img.shape[:2], opts.size))
-    memory.check(*final_shape, opts.size, pipe.precision.precision)
-    every = opts.callback_every if opts.callback is not None else None
-    reported = []  # the steps whose image the callback has seen
+class Stylizer:
+    """One style and one set of options, for any number of content images: what ``transfer``
+    does, with the work that does not depend on the content done once.
 
-    def final(state, started) -> tf.Tensor:
-        image, _ = run.finish(
-            state.image, started.content, started.targets, started.weights,
-            request["preserve_colors"],
-        )  # fmt: skip
-        return image
+    The options are checked and the style images (and an ``init`` image) loaded when it is
+    made; the network is built on first use (``network``, shared by every ``Stylizer`` of the
+    same network in the process); the style targets are computed once per scale size and kept.
+    ``stylizer(content)`` returns the same pixels as ``transfer(content, style, **options)``.
 
-    def report(step: int, state, started, scale: int) -> None:
-        terms = run.evaluate(state.image, started.targets, started.weights)
-        losses = {k: float(v) for k, v in terms.items()}
-        opts.callback(step, {**losses, "scale": scale}, final(state, started).numpy())
-        reported.append(step)
+    Args:
+        style: the style image, or a list of them to blend (as for ``transfer``).
+        **options: the options of ``transfer``.
 
-    step, state, started = 0, None, None
-    precision = f"{pipe.precision.precision} ({pipe.precision.brief})"
-    try:
-        with tqdm(total=opts.iterations, disable=not opts.progress, unit="step") as bar:
-            first = tf.constant(sizes[0])
-            image = _checked(run.initial, content_img, styles, blend, request, first)
-            for index, (scale, count) in enumerate(zip(sizes, steps, strict=True)):
-                fresh = _checked(
-                    run.start, content_img, styles, blend, request, tf.constant(scale), image
-                )
-                started, state, state_scale = fresh, fresh.state, scale  # together
-                end, chunk = step + count, 1
-                scale_text = (
-                    f"{scale} px" if len(sizes) == 1 else f"{scale} px {index + 1}/{len(sizes)}"
-                )
-                bar.set_description(f"{scale_text}, {precision}")
-                while step < end:
-                    k = min(chunk, end - step)
-                    if every is not None:
-                        k = min(k, every - step % every)
-                    began = time.perf_counter()
-                    new = interruptible(
-                        run.advance, state, started.targets, started.weights,
-                        request["learning_rate"], tf.constant(k),
+    Example:
+        >>> stylize = Stylizer("examples/style.png", size=256, iterations=100)
+        >>> for name in ["a.jpg", "b.jpg"]:
+        ...     stylize(name).save(name + ".png")
+    """
+
+    def __init__(self, style: StyleInput, **kwargs):
+        self.options = opts = options.Options(**kwargs)
+        styles_in = list(style) if isinstance(style, (list, tuple)) else [style]
+        if not styles_in:
+            raise ValueError("style must be an image or a non-empty list of images")
+        self.blend = _blend_weights(opts.style_blend_weights, len(styles_in))
+        self.styles = [
+            images.load_image(s, "style" if len(styles_in) == 1 else f"style[{k}]")
+            for k, s in enumerate(styles_in)
+        ]
+        self.init = None if _named_init(opts.init) else images.load_image(opts.init, "init")
+        self._style_targets: dict = {}  # scale size (px) -> Pipeline.style_targets there
+        self._lock = threading.Lock()  # one computation per scale, whatever the threads
+        #: How many times style targets were computed (once per scale size used).
+        self.style_targets_computed = 0
+
+    @functools.cached_property
+    def network(self) -> pipeline.Pipeline:
+        """The pipeline (network, objective, optimiser) for the options, built on first use."""
+        return pipeline.get(self.options)
+
+    def style_targets(self, request: dict, scale: int) -> tuple:
+        """The style targets at ``scale`` px, computed on first use."""
+        with self._lock:
+            if scale not in self._style_targets:
+                self._style_targets[scale] = _checked(
+                    self.network.compiled.style_targets,
+                    self.styles, self.blend, request, tf.constant(scale),
+                )  # fmt: skip
+                self.style_targets_computed += 1
+            return self._style_targets[scale]
+
+    def __call__(self, content: images.ImageLike) -> PIL.Image.Image:
+        """The stylised ``content`` (a path, bytes, a PIL image or an array), a PIL RGB image.
+
+        Raises as ``transfer`` does.
+        """
+        opts, styles, blend = self.options, self.styles, self.blend
+        content_img = images.load_image(content, "content")
+        seed = opts.seed if opts.seed is not None else int(np.random.default_rng().integers(2**31))
+        request = pipeline.request_tensors(opts, seed, self.init)
+
+        pipe = self.network
+        run = pipe.compiled
+        shapes = [tf.shape(s) for s in styles]
+        schedule = _checked(
+            pipeline.schedule, tf.shape(content_img), shapes, tf.constant(opts.iterations), request
+        )
+        sizes, steps = (v.numpy().tolist() for v in schedule)
+        # The result's shape (the last scale's), for an image returned before the last scale.
+        final_shape = tuple(int(v) for v in images.working_shape(*content_img.shape[:2], opts.size))
+        memory.check(*final_shape, opts.size, pipe.precision.precision)
+        every = opts.callback_every if opts.callback is not None else None
+        reported = []  # the steps whose image the callback has seen
+
+        def final(state, started) -> tf.Tensor:
+            image, _ = run.finish(
+                state.image, started.content, started.targets, started.weights,
+                request["preserve_colors"],
+            )  # fmt: skip
+            return image
+
+        def report(step: int, state, started, scale: int) -> None:
+            terms = run.evaluate(state.image, started.targets, started.weights)
+            losses = {k: float(v) for k, v in terms.items()}
+            opts.callback(step, {**losses, "scale": scale}, final(state, started).numpy())
+            reported.append(step)
+
+        step, state, started = 0, None, None
+        precision = f"{pipe.precision.precision} ({pipe.precision.brief})"
+        try:
+            with tqdm(total=opts.iterations, disable=not opts.progress, unit="step") as bar:
+                first = tf.constant(sizes[0])
+                image = _checked(run.initial, content_img, styles, blend, request, first)
+                for index, (scale, count) in enumerate(zip(sizes, steps, strict=True)):
+                    fresh = _checked(
+                        run.start, content_img, styles, blend, request, tf.constant(scale),
+                        image, self.style_targets(request, scale),
                     )  # fmt: skip
-                    loss = float(new.loss)
-                    if not math.isfinite(loss):
-                        raise ValueError(
-                            pipeline.NOT_FINITE.format(
-                                loss, end - count + int(new.step), opts.iterations,
-                                opts.content_weight, opts.style_weight, opts.tv_weight,
-                                list(pipe.style_layer_weights),
-                            )
+                    started, state, state_scale = fresh, fresh.state, scale  # together
+                    end, chunk = step + count, 1
+                    scale_text = (
+                        f"{scale} px" if len(sizes) == 1 else f"{scale} px {index + 1}/{len(sizes)}"
+                    )
+                    bar.set_description(f"{scale_text}, {precision}")
+                    while step < end:
+                        k = min(chunk, end - step)
+                        if every is not None:
+                            k = min(k, every - step % every)
+                        began = time.perf_counter()
+                        new = interruptible(
+                            run.advance, state, started.targets, started.weights,
+                            request["learning_rate"], tf.constant(k),
                         )  # fmt: skip
-                    state, step = new, step + k  # together: no Ctrl-C between the two
-                    if int(new.step) > k:  # the first call at a scale may trace: not a measure
-                        elapsed = time.perf_counter() - began
-                        chunk = max(
-                            1, min(4 * chunk, round(k * CHUNK_SECONDS / max(elapsed, 1e-6)))
-                        )
-                    bar.update(k)
-                    bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
-                    if every is not None and step % every == 0 and step < opts.iterations:
-                        report(step, state, started, scale)
-                image = state.image[0]
-            if every is not None:  # after the last step, at the last scale
-                report(step, state, started, sizes[-1])
-    except KeyboardInterrupt:  # wherever it lands: in a graph call, the callback, the bar
-        with _further_ctrl_c_ignored():  # a second press must not lose the image
-            stop = _interrupted(pipe, opts, content_img, final_shape, state, step)
-            if every is not None and state is not None and reported[-1:] != [step]:
-                report(step, state, started, state_scale)  # the callback sees the image returned
-        raise stop from None
-    return images.to_pil(final(state, started))
+                        loss = float(new.loss)
+                        if not math.isfinite(loss):
+                            raise ValueError(
+                                pipeline.NOT_FINITE.format(
+                                    loss, end - count + int(new.step), opts.iterations,
+                                    opts.content_weight, opts.style_weight, opts.tv_weight,
+                                    list(pipe.style_layer_weights),
+                                )
+                            )  # fmt: skip
+                        state, step = new, step + k  # together: no Ctrl-C between the two
+                        if int(new.step) > k:  # the first call at a scale may trace: not a measure
+                            elapsed = time.perf_counter() - began
+                            chunk = max(
+                                1, min(4 * chunk, round(k * CHUNK_SECONDS / max(elapsed, 1e-6)))
+                            )
+                        bar.update(k)
+                        bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+                        if every is not None and step % every == 0 and step < opts.iterations:
+                            report(step, state, started, scale)
+                    image = state.image[0]
+                if every is not None:  # after the last step, at the last scale
+                    report(step, state, started, sizes[-1])
+        except KeyboardInterrupt:  # wherever it lands: in a graph call, the callback, the bar
+            with _further_ctrl_c_ignored():  # a second press must not lose the image
+                stop = _interrupted(pipe, opts, content_img, final_shape, state, step)
+                if every is not None and state is not None and reported[-1:] != [step]:
+                    # The callback sees the image returned.
+                    report(step, state, started, state_scale)
+            raise stop from None
+        return images.to_pil(final(state, started))
 
 
 def _checked(fn, *args):

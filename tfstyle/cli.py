@@ -157,10 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser(
         "request",
         help="stylise through a TF Serving model server",
-        description="Send CONTENT and STYLE to a model server over gRPC "
-        "(or REST with --rest) and write the stylised image.",
+        description="Send CONTENT and STYLE to a model server over gRPC (or REST with --rest) "
+        "and write the stylised image. The run goes in requests of --chunk steps, each resuming "
+        "from the image the last returned: a progress bar over the whole run, Ctrl-C writes "
+        "the image so far, and a failed request is tried again on the next server.",
     )
-    helps = docstring_args(client.predict)
+    helps = {**docstring_args(client.predict), **docstring_args(client.stylize)}
     p.add_argument("content", help="content image file")
     p.add_argument("style", help="style image file")
     p.add_argument("-o", "--output", required=True, help="output image file (e.g. out.png)")
@@ -169,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--rest",
         metavar="URL",
         default=None,
-        help="use the REST API at URL (e.g. http://localhost:8501) instead of gRPC",
+        help="use the REST API at URL (e.g. http://localhost:8501; several joined by commas) "
+        "instead of gRPC",
     )
     p.add_argument(
         "--iterations",
@@ -177,20 +180,35 @@ def build_parser() -> argparse.ArgumentParser:
         default=options.DEFAULTS["iterations"],
         help=helps["iterations"],
     )
+    p.add_argument(
+        "--chunk",
+        type=int,
+        default=client.DEFAULT_CHUNK,
+        metavar="N",
+        help=f"steps per request, or 0 for the whole run in one request. Defaults to "
+        f"{client.DEFAULT_CHUNK}.",
+    )
     p.add_argument("--model", default=signature.MODEL_NAME, help=helps["model"])
     p.add_argument("--version", type=int, default=None, help=helps["version"])
     p.add_argument(
         "--signature",
         default=None,
-        help="signature name; default serving_default, or stylize when any option below is given",
+        help="signature name of a --chunk 0 request; default serving_default, or stylize when "
+        "any option below is given",
     )
     p.add_argument("--timeout", type=float, default=None, help=helps["timeout"])
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_options(p, options.REQUEST_OPTIONS, unset=True)
 
     p = commands.add_parser("status", help="model status from a model server (gRPC)")
+    helps = docstring_args(client.predict)
     p.add_argument("--server", default="localhost:8500", help=helps["server"])
     p.add_argument("--model", default=signature.MODEL_NAME, help=helps["model"])
     p.add_argument("--version", type=int, default=None, help=helps["version"])
+
+    from tfstyle import batch  # imports Apache Beam only when a batch runs
+
+    batch.add_parser(commands)
     return parser
 
 
@@ -219,11 +237,19 @@ def _main(argv: Sequence[str] | None) -> int:
         return _interrupted("interrupted; nothing written")
     import tensorflow as tf
 
-    from tfstyle import api, checks, client
+    from tfstyle import api, batch, checks, client
 
-    run = {"transfer": _transfer, "export": _export, "request": _request, "status": _status}
+    run = {"transfer": _transfer, "export": _export, "request": _request, "status": _status,
+           "batch": batch.main}  # fmt: skip
     try:
         return run[args.command](args)
+    except client.RunFailed as err:  # a part of a served run: keep what the others did
+        if err.image is None:
+            return _fail(str(err))
+        from tfstyle import files
+
+        files.save_image(err.image, args.output)
+        return _fail(f"{err}; wrote the image after step {err.step} to {args.output}")
     except (ValueError, OSError, ImportError, client.ServingError) as err:
         # FileNotFoundError, FileExistsError and WeightsDownloadError are OSErrors.
         return _fail(str(err))
@@ -363,19 +389,30 @@ def _request(args: argparse.Namespace) -> int:
     files.check_output(args.output, [args.content, args.style])
     values = {n: getattr(args, n) for n in options.REQUEST_OPTIONS}
     values = {n: v for n, v in values.items() if v is not None}
-    name = args.signature or (signature.STYLIZE_SIGNATURE if values else None)
+    if args.chunk < 0:
+        raise ValueError(f"--chunk must be >= 1 steps per request, or 0; got {args.chunk}")
+    if args.chunk and args.signature:
+        raise ValueError("--signature names the signature of one request: add --chunk 0")
     common = dict(
-        iterations=args.iterations,
-        model=args.model,
-        version=args.version,
-        signature_name=name or signature.DEFAULT_SIGNATURE,
-        timeout=args.timeout,
-        **values,
+        iterations=args.iterations, model=args.model, version=args.version, timeout=args.timeout
     )
-    if args.rest is not None:  # an empty --rest is an error, not gRPC
-        image, loss = client.predict_rest(args.content, args.style, url=args.rest, **common)
+    if args.chunk:
+        where = {"url": args.rest} if args.rest is not None else {"server": args.server}
+        image, loss = client.stylize(
+            args.content, args.style, chunk=args.chunk, progress=not args.quiet,
+            **where, **common, **values,
+        )  # fmt: skip
     else:
-        image, loss = client.predict(args.content, args.style, server=args.server, **common)
+        name = args.signature or (signature.STYLIZE_SIGNATURE if values else None)
+        common["signature_name"] = name or signature.DEFAULT_SIGNATURE
+        if args.rest is not None:  # an empty --rest is an error, not gRPC
+            image, loss = client.predict_rest(
+                args.content, args.style, url=args.rest, **common, **values
+            )
+        else:
+            image, loss = client.predict(
+                args.content, args.style, server=args.server, **common, **values
+            )
     files.save_image(image, args.output)
     print(f"wrote {args.output} (loss {loss:.4g})", file=sys.stderr)
     return 0

@@ -18,7 +18,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from tfstyle import files, images, memory, options, pipeline
+from tfstyle import checks, files, images, memory, options, pipeline
 from tfstyle import signature as sig
 
 #: Largest ``iterations`` a request may ask for, unless the export says otherwise.
@@ -120,13 +120,21 @@ class _Served:
         #: The per-request options' values for serving_default.
         self.request = pipeline.request_tensors(opts, seed)
         #: The stylize signature's optional inputs and their defaults.
-        self.defaults = {**self.request, sig.RETURN_IMAGE: tf.constant(False)}
+        self.defaults = {
+            **self.request,
+            sig.RETURN_IMAGE: tf.constant(False),
+            sig.START_STEP: tf.constant(0),
+            sig.STOP_STEP: tf.constant(-1),
+            sig.RESUME_BYTES: tf.constant(""),
+        }
         self.optional = {
             name: tf.TensorSpec([], value.dtype, name=name) for name, value in self.defaults.items()
         }
 
     def serving_default(self, content, style, iterations):
-        return self.run(content, style, iterations, dict(self.request))
+        outputs = self.run(content, style, iterations, dict(self.request))
+        del outputs[sig.RESUME_BYTES]  # a whole run: nothing to resume
+        return outputs
 
     @property
     def stylize(self):
@@ -153,17 +161,67 @@ class _Served:
         return stylize
 
     def run(self, content, style, iterations, request: dict) -> dict:
-        """The outputs; ``request`` holds the options and, for ``stylize``, ``RETURN_IMAGE``."""
+        """The outputs; ``request`` holds the options and, for ``stylize``, ``RETURN_IMAGE`` and
+        the part of the run to take (``START_STEP``, ``STOP_STEP``, ``RESUME_BYTES``)."""
         return_image = request.pop(sig.RETURN_IMAGE, tf.constant(False))
+        start = request.pop(sig.START_STEP, tf.constant(0))
+        stop = request.pop(sig.STOP_STEP, tf.constant(-1))
+        resume = request.pop(sig.RESUME_BYTES, tf.constant(""))
         checked = options.graph_checks({sig.ITERATIONS: iterations, **request}, self.limits)
+        with tf.control_dependencies(checked):
+            stop = tf.where(stop < 0, iterations, stop)
+        checked += _part_checks(start, stop, iterations, resume)
         with tf.control_dependencies(checked):
             content_img = images.decode(content, sig.CONTENT)
             style_img = images.decode(style, sig.STYLE)
-        image, loss = self.pipeline.run(content_img, [style_img], [1.0], iterations, request)
+            resume_img = tf.cond(
+                start > 0,
+                lambda: images.decode(resume, sig.RESUME_BYTES),
+                lambda: tf.zeros([1, 1, 3]),
+            )
+        image, loss, reached = self.pipeline.run(
+            content_img, [style_img], [1.0], iterations, request, start, stop, resume_img
+        )
         result = images.to_uint8(image)
         # The PNG is the payload; the raw pixels only when asked for (see signature.IMAGE).
         pixels = tf.cond(return_image, lambda: result, lambda: tf.zeros([0, 0, 3], tf.uint8))
-        return {sig.IMAGE_BYTES: tf.io.encode_png(result), sig.IMAGE: pixels, sig.LOSS: loss}
+        resumable = tf.cond(
+            stop < iterations,
+            lambda: tf.io.encode_png(_to_uint16(reached)),
+            lambda: tf.constant(""),
+        )
+        return {
+            sig.IMAGE_BYTES: tf.io.encode_png(result), sig.IMAGE: pixels, sig.LOSS: loss,
+            sig.RESUME_BYTES: resumable,
+        }  # fmt: skip
+
+
+def _part_checks(start, stop, iterations, resume) -> list:
+    """Checks of the part of a run a request asks for (``stop`` already -1 -> iterations)."""
+    return [
+        checks.check(
+            (start >= 0) & (start <= iterations),
+            f"{sig.START_STEP} must be between 0 and {sig.ITERATIONS} ({{}}); got {{}}",
+            iterations, start,
+        ),
+        checks.check(
+            (stop >= start) & (stop <= iterations),
+            f"{sig.STOP_STEP} must be -1 (the end) or between {sig.START_STEP} ({{}}) and "
+            f"{sig.ITERATIONS} ({{}}); got {{}}",
+            start, iterations, stop,
+        ),
+        checks.check(
+            (start == 0) | (tf.strings.length(resume) > 0),
+            f"{sig.RESUME_BYTES}: a part starting at step {{}} needs the {sig.RESUME_BYTES} "
+            f"output of the part that stopped there",
+            start,
+        ),
+    ]  # fmt: skip
+
+
+def _to_uint16(image: tf.Tensor) -> tf.Tensor:
+    """A float image in [0, 1] as uint16, rounding to nearest (what a 16-bit PNG carries)."""
+    return tf.cast(tf.round(tf.clip_by_value(image, 0.0, 1.0) * 65535.0), tf.uint16)
 
 
 #: What hardware an export's precision runs well on (recorded in its metadata).

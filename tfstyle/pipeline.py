@@ -4,7 +4,8 @@ The image is optimised coarse to fine, at a ladder of sizes (``schedule``: from 
 to ``size``, ``scale_factor`` apart, the steps shared by ``steps_ratio``). ``Pipeline.initial``
 gives the starting image at the first size. At each size, ``Pipeline.start`` resizes the images
 to that size, computes the targets (content activations, style Gram matrices) and the
-optimiser's fresh state at the previous size's image, upsampled; ``Pipeline.advance`` takes ``k``
+optimiser's fresh state at the previous size's image, upsampled (``Pipeline.style_targets`` gives
+the style part alone, for a caller that reuses it); ``Pipeline.advance`` takes ``k``
 optimisation steps in one ``tf.while_loop``. ``Pipeline.finish`` gives the final image and its
 objective. ``tfstyle.transfer`` calls these as ``tf.function``s (``advance`` in chunks, so that a
 progress bar and callbacks run between them); the exported signature calls ``Pipeline.run``, the
@@ -94,9 +95,21 @@ class Objective:
         self.style_layers = tuple(style_layers)
         self.style_loss = style_loss
 
-    def targets(self, content: tf.Tensor, styles: Sequence[tf.Tensor], blend) -> Targets:
-        """Content activations and blended style statistics; images ``(H, W, 3)``."""
+    def targets(
+        self, content: tf.Tensor, styles: Sequence[tf.Tensor], blend, style: tuple | None = None
+    ) -> Targets:
+        """Content activations and blended style statistics; images ``(H, W, 3)``.
+
+        ``style``: the style statistics (``style_targets``), if already computed; then
+        ``styles`` and ``blend`` are not used.
+        """
         content_features = self.extractor(content[None])
+        if style is None:
+            style = self.style_targets(styles, blend)
+        return Targets(tuple(content_features[n] for n in self.content_layers), style)
+
+    def style_targets(self, styles: Sequence[tf.Tensor], blend) -> tuple:
+        """The blended style statistics (``Targets.style``) of style images ``(h, w, 3)``."""
         blend = tf.cast(blend, tf.float32)
         per_style = []  # per style image, per layer: a tuple of statistics
         for style in styles:
@@ -113,10 +126,8 @@ class Objective:
             for layer in range(len(self.style_layers))
         ]
         if self.style_loss == "gram":
-            style = tuple(stats[0] for stats in blended)
-        else:
-            style = tuple((mean, cov, losses.sqrtm(cov)) for mean, cov in blended)
-        return Targets(tuple(content_features[n] for n in self.content_layers), style)
+            return tuple(stats[0] for stats in blended)
+        return tuple((mean, cov, losses.sqrtm(cov)) for mean, cov in blended)
 
     def __call__(self, image: tf.Tensor, targets: Targets, weights: LossWeights) -> dict:
         """Loss terms of ``image`` ``(1, H, W, 3)``: a dict with total, content, style, tv."""
@@ -194,6 +205,10 @@ class Pipeline:
         )  # fmt: skip
         with tf.control_dependencies([big_enough]):
             content = images.resize(content, height, width)
+        return content, self.resized_styles(styles, request, size)
+
+    def resized_styles(self, styles: Sequence[tf.Tensor], request: dict, size) -> list:
+        """The style images at the working size for a longer side of ``size`` (``resized``)."""
         style_side = tf.cast(tf.round(tf.cast(size, tf.float32) * request["style_scale"]), tf.int32)
         style_fits = checks.check(
             (style_side >= images.MIN_SIDE) & (style_side <= images.MAX_SIZE),
@@ -214,7 +229,7 @@ class Pipeline:
             )  # fmt: skip
             with tf.control_dependencies([wide_enough]):
                 resized.append(images.resize(style, h, w))
-        return content, resized
+        return resized
 
     def initial(self, content, styles: Sequence[tf.Tensor], blend, request: dict, size):
         """The starting image ``(h, w, 3)`` at the working size for ``size``.
@@ -228,7 +243,15 @@ class Pipeline:
         shape = tf.shape(content)
         return images.resize(init, shape[0], shape[1])
 
-    def start(self, content, styles: Sequence[tf.Tensor], blend, request: dict, size, init):
+    def style_targets(self, styles: Sequence[tf.Tensor], blend, request: dict, size) -> tuple:
+        """The blended style statistics (``Targets.style``) at one scale: what ``start``
+        computes for the style images, for a caller that reuses them over many content images
+        (``tfstyle.api.Stylizer``). Arguments as for ``start``."""
+        return self.objective.style_targets(self.resized_styles(styles, request, size), blend)
+
+    def start(
+        self, content, styles: Sequence[tf.Tensor], blend, request: dict, size, init, style=None
+    ):
         """Working-size images, targets and the optimiser's fresh state at one scale.
 
         Args:
@@ -239,8 +262,10 @@ class Pipeline:
             size: the longer side of this scale, in px.
             init: the starting image ``(h, w, 3)`` (``initial``, or the previous scale's
                 result), resized to this scale.
+            style: the style statistics at this scale (``style_targets``), if already
+                computed; then ``styles`` and ``blend`` are not used. None computes them.
         """
-        content, styles = self.resized(content, styles, request, size)
+        content, styles = self.resized(content, styles if style is None else [], request, size)
         shape = tf.shape(content)
         start = images.resize(init, shape[0], shape[1])
         weights = LossWeights(
@@ -249,7 +274,7 @@ class Pipeline:
             request["tv_weight"],
             tf.constant(self.style_layer_weights, tf.float32),
         )
-        targets = self.objective.targets(content, styles, blend)
+        targets = self.objective.targets(content, styles, blend, style)
         state = self.optimizer.init(start[None])
         return Started(
             content, targets, weights, optimize.averaged(state, request["average_decay"])
@@ -281,45 +306,76 @@ class Pipeline:
             preserve_colors = tf.constant(preserve_colors)
         return tf.where(preserve_colors, images.transfer_chrominance(image, content), image)
 
-    def run(self, content, styles, blend, iterations, request: dict):
-        """The whole optimisation in one graph: ``schedule``, ``initial``, then ``start`` and
-        ``advance`` at each scale, and ``finish``.
+    def run(
+        self, content, styles, blend, iterations, request: dict,
+        start_step=None, stop_step=None, resume=None,
+    ):  # fmt: skip
+        """The whole optimisation in one graph, or a part of it: ``schedule``, ``initial``, then
+        ``start`` and ``advance`` at each scale, and ``finish``.
 
         The steps are called as the same ``tf.function``s the API calls, kept as function calls
         (not inlined), so that the graph optimiser cannot fuse work across them differently
         from the API's chunked calls: the served pixels equal ``transfer``'s.
+
+        A part: only the steps ``[start_step, stop_step)`` of the run's ``iterations`` are
+        taken (``0 <= start_step <= stop_step <= iterations``; None: 0 and ``iterations``),
+        starting from ``resume`` (the ``resumable`` image of the part that stopped at
+        ``start_step``; unused when it is 0) resized to the scale of ``start_step``, with a
+        fresh optimiser state. Parts cover the same schedule as one run.
+
+        Returns:
+            ``(image, loss, resumable)``: the result ``(H, W, 3)`` at the output size (the image
+            reached, upsampled if a coarser scale was running), the objective at the image
+            reached (at its scale, before colour work), and the image reached ``(h, w, 3)``.
         """
         run = self.compiled
         sizes, steps = schedule(
             tf.shape(content), [tf.shape(s) for s in styles], iterations, request
         )
-        image = run.initial(content, styles, blend, request, sizes[0])
+        ends = tf.cumsum(steps)
+        begins = ends - steps
+        start = tf.constant(0) if start_step is None else tf.cast(start_step, tf.int32)
+        stop = tf.cast(iterations if stop_step is None else stop_step, tf.int32)
+        count = tf.size(sizes)
+        # The scales holding the first step (start) and the last (stop - 1) of the part.
+        first = tf.minimum(tf.reduce_sum(tf.cast(ends <= start, tf.int32)), count - 1)
+        last = tf.maximum(tf.minimum(tf.reduce_sum(tf.cast(ends < stop, tf.int32)), count - 1),
+                          first)  # fmt: skip
+        if resume is None:
+            image = run.initial(content, styles, blend, request, sizes[0])
+        else:
+            image = tf.cond(
+                start > 0,
+                lambda: tf.identity(resume),
+                lambda: run.initial(content, styles, blend, request, sizes[0]),
+            )
 
         def stage(i, image):
+            begin = tf.maximum(begins[i], start)
+            k = tf.maximum(tf.minimum(ends[i], stop) - begin, 0)
             started = run.start(content, styles, blend, request, sizes[i], image)
             state = run.advance(
-                started.state, started.targets, started.weights, request["learning_rate"], steps[i]
+                started.state, started.targets, started.weights, request["learning_rate"], k
             )
             w = started.weights
             finite = checks.check(
-                tf.math.is_finite(state.loss) | tf.equal(steps[i], 0),
+                tf.math.is_finite(state.loss) | tf.equal(k, 0),
                 NOT_FINITE,
-                state.loss, tf.reduce_sum(steps[:i]) + state.step, iterations,
+                state.loss, begin + state.step, iterations,
                 w.content, w.style, w.tv, w.style_layers,
             )  # fmt: skip
             with tf.control_dependencies([finite]):
                 return started, tf.identity(state.image[0])
 
-        last = tf.size(sizes) - 1
         _, image = tf.while_loop(
             lambda i, _: i < last,
             lambda i, image: (i + 1, stage(i, image)[1]),
-            (tf.constant(0), image),
+            (first, image),
             shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, None, 3])),
             parallel_iterations=1,
         )
         started, image = stage(last, image)
-        return run.finish(
+        result, loss = run.finish(
             image[None],
             started.content,
             started.targets,
@@ -327,9 +383,20 @@ class Pipeline:
             request["preserve_colors"],
         )
 
+        def upsampled():  # a part that stops before the last scale: at the output's size
+            shape = tf.shape(content)
+            height, width = images.working_shape(shape[0], shape[1], sizes[-1])
+            out = images.resize(content, height, width)
+            big = images.resize(image, height, width)[None]
+            return self.output(big, out, request["preserve_colors"])
+
+        result = tf.cond(tf.equal(last, count - 1), lambda: result, upsampled)
+        return result, loss, image
+
     @functools.cached_property
     def compiled(self) -> _Compiled:
-        """``initial``, ``start``, ``advance``, ``evaluate`` and ``finish`` as ``tf.function``s."""
+        """``initial``, ``style_targets``, ``start``, ``advance``, ``evaluate`` and ``finish``
+        as ``tf.function``s."""
         return _Compiled(self)
 
 
@@ -345,6 +412,7 @@ class _Compiled:
 
         self.initial = fn(pipeline.initial)
         self.start = fn(pipeline.start)
+        self.style_targets = fn(pipeline.style_targets)
         self.advance = fn(pipeline.advance)
         self.evaluate = fn(pipeline.evaluate)
         self.finish = fn(pipeline.finish)

@@ -1,0 +1,252 @@
+"""Batch stylisation on Apache Beam (``tfstyle batch``, ``tfstyle.batch``): real pipelines on
+Beam's local runner over tiny images, compared with ``tfstyle.transfer``."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import struct
+import sys
+import zlib
+
+import numpy as np
+import PIL.Image
+import pytest
+
+pytest.importorskip("apache_beam")
+
+import tfstyle  # noqa: E402
+from tfstyle import batch, cli  # noqa: E402
+
+# Two scales (24 and 48 px), so that the style targets are computed at two sizes.
+OPTIONS = dict(
+    weights=None, seed=3, size=48, min_scale=24, iterations=6, precision="float32"
+)  # fmt: skip
+FLAGS = ["--weights", "none", "--seed", "3", "--size", "48", "--min-scale", "24",
+         "--iterations", "6", "--precision", "float32"]  # fmt: skip
+GOOD = {"a.jpg": (40, 48), "a.png": (48, 40), "sub/c.png": (48, 48), "sub/d.jpg": (36, 48)}
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """A directory of four images (two named alike, two in a subdirectory), one corrupt JPEG,
+    and a style image."""
+    root = tmp_path_factory.mktemp("batch")
+    rng = np.random.default_rng(0)
+    for name, (h, w) in GOOD.items():
+        (root / "in" / name).parent.mkdir(parents=True, exist_ok=True)
+        pixels = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        PIL.Image.fromarray(pixels).save(root / "in" / name, quality=95)
+    (root / "in" / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a JPEG after all")
+    PIL.Image.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)).save(root / "style.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def first_run(inputs):
+    """The first run, in process (one worker): its counts."""
+    return batch.run(
+        str(inputs / "in"), str(inputs / "style.png"), str(inputs / "out"), workers=1,
+        progress=False, **OPTIONS,
+    )  # fmt: skip
+
+
+def _snapshot(directory) -> dict:
+    return {
+        os.path.relpath(os.path.join(d, f), directory): (
+            os.stat(os.path.join(d, f)).st_mtime_ns,
+            open(os.path.join(d, f), "rb").read(),
+        )
+        for d, _, names in os.walk(directory)
+        for f in names
+    }
+
+
+@pytest.mark.slow
+def test_outputs_equal_transfer_and_failure_is_recorded(inputs, first_run):
+    # Once per worker: one network, the style targets once per scale (not once per image).
+    assert first_run == batch.Counts(done=4, skipped=0, failed=1, models_loaded=1,
+                                     style_targets=2)  # fmt: skip
+    out = inputs / "out"
+    for name in GOOD:
+        expected = tfstyle.transfer(
+            str(inputs / "in" / name), str(inputs / "style.png"), progress=False, **OPTIONS
+        )
+        written = PIL.Image.open(out / (name + ".png"))
+        assert written.size == expected.size
+        np.testing.assert_array_equal(np.asarray(written), np.asarray(expected))
+    records = [json.loads(line) for line in (out / batch.DEAD_LETTER).read_text().splitlines()]
+    assert records == [
+        {
+            "input": str(inputs / "in" / "bad.jpg"),
+            "error": records[0]["error"],
+        }
+    ]
+    assert records[0]["error"].startswith("content: the bytes given are not an encoded image")
+    assert "\n" not in records[0]["error"]
+    written = sorted(os.path.relpath(os.path.join(d, f), out) for d, _, fs in os.walk(out)
+                     for f in fs)  # fmt: skip
+    assert written == sorted([n + ".png" for n in GOOD] + [batch.DEAD_LETTER])
+
+
+@pytest.mark.slow
+def test_rerun_skips_what_is_done(inputs, first_run, capsys):
+    out = inputs / "out"
+    before = _snapshot(out)
+    code = cli.main(
+        ["batch", str(inputs / "in"), str(inputs / "style.png"), "-o", str(out), "--workers",
+         "1", "-q", *FLAGS]
+    )  # fmt: skip
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 1  # an input failed
+    assert len(lines) == 1
+    assert lines[0].startswith("tfstyle: 0 done, 4 skipped, 1 failed (listed in ")
+    after = _snapshot(out)
+    dead_letter = before.pop(batch.DEAD_LETTER)[1]
+    assert after.pop(batch.DEAD_LETTER)[1] == dead_letter  # written again, the same line
+    assert after == before  # no output written again (same bytes, same modification time)
+
+
+def _declaring(width: int, height: int) -> bytes:
+    """A PNG whose header declares ``width`` x ``height`` (its pixels are 8 x 8)."""
+    buffer = io.BytesIO()
+    PIL.Image.new("RGB", (8, 8)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+@pytest.mark.slow
+def test_two_workers_load_the_model_once_each(inputs, first_run, tmp_path):
+    """Local parallelism: two worker processes, each builds the network once and computes the
+    style targets once per scale; the pixels do not depend on the worker. A too small and a
+    too large input fail with their own errors."""
+    shutil.copytree(inputs / "in", tmp_path / "in")
+    (tmp_path / "in" / "bad.jpg").unlink()
+    PIL.Image.new("RGB", (96, 4)).save(tmp_path / "in" / "thin.png")
+    (tmp_path / "in" / "huge.png").write_bytes(_declaring(9000, 9000))
+    counts = batch.run(
+        str(tmp_path / "in"), str(inputs / "style.png"), str(tmp_path / "out"), workers=2,
+        progress=False, **OPTIONS,
+    )  # fmt: skip
+    assert counts == batch.Counts(done=4, skipped=0, failed=2, models_loaded=2,
+                                  style_targets=4)  # fmt: skip
+    for name in GOOD:
+        assert (tmp_path / "out" / (name + ".png")).read_bytes() == (
+            inputs / "out" / (name + ".png")
+        ).read_bytes()
+    lines = (tmp_path / "out" / batch.DEAD_LETTER).read_text().splitlines()
+    errors = {os.path.basename(r["input"]): r["error"] for r in map(json.loads, lines)}
+    assert errors == {
+        "huge.png": "content: each side must be between 1 and 8192 px; got 9000x9000 "
+        "(width x height)",
+        "thin.png": errors["thin.png"],
+    }
+    assert errors["thin.png"].startswith("content: a 96x4 image becomes 48x2 at size=")
+    assert "shorter side must be at least 16 px" in errors["thin.png"]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (["--size", "8"], "size must be between 16 and 4096; got 8"),
+        (["--optimizer", "sgd"], "optimizer must be one of"),
+        (["--workers", "0"], "workers must be an integer >= 1; got 0"),
+        (["--runner", "DataflowRunner", "--workers", "2"], "workers sets the local runner's"),
+        (["--init", "missing.png"], "init: no such file"),
+    ],
+)
+def test_bad_option_fails_before_the_pipeline(inputs, tmp_path, capsys, change, message):
+    out = tmp_path / "out"
+    code = cli.main(
+        ["batch", str(inputs / "in"), str(inputs / "style.png"), "-o", str(out), *FLAGS, *change]
+    )
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(lines) == 1 and lines[0].startswith("tfstyle: error: "), lines
+    assert message in lines[0]
+    assert not out.exists()  # checked before anything was made
+
+
+@pytest.mark.parametrize(
+    "content, out, message",
+    [
+        ("in/nothing*.jpg", "out", "no files in"),
+        ("missing", "out", "content: no such file or directory"),
+        ("in", "in", "is the input directory"),
+        ("in/sub", "in", "is the input directory"),
+        ("in", "nowhere/out", "parent directory does not exist"),
+    ],
+)
+def test_bad_input_or_output_fails_before_the_pipeline(inputs, capsys, content, out, message):
+    before = _snapshot(inputs / "in")
+    code = cli.main(
+        ["batch", str(inputs / content), str(inputs / "style.png"), "-o", str(inputs / out),
+         *FLAGS]
+    )  # fmt: skip
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(lines) == 1 and message in lines[0], lines
+    assert _snapshot(inputs / "in") == before
+
+
+def test_bad_style_is_named(inputs, tmp_path, capsys):
+    code = cli.main(
+        ["batch", str(inputs / "in"), str(inputs / "in" / "bad.jpg"), "-o", str(tmp_path), *FLAGS]
+    )
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert lines == [lines[0]] and "style: the bytes given are not an encoded image" in lines[0]
+
+
+def test_inputs_and_output_names(inputs, tmp_path):
+    """A directory: its image files at any depth, not hidden ones, not those under an OUT_DIR
+    inside it; a glob; outputs named after the whole input name, so a.jpg and a.png differ."""
+    root = str(inputs / "in")
+    (tmp_path / "in").mkdir()
+    for name in ["a.jpg", "a.png", ".hidden.png", "notes.txt"]:
+        (tmp_path / "in" / name).write_bytes(b"x")
+    (tmp_path / "in" / "out").mkdir()
+    (tmp_path / "in" / "out" / "a.jpg.png").write_bytes(b"x")
+    found_root, found = batch.list_inputs(str(tmp_path / "in"), str(tmp_path / "in" / "out"))
+    assert found_root == str(tmp_path / "in")
+    assert found == [str(tmp_path / "in" / n) for n in ["a.jpg", "a.png"]]
+    outputs = [batch.output_path(p, found_root, "/o") for p in found]
+    assert outputs == ["/o/a.jpg.png", "/o/a.png.png"]
+    glob_root, found = batch.list_inputs(root + "/sub/*.jpg", str(tmp_path / "o"))
+    assert glob_root == root + "/sub"
+    assert found == [root + "/sub/d.jpg"]
+    assert batch.output_path(root + "/sub/c.png", root, "/o") == "/o/sub/c.png.png"
+
+
+def test_beam_options_after_double_dash():
+    args = cli.build_parser().parse_args(
+        ["batch", "in", "s.png", "t.png", "-o", "out", "--size", "64", "--", "--project", "p",
+         "--region", "r"]
+    )  # fmt: skip
+    assert args.style == ["s.png", "t.png"]
+    assert args.size == 64
+    assert args.beam_args == ["--project", "p", "--region", "r"]
+    assert cli.build_parser().parse_args(["batch", "in", "s.png", "-o", "o"]).beam_args == []
+
+
+def test_without_beam_says_what_to_install(inputs, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "apache_beam", None)  # as if not installed
+    code = cli.main(["batch", str(inputs / "in"), str(inputs / "style.png"), "-o", str(tmp_path)])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert lines == ['tfstyle: error: tfstyle batch needs Apache Beam: pip install "tfstyle[beam]"']
+
+
+def test_transfer_does_not_import_beam():
+    import subprocess
+
+    code = (
+        "import sys; from tfstyle import cli; cli.build_parser(); "
+        "print('apache_beam' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -1,0 +1,596 @@
+"""Batch stylisation on Apache Beam: one style and one set of options over many images.
+
+``tfstyle batch CONTENT STYLE [STYLE ...] -o OUT_DIR [options] [--runner R] [-- beam options]``
+and ``run(...)`` stylise every image that CONTENT names (a directory, searched recursively for
+image files; a glob; or one file) and write one PNG per input under OUT_DIR:
+``OUT_DIR/<the input's path relative to the input root>.png`` (``photos/a.jpg`` ->
+``OUT_DIR/photos/a.jpg.png``), so two inputs never share an output. In your own pipeline,
+``paths | Stylize(style, out_dir, root=..., **options)`` does the same for a ``PCollection`` of
+input paths.
+
+- **Once per worker:** the images go through Beam's ``RunInference`` with ``StyleModelHandler``,
+  so the network is built once per worker process (Beam's shared model handle) and the style
+  targets once per worker and scale (``tfstyle.api.Stylizer`` keeps them), not once per image.
+- **Nothing lost, nothing done twice:** an input that fails (not an image, too small, too large,
+  unreadable) is written with its error as a line of ``OUT_DIR/failed.jsonl``
+  (``{"input": ..., "error": ...}``) while the others complete; an output that exists is not
+  made again, and every output is written under a temporary name and renamed when complete, so
+  a rerun of a stopped job does only what is missing.
+- **Metrics** (namespace ``tfstyle``): ``done``, ``skipped``, ``failed``, and ``models_loaded``
+  and ``style_targets`` (how many times the network was built and the style targets computed).
+- **Files** are read and written through Beam's file systems (``FileSystems``): ``gs://`` and
+  other schemes work wherever Beam has them installed (``apache-beam[gcp]`` for ``gs://``).
+
+The local runner is Beam's ``FnApiRunner`` (what ``DirectRunner`` runs batch pipelines on, minus
+its first try of the Prism runner, which downloads a binary), one worker process per CPU core
+by default. Apache Beam is imported only when a batch runs: ``pip install "tfstyle[beam]"``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from tfstyle import api, checks, images, options
+
+#: The options a batch takes: every option of ``transfer`` but the per-call callbacks and bar.
+BATCH_OPTIONS = tuple(
+    o.name for o in options.OPTIONS if o.name not in ("callback", "callback_every", "progress")
+)
+#: The dead-letter file, in OUT_DIR: one JSON object per failed input.
+DEAD_LETTER = "failed.jsonl"
+#: Beam metrics namespace of the counters.
+NAMESPACE = "tfstyle"
+#: Files taken from a directory (a glob takes every file it matches but hidden ones).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+#: Seconds between looks at OUT_DIR for the progress bar (local, and any other file system).
+POLL_SECONDS = {"local": 2.0, "remote": 30.0}
+_INSTALL = 'tfstyle batch needs Apache Beam: pip install "tfstyle[beam]"'
+
+
+class Counts(NamedTuple):
+    """What a batch did, from its Beam metrics."""
+
+    done: int  # outputs written
+    skipped: int  # outputs that existed already
+    failed: int  # inputs in the dead-letter file
+    models_loaded: int  # networks built (once per worker process)
+    style_targets: int  # style-target computations (once per worker and scale)
+
+
+def run(
+    content: str,
+    style: str | Sequence[str],
+    out_dir: str,
+    *,
+    runner: str | None = None,
+    workers: int | None = None,
+    pipeline_args: Sequence[str] = (),
+    progress: bool = True,
+    **kwargs,
+) -> Counts:
+    """Stylise every image CONTENT names, one PNG each under ``out_dir``, on Apache Beam.
+
+    Everything is checked before the pipeline starts: the options, the style (and ``init``)
+    images, that CONTENT names at least one file, that ``out_dir`` can be written and is not
+    where the inputs are. An input that then fails goes to ``out_dir/failed.jsonl``.
+
+    Args:
+        content: a directory (every image file under it, at any depth, hidden files left out),
+            a glob (``photos/*.jpg``; ``**`` crosses directories) or one image; a local path or
+            a URL of a file system Beam has (``gs://...``).
+        style: the style image, or a list of them to blend.
+        out_dir: the output directory (created if its parent exists). It may be inside the
+            input directory (its files are then never read as inputs), not the input directory
+            itself or above it.
+        runner: a Beam runner name (``DataflowRunner``, ``FlinkRunner``, ``SparkRunner``, ...);
+            None runs locally. Defaults to None.
+        workers: local worker processes; None: one per CPU core. Local runner only.
+        pipeline_args: Beam pipeline options (``["--project", "p", ...]``), passed through.
+        progress: show a progress bar (outputs written / to write). Defaults to True.
+        **kwargs: the options of ``tfstyle.transfer`` but ``callback``, ``callback_every`` and
+            ``progress``.
+
+    Returns:
+        The ``Counts`` of the run (done, skipped, failed; network builds, style targets).
+
+    Raises:
+        ValueError, OSError, TypeError: a bad option, image, input or output, before the
+            pipeline starts.
+        ImportError: Apache Beam is not installed.
+
+    Example:
+        >>> counts = tfstyle.batch.run("photos/", "style.jpg", "out/", size=256, iterations=100)
+        >>> counts.done, counts.failed
+    """
+    beam, FileSystems = _beam()
+    _beam_classes()
+    styles = [style] if isinstance(style, str) else list(style)
+    if workers is not None and runner not in (None, "DirectRunner"):
+        raise ValueError(f"workers sets the local runner's processes; {runner} has its own options")
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1; got {workers!r}")
+    styles = [_absolute(s) for s in styles]
+    kwargs = {**kwargs, "init": _absolute(kwargs["init"])} if "init" in kwargs else kwargs
+    _stylizer(styles, kwargs)  # checks the options and images now, not on the workers
+    out_dir = _absolute(out_dir)
+    root, inputs = list_inputs(_absolute(content), out_dir)
+    _check_out_dir(out_dir)
+
+    from apache_beam.io import WriteToText
+
+    todo = {output_path(path, root, out_dir) for path in inputs} - _existing(out_dir)
+    pipeline = beam.Pipeline(*_runner_and_options(runner, workers, pipeline_args))
+    failures = (
+        pipeline
+        | "Inputs" >> beam.Create(inputs)
+        | "Stylize" >> Stylize(styles, out_dir, root=root, **kwargs)
+    )
+    _ = (
+        failures
+        | "Json" >> beam.Map(json.dumps)
+        | "DeadLetter"
+        >> WriteToText(FileSystems.join(out_dir, DEAD_LETTER), shard_name_template="")
+    )
+    totals = dict.fromkeys(Counts._fields, 0)
+    for counter in _run_watched(pipeline, out_dir, todo, progress)["counters"]:
+        value = counter.committed if counter.committed is not None else counter.attempted
+        totals[counter.key.metric.name] += value or 0
+    return Counts(**totals)
+
+
+def _runner_and_options(runner: str | None, workers: int, pipeline_args: Sequence[str]):
+    """The Beam runner and pipeline options: locally, the ``FnApiRunner`` with ``workers``
+    processes (one: in this process); else the runner by name, with ``pipeline_args``."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    if runner is not None and runner != "DirectRunner":
+        return runner, PipelineOptions(list(pipeline_args), runner=runner)
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    mode = "multi_processing" if workers > 1 else "in_memory"
+    beam_options = PipelineOptions(
+        list(pipeline_args), direct_num_workers=workers, direct_running_mode=mode
+    )
+    return FnApiRunner(), beam_options
+
+
+def _run_watched(pipeline, out_dir: str, todo: set[str], progress: bool):
+    """Run ``pipeline`` to the end in a worker thread, while this one shows a progress bar of the
+    ``todo`` outputs found in ``out_dir`` and takes Ctrl-C at once; returns its ``tfstyle``
+    metrics (``MetricResults.query``)."""
+    from apache_beam.metrics.metric import MetricsFilter
+    from tqdm.auto import tqdm
+
+    _, FileSystems = _beam()
+    outcome: dict = {}
+
+    def work():
+        try:
+            result = pipeline.run()
+            result.wait_until_finish()
+            outcome["metrics"] = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))
+        except BaseException as err:  # handed to the caller
+            outcome["error"] = err
+
+    worker = threading.Thread(target=work, name="tfstyle-run", daemon=True)
+    worker.start()
+    poll = POLL_SECONDS["local" if FileSystems.get_scheme(out_dir) is None else "remote"]
+    with tqdm(total=len(todo), disable=not progress or not todo, unit="image") as bar:
+        last = time.monotonic()
+        while worker.is_alive():
+            worker.join(0.1)  # short slices: Ctrl-C is not held up
+            if bar.disable or time.monotonic() - last < poll:
+                continue
+            bar.update(len(_existing(out_dir) & todo) - bar.n)
+            last = time.monotonic()
+        if "error" not in outcome:
+            bar.update(len(todo) - bar.n)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["metrics"]
+
+
+def list_inputs(content: str, out_dir: str) -> tuple[str, list[str]]:
+    """The input root and the sorted input files that ``content`` names (see ``run``), none of
+    them under ``out_dir``.
+
+    Raises:
+        FileNotFoundError: ``content`` does not exist.
+        ValueError: it names no file, or ``out_dir`` is where the inputs are.
+    """
+    _, FileSystems = _beam()
+    local = FileSystems.get_scheme(content) is None
+    if any(c in content for c in "*?["):
+        cut = min(content.find(c) for c in "*?[" if c in content)
+        root, pattern, wanted = content[:cut].rsplit("/", 1)[0] or "/", content, None
+    elif local and os.path.isfile(content):
+        root, pattern, wanted = os.path.dirname(content), content, None
+    elif local and not os.path.isdir(content):
+        raise FileNotFoundError(f"content: no such file or directory: {content!r}")
+    else:  # a directory; elsewhere than here, a prefix unless it is a file
+        if not local and FileSystems.exists(content):
+            root, pattern, wanted = FileSystems.split(content)[0], content, None
+        else:
+            root = content.rstrip("/") or "/"
+            pattern, wanted = FileSystems.join(root, "**"), IMAGE_EXTENSIONS
+    if _inside(root, out_dir) is not None:
+        raise ValueError(
+            f"OUT_DIR {out_dir!r} is the input directory {root!r} or above it: the outputs "
+            "could write over inputs; choose a directory beside it or inside it"
+        )
+    found = []
+    for meta in FileSystems.match([pattern])[0].metadata_list:
+        relative = _inside(meta.path, root)
+        if relative is None or any(p.startswith(".") for p in relative.split("/")):
+            continue  # hidden, e.g. an interrupted output's temporary file
+        if _inside(meta.path, out_dir) is not None:
+            continue  # an output of an earlier run
+        if wanted and not meta.path.lower().endswith(wanted):
+            continue
+        found.append(meta.path)
+    if not found:
+        what = f"no image files ({', '.join(wanted)})" if wanted else "no files"
+        raise ValueError(f"content: {what} in {content!r} (outside OUT_DIR, not hidden)")
+    return root, sorted(found)
+
+
+def output_path(path: str, root: str, out_dir: str) -> str:
+    """The output of input ``path`` (under ``root``): ``out_dir/<path relative to root>.png``.
+
+    Two inputs never share an output: ``a.jpg`` -> ``a.jpg.png``, ``a.png`` -> ``a.png.png``.
+    """
+    _, FileSystems = _beam()
+    relative = _inside(path, root)
+    if not relative:
+        raise ValueError(f"{path!r} is not under the input root {root!r}")
+    return FileSystems.join(out_dir, relative + ".png")
+
+
+def add_parser(commands) -> argparse.ArgumentParser:
+    """Add the ``batch`` command to the CLI's subparsers (no Beam import: it runs in ``main``).
+
+    Arguments after ``--`` are Beam pipeline options, passed through to the runner.
+    """
+    from tfstyle import cli
+
+    p = commands.add_parser(
+        "batch",
+        help="stylise many images (Apache Beam; rerun to resume)",
+        description="Stylise every image CONTENT names with the same options, one PNG per input "
+        "under OUT_DIR (OUT_DIR/<path relative to CONTENT>.png); inputs that fail are listed in "
+        f"OUT_DIR/{DEAD_LETTER}; outputs that exist are skipped. Beam pipeline options go after "
+        "'--'. Needs Apache Beam: pip install \"tfstyle[beam]\".",
+    )
+    p.add_argument(
+        "content",
+        help="a directory (every image file under it), a glob (quoted; ** crosses "
+        "directories) or one image; a local path or a Beam URL (gs://...)",
+    )
+    p.add_argument("style", nargs="+", help="style image file(s)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output directory")
+    cli.add_options(p, BATCH_OPTIONS)
+    p.add_argument(
+        "--runner",
+        default=None,
+        help="Beam runner: DataflowRunner, FlinkRunner, SparkRunner, ... (default: local)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="local worker processes (default: one per CPU core)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parse = p.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):
+        args = list(args or [])
+        cut = args.index("--") if "--" in args else len(args)
+        namespace, extras = parse(args[:cut], namespace)
+        namespace.beam_args = args[cut + 1 :]
+        return namespace, extras
+
+    p.parse_known_args = parse_known_args  # argparse would take what follows "--" as styles
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    """The ``batch`` command: 0 when every input is done or skipped, 1 when some failed (they
+    are in OUT_DIR/failed.jsonl) or on bad input, 130 on Ctrl-C."""
+    import sys
+
+    values = {name: getattr(args, name) for name in BATCH_OPTIONS}
+    try:
+        counts = run(
+            args.content, args.style, args.output, runner=args.runner, workers=args.workers,
+            pipeline_args=args.beam_args, progress=not args.quiet, **values,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        print(
+            "tfstyle: interrupted; the outputs written are complete: run the same command "
+            "again to do the rest",
+            file=sys.stderr,
+        )
+        return 130
+    failed = f"{counts.failed} failed"
+    if counts.failed:
+        _, FileSystems = _beam()
+        failed += f" (listed in {FileSystems.join(_absolute(args.output), DEAD_LETTER)})"
+    print(
+        f"tfstyle: {counts.done} done, {counts.skipped} skipped, {failed}; network built "
+        f"{counts.models_loaded}x, style targets computed {counts.style_targets}x",
+        file=sys.stderr,
+    )
+    return 1 if counts.failed else 0
+
+
+def _beam():
+    """``apache_beam`` and its ``FileSystems``, or an ``ImportError`` saying what to install."""
+    try:
+        import apache_beam
+        from apache_beam.io.filesystems import FileSystems
+    except ImportError:
+        raise ImportError(_INSTALL) from None
+    return apache_beam, FileSystems
+
+
+def _absolute(path):
+    """A local path made absolute (workers need not share the launcher's directory); a URL or
+    anything else as it is."""
+    if not isinstance(path, str) or path in options.INITS or "://" in path:
+        return path
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def _inside(path: str, directory: str) -> str | None:
+    """``path`` relative to ``directory`` ("" if the same), or None if not inside it."""
+    directory = directory.rstrip("/")
+    if path.rstrip("/") == directory:
+        return ""
+    prefix = directory + "/"
+    return path[len(prefix) :] if path.startswith(prefix) else None
+
+
+def _check_out_dir(out_dir: str) -> None:
+    """A local OUT_DIR: created if its parent exists, and writable."""
+    if "://" in out_dir:
+        return  # an object store: written to by the workers, with their credentials
+    from tfstyle import files
+
+    if not os.path.isdir(out_dir):
+        if not os.path.isdir(os.path.dirname(out_dir)):
+            raise FileNotFoundError(f"OUT_DIR: parent directory does not exist: {out_dir!r}")
+        if os.path.exists(out_dir):
+            raise NotADirectoryError(f"OUT_DIR: {out_dir!r} is a file, not a directory")
+        os.mkdir(out_dir)
+    files.check_writable_dir(out_dir, "OUT_DIR")
+
+
+def _existing(out_dir: str) -> set[str]:
+    """The files under ``out_dir`` (one listing)."""
+    _, FileSystems = _beam()
+    found = FileSystems.match([FileSystems.join(out_dir, "**")])[0].metadata_list
+    return {meta.path for meta in found}
+
+
+def _read(path: str, name: str) -> bytes:
+    """The bytes of a file, through Beam's file systems; errors name the input as ``name``."""
+    _, FileSystems = _beam()
+    from apache_beam.io.filesystem import CompressionTypes
+
+    if not FileSystems.exists(path):
+        raise FileNotFoundError(f"{name}: no such file: {path!r}")
+    limit = images._MAX_ENCODED_BYTES  # noqa: SLF001 (load_image's limit, for bytes read here)
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(
+            f"{name}: {path!r} is larger than {limit // 2**20} MiB; not an image this tool can use"
+        )
+    return data
+
+
+def _stylizer(style: Sequence[str], values: dict) -> api.Stylizer:
+    """The ``Stylizer`` for style files and option values, files read through ``_read``."""
+    init = values.get("init")
+    if isinstance(init, str) and init not in options.INITS:
+        values = {**values, "init": _read(init, "init")}
+    options.options_from(values, BATCH_OPTIONS)  # an unknown name named, not a TypeError
+    names = ["style"] if len(style) == 1 else [f"style[{k}]" for k in range(len(style))]
+    sources = [_read(path, name) for path, name in zip(style, names, strict=True)]
+    return api.Stylizer(sources, progress=False, **values)
+
+
+def _message(err: Exception) -> str:
+    """One line saying what went wrong (tfstyle's own errors are already one line)."""
+    import tensorflow as tf
+
+    if isinstance(err, tf.errors.OpError):
+        return checks.message_of(err)
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    line = lines[0] if lines else "failed"
+    return line if isinstance(err, (ValueError, OSError)) else f"{type(err).__name__}: {line}"
+
+
+class _Failure(NamedTuple):
+    """The inference of an input that failed: why."""
+
+    error: str
+
+
+class _Model:
+    """What ``StyleModelHandler.load_model`` returns: the ``Stylizer``, and how much of its
+    work the metrics have counted (a model is shared by the threads of a worker)."""
+
+    def __init__(self, stylizer: api.Stylizer):
+        self.stylizer = stylizer
+        self.lock = threading.Lock()
+        self.loads, self.targets = 1, 0  # not yet counted: this load; counted: no targets
+
+    def count(self) -> None:
+        """Add this model's load (once) and new style-target computations to the metrics."""
+        from apache_beam.metrics import Metrics
+
+        with self.lock:
+            computed = self.stylizer.style_targets_computed
+            Metrics.counter(NAMESPACE, "models_loaded").inc(self.loads)
+            Metrics.counter(NAMESPACE, "style_targets").inc(computed - self.targets)
+            self.loads, self.targets = 0, computed
+
+
+def _stylize(model: _Model, path: str) -> bytes | _Failure:
+    """The PNG of input ``path`` stylised, or why it failed."""
+    try:
+        image = model.stylizer(_read(path, "content"))
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return buffer.getvalue()
+    except Exception as err:  # any input's failure is that input's, not the batch's
+        return _Failure(_message(err))
+    finally:
+        model.count()
+
+
+def _write(result) -> list[dict]:
+    """Write a ``PredictionResult``'s PNG atomically; a failure's record for the dead letter."""
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.metrics import Metrics
+
+    path, output = result.example
+    error = result.inference.error if isinstance(result.inference, _Failure) else None
+    if error is None:
+        directory, name = FileSystems.split(output)
+        temporary = FileSystems.join(directory, f".{name[:64]}.tmp-{uuid.uuid4().hex}")
+        try:
+            with FileSystems.create(
+                temporary, mime_type="image/png", compression_type=CompressionTypes.UNCOMPRESSED
+            ) as f:
+                f.write(result.inference)
+            FileSystems.rename([temporary], [output])
+        except Exception as err:
+            try:
+                FileSystems.delete([temporary])
+            except Exception:  # never created, or already gone
+                pass
+            error = f"{output}: cannot write the output ({_message(err)})"
+    if error is not None:
+        Metrics.counter(NAMESPACE, "failed").inc()
+        return [{"input": path, "error": error}]
+    Metrics.counter(NAMESPACE, "done").inc()
+    return []
+
+
+def _beam_classes() -> None:
+    """Define ``StyleModelHandler`` and ``Stylize``, which subclass Beam's classes, as module
+    globals (``__getattr__`` calls this on first use)."""
+    global StyleModelHandler, Stylize
+    if "Stylize" in globals():
+        return
+    beam, FileSystems = _beam()
+    from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
+
+    class StyleModelHandler(ModelHandler):
+        """A Beam ``ModelHandler`` that stylises one image per call, for ``RunInference``.
+
+        An example is ``(input path, output path)``; its inference is the PNG bytes of the
+        stylised input, or a ``_Failure`` saying why not. ``load_model`` (once per worker
+        process: Beam shares the model between the worker's threads) reads the style images
+        and builds the network; the style targets are then computed once per scale.
+
+        The options are given here, not as ``inference_args``: the network and the style
+        targets depend on them, so one handler is one set of options.
+
+        Args:
+            style: the style image paths or URLs.
+            options: the options of ``tfstyle.transfer`` (``BATCH_OPTIONS``).
+        """
+
+        def __init__(self, style: Sequence[str], options: dict):
+            super().__init__(min_batch_size=1, max_batch_size=1)  # images differ in size
+            self.style, self.options = list(style), dict(options)
+
+        def load_model(self) -> _Model:
+            stylizer = _stylizer(self.style, self.options)
+            stylizer.network  # noqa: B018 (builds it now: once per worker)
+            return _Model(stylizer)
+
+        def run_inference(self, batch, model: _Model, inference_args=None):
+            return [PredictionResult(job, _stylize(model, job[0])) for job in batch]
+
+        def validate_inference_args(self, inference_args) -> None:
+            if inference_args:
+                raise ValueError(
+                    "StyleModelHandler takes its options when made, not as inference_args; "
+                    f"got {sorted(inference_args)}"
+                )
+
+    class Stylize(beam.PTransform):
+        """Stylise a ``PCollection`` of input paths (files under ``root``), one PNG each under
+        ``out_dir`` (``output_path``); returns the ``PCollection`` of failures, one dict
+        ``{"input": path, "error": message}`` each. Outputs that exist are skipped.
+
+        The options and style images are checked when it is made.
+
+        Args:
+            style: the style image path or URL, or a list of them to blend.
+            out_dir: the output directory.
+            root: the directory the inputs are under; their paths relative to it name the
+                outputs.
+            **options: the options of ``tfstyle.transfer`` (``BATCH_OPTIONS``).
+
+        Example:
+            >>> failures = (
+            ...     pipeline
+            ...     | beam.Create(["gs://b/in/a.jpg", "gs://b/in/b.jpg"])
+            ...     | Stylize("gs://b/style.jpg", "gs://b/out", root="gs://b/in", size=256)
+            ... )
+        """
+
+        def __init__(self, style: str | Sequence[str], out_dir: str, *, root: str, **options):
+            super().__init__()
+            self.style = [style] if isinstance(style, str) else list(style)
+            self.out_dir, self.root, self.options = out_dir, root, options
+            _stylizer(self.style, options)
+
+        def expand(self, paths):
+            out_dir, root = self.out_dir, self.root
+
+            def to_do(path: str) -> list[tuple[str, str]]:
+                from apache_beam.metrics import Metrics
+
+                output = output_path(path, root, out_dir)
+                if FileSystems.exists(output):  # complete: outputs appear only when they are
+                    Metrics.counter(NAMESPACE, "skipped").inc()
+                    return []
+                return [(path, output)]
+
+            return (
+                paths
+                | "ToDo" >> beam.FlatMap(to_do)
+                | "Spread" >> beam.Reshuffle()  # over the workers: the inputs come as one bundle
+                | "Stylize" >> RunInference(StyleModelHandler(self.style, self.options))
+                | "Write" >> beam.FlatMap(_write)
+            )
+
+    StyleModelHandler.__module__ = Stylize.__module__ = __name__
+
+
+def __getattr__(name: str):
+    """``StyleModelHandler`` and ``Stylize`` are defined on first use: they subclass Beam's
+    classes, and the CLI imports this module for every command (to build the ``batch``
+    command's parser), which must not import Apache Beam (about 1.5 s) for the others."""
+    if name in ("StyleModelHandler", "Stylize"):
+        _beam_classes()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
