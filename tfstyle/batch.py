@@ -22,8 +22,9 @@ input paths.
   other schemes work wherever Beam has them installed (``apache-beam[gcp]`` for ``gs://``).
 
 The local runner is Beam's ``FnApiRunner`` (what ``DirectRunner`` runs batch pipelines on, minus
-its first try of the Prism runner, which downloads a binary), one worker process per CPU core
-by default. Apache Beam is imported only when a batch runs: ``pip install "tfstyle[beam]"``.
+its first try of the Prism runner, which downloads a binary), in this process by default
+(``DEFAULT_WORKERS``), or in ``workers`` processes. Apache Beam is imported only when a batch
+runs: ``pip install "tfstyle[beam]"``.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".
 #: Seconds between looks at OUT_DIR for the progress bar (local, and any other file system).
 POLL_SECONDS = {"local": 2.0, "remote": 30.0}
 _INSTALL = 'tfstyle batch needs Apache Beam: pip install "tfstyle[beam]"'
+#: Local worker processes by default. One: TensorFlow already runs each step on every core, and
+#: measured on 2 cores a second worker gained nothing (128 px: 1.05x, 256 px: 0.96x images/min;
+#: benchmarks/batch.py) while each worker holds a network and an image's optimisation in memory.
+DEFAULT_WORKERS = 1
 
 
 class Counts(NamedTuple):
@@ -92,7 +97,7 @@ def run(
             itself or above it.
         runner: a Beam runner name (``DataflowRunner``, ``FlinkRunner``, ``SparkRunner``, ...);
             None runs locally. Defaults to None.
-        workers: local worker processes; None: one per CPU core. Local runner only.
+        workers: local worker processes; None: ``DEFAULT_WORKERS``. Local runner only.
         pipeline_args: Beam pipeline options (``["--project", "p", ...]``), passed through.
         progress: show a progress bar (outputs written / to write). Defaults to True.
         **kwargs: the options of ``tfstyle.transfer`` but ``callback``, ``callback_every`` and
@@ -115,7 +120,7 @@ def run(
     styles = [style] if isinstance(style, str) else list(style)
     if workers is not None and runner not in (None, "DirectRunner"):
         raise ValueError(f"workers sets the local runner's processes; {runner} has its own options")
-    workers = (os.cpu_count() or 1) if workers is None else workers
+    workers = DEFAULT_WORKERS if workers is None else workers
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1; got {workers!r}")
     styles = [_absolute(s) for s in styles]
@@ -288,7 +293,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="local worker processes (default: one per CPU core)",
+        help=f"local worker processes (default {DEFAULT_WORKERS}: TensorFlow already uses every "
+        "core)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parse = p.parse_known_args

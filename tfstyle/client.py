@@ -23,6 +23,7 @@ import json
 import math
 import numbers
 import os
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -680,8 +681,8 @@ class _Grpc(_Transport):
         """Close the channel to ``server``: the next call opens a new connection (behind a
         load balancer, perhaps to another replica)."""
         channel = self.channels.pop(server, None)
-        if channel is not None:
-            channel.close()
+        if channel is not None:  # closed aside: a close can wait on a call cut by Ctrl-C
+            threading.Thread(target=channel.close, name="tfstyle-close", daemon=True).start()
 
     def stub(self, server: str, service: str):
         from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
