@@ -1,6 +1,12 @@
 """Helpers shared by the tests (importable: tests/ is on sys.path under pytest)."""
 
 import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 
 import numpy as np
 import PIL.Image
@@ -47,3 +53,87 @@ def pixels(outputs: dict) -> np.ndarray:
     from tfstyle import signature as sig
 
     return np.asarray(PIL.Image.open(io.BytesIO(outputs[sig.IMAGE_BYTES])))
+
+
+#: The local stand-in for tensorflow_model_server.
+STANDIN = [sys.executable, os.path.join(os.path.dirname(__file__), "standin", "model_server.py")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ModelServer:
+    """A model server subprocess (``command``: the stand-in, or ``tensorflow_model_server``) on
+    free loopback ports, serving ``base_path`` as the tfstyle model, logging to ``log_path``
+    (default: ``server.log`` beside ``base_path``). ``flags`` come after the defaults here, so
+    they override them."""
+
+    def __init__(self, base_path, *flags, command=STANDIN, log_path=None):
+        self.grpc_port, self.rest_port = free_port(), free_port()
+        self.address = f"127.0.0.1:{self.grpc_port}"
+        self.url = f"http://127.0.0.1:{self.rest_port}"
+        self.base_path, self.command = str(base_path), command
+        self.log_path = str(log_path or os.path.join(os.path.dirname(self.base_path), "server.log"))
+        self.log = open(self.log_path, "w")  # noqa: SIM115 (closed by stop)
+        from tfstyle import signature as sig
+
+        self.process = subprocess.Popen(
+            [
+                *command,
+                f"--port={self.grpc_port}",
+                f"--rest_api_port={self.rest_port}",
+                f"--model_name={sig.MODEL_NAME}",
+                f"--model_base_path={self.base_path}",
+                "--file_system_poll_wait_seconds=1",
+                "--load_retry_interval_micros=500000",  # TF Serving's default: 1 min
+                *flags,
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
+
+    def wait_for(self, version: int | None = None, timeout: float = 180) -> list:
+        """The model status once ``version`` (None: any) is AVAILABLE."""
+        from tfstyle import client
+        from tfstyle import signature as sig
+
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            assert self.process.poll() is None, self.read_log()[-5000:]
+            try:
+                status = client.model_status(self.address, sig.MODEL_NAME, timeout=2)
+                if any(
+                    s["state"] == "AVAILABLE" and version in (None, s["version"]) for s in status
+                ):
+                    return status
+            except client.ServingError:
+                pass
+            time.sleep(0.3)
+        raise AssertionError(
+            f"version {version} not AVAILABLE in {timeout} s:\n{self.read_log()[-5000:]}"
+        )
+
+    def read_log(self) -> str:
+        self.log.flush()
+        with open(self.log_path) as f:
+            return f.read()
+
+    def peak_rss_kb(self) -> int:
+        with open(f"/proc/{self.process.pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+
+    def stop(self) -> int:
+        """SIGTERM, then SIGKILL after 30 s; the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+        return self.process.returncode

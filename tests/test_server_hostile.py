@@ -10,11 +10,8 @@ import http.client
 import io
 import json
 import math
-import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -24,6 +21,7 @@ import numpy as np
 import PIL.Image
 import pytest
 import tensorflow as tf
+from helpers import ModelServer, free_port
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
@@ -32,71 +30,9 @@ from tfstyle import checks, client
 from tfstyle import signature as sig
 
 pytestmark = pytest.mark.slow
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SERVER = [sys.executable, os.path.join(ROOT, "tests", "standin", "model_server.py")]
 SIZE = 32
 LONG = 4000  # iterations: over a minute of CPU at 32 px, so an unstopped run would show
 GRACE_S = 5.0  # the stand-in's default --shutdown_grace_seconds (serving/README.md)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """A model_server.py subprocess on free loopback ports, logging to a file."""
-
-    def __init__(self, base_path, log_path, *flags):
-        self.grpc_port, self.rest_port = free_port(), free_port()
-        self.address = f"127.0.0.1:{self.grpc_port}"
-        self.url = f"http://127.0.0.1:{self.rest_port}"
-        self.log_path = str(log_path)
-        self.log = open(self.log_path, "w")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [
-                *SERVER,
-                f"--port={self.grpc_port}",
-                f"--rest_api_port={self.rest_port}",
-                f"--model_name={sig.MODEL_NAME}",
-                f"--model_base_path={base_path}",
-                "--file_system_poll_wait_seconds=0",
-                *flags,
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        )
-        end = time.monotonic() + 180
-        while True:
-            assert self.process.poll() is None, self.read_log()
-            try:
-                if client.model_status(self.address, timeout=2)[0]["state"] == "AVAILABLE":
-                    break
-            except client.ServingError:
-                pass
-            assert time.monotonic() < end, self.read_log()
-            time.sleep(0.3)
-
-    def read_log(self) -> str:
-        self.log.flush()
-        with open(self.log_path) as f:
-            return f.read()
-
-    def peak_rss_kb(self) -> int:
-        with open(f"/proc/{self.process.pid}/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
 
 
 @pytest.fixture(scope="module")
@@ -108,9 +44,12 @@ def base_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(base_path):
-    srv = Server(base_path, base_path.parent / "server.log")
-    yield srv
-    srv.stop()
+    srv = ModelServer(base_path, "--file_system_poll_wait_seconds=0")
+    try:
+        srv.wait_for()
+        yield srv
+    finally:
+        srv.stop()
 
 
 @pytest.fixture(scope="module")
@@ -361,8 +300,12 @@ def test_rest_unknown_signature_has_tf_servings_wording(server, stub, pngs):
 
 def test_rest_timeout_is_504_and_the_server_keeps_serving(base_path, pngs):
     # --rest_api_timeout_in_ms cuts a REST request: 504 (DEADLINE_EXCEEDED), as http_server.cc.
-    srv = Server(base_path, base_path.parent / "timeout.log", "--rest_api_timeout_in_ms=300")
+    srv = ModelServer(
+        base_path, "--file_system_poll_wait_seconds=0", "--rest_api_timeout_in_ms=300",
+        log_path=base_path.parent / "timeout.log",
+    )  # fmt: skip
     try:
+        srv.wait_for()
         answer = http_post(srv, json.dumps(rest_body(pngs, iterations=500)).encode())
         assert "Timed out waiting for notification" in assert_json_error(answer, 504)
         answer = http_post(srv, json.dumps(rest_body(pngs, iterations=0)).encode())
@@ -468,8 +411,12 @@ def test_deadline_bounds_the_run(server, stub, pngs):
 
 
 def test_sigterm_exits_within_grace_period(base_path, pngs):
-    srv = Server(base_path, base_path.parent / "sigterm.log", "--no_deadline_timeout_in_ms=1500")
+    srv = ModelServer(
+        base_path, "--file_system_poll_wait_seconds=0", "--no_deadline_timeout_in_ms=1500",
+        log_path=base_path.parent / "sigterm.log",
+    )  # fmt: skip
     try:
+        srv.wait_for()
         stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(srv.address))
         # Without a deadline a run is stopped at --no_deadline_timeout_in_ms.
         start = time.monotonic()

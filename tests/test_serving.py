@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ import numpy as np
 import PIL.Image
 import pytest
 import tensorflow as tf
-from helpers import pixels, session_run
+from helpers import STANDIN, ModelServer, free_port, pixels, session_run
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 import tfstyle
@@ -32,69 +31,11 @@ from tfstyle import client, export, options
 from tfstyle import signature as sig
 
 pytestmark = pytest.mark.slow
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LOCAL_SERVER = [sys.executable, os.path.join(ROOT, "tests", "standin", "model_server.py")]
 EXPORT = {"size": 40, "weights": None, "seed": 2}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, command, base_path, *flags):
-        self.grpc_port, self.rest_port = free_port(), free_port()
-        self.address = f"127.0.0.1:{self.grpc_port}"
-        self.url = f"http://127.0.0.1:{self.rest_port}"
-        self.base_path = base_path
-        self.command = command
-        self.log = open(os.path.join(os.path.dirname(base_path), "server.log"), "w")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [
-                *command,
-                f"--port={self.grpc_port}",
-                f"--rest_api_port={self.rest_port}",
-                f"--model_name={sig.MODEL_NAME}",
-                f"--model_base_path={base_path}",
-                "--file_system_poll_wait_seconds=1",
-                "--load_retry_interval_micros=500000",  # TF Serving's default: 1 min
-                *flags,
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_for(self, version: int, timeout: float = 180) -> list:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            assert self.process.poll() is None, self.read_log()
-            try:
-                status = client.model_status(self.address, sig.MODEL_NAME, timeout=2)
-                if any(s["version"] == version and s["state"] == "AVAILABLE" for s in status):
-                    return status
-            except client.ServingError:
-                pass
-            time.sleep(0.3)
-        raise AssertionError(f"version {version} not AVAILABLE in {timeout} s:\n{self.read_log()}")
-
-    def read_log(self) -> str:
-        self.log.flush()
-        with open(self.log.name) as f:
-            return f.read()[-5000:]
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=30)
-        finally:
-            self.log.close()
-
-
 def _servers():
-    yield pytest.param(LOCAL_SERVER, id="local")
+    yield pytest.param(STANDIN, id="local")
     binary = shutil.which("tensorflow_model_server")
     yield pytest.param(
         [binary] if binary else None,
@@ -111,7 +52,7 @@ def _servers():
 def server(request, tmp_path_factory):
     base = tmp_path_factory.mktemp("serve") / sig.MODEL_NAME
     tfstyle.export_saved_model(base, **EXPORT)
-    srv = Server(request.param, str(base))
+    srv = ModelServer(base, command=request.param)
     try:
         srv.wait_for(1)
         yield srv
@@ -291,7 +232,7 @@ def test_a_failed_part_keeps_the_image_so_far(server, tmp_path, pngs):
     assert e.value.code == "INVALID_ARGUMENT" and e.value.image is None and e.value.step == 0
     base = tmp_path / sig.MODEL_NAME
     _copy_version(server, base, 1)
-    srv = Server(server.command, str(base))
+    srv = ModelServer(base, command=server.command)
     try:
         srv.wait_for(1)
         with pytest.raises(client.RunFailed, match="steps 3-6 of 7 failed: cannot reach") as e:
@@ -492,7 +433,7 @@ def test_half_written_version_loads_once_complete(server, tmp_path):
     # being written fails, then loads. Until then the old version is served.
     base = tmp_path / sig.MODEL_NAME
     _copy_version(server, base, 1)
-    srv = Server(server.command, str(base))
+    srv = ModelServer(base, command=server.command)
     try:
         srv.wait_for(1)
         os.makedirs(base / "2")  # nothing in it yet
@@ -509,7 +450,7 @@ def test_half_written_version_loads_once_complete(server, tmp_path):
 def test_version_that_never_loads_reports_its_error_code(server, tmp_path):
     base = tmp_path / sig.MODEL_NAME
     _copy_version(server, base, 1)
-    srv = Server(server.command, str(base), "--max_num_load_retries=1")
+    srv = ModelServer(base, "--max_num_load_retries=1", command=server.command)
     try:
         srv.wait_for(1)
         os.makedirs(base / "2")  # stays empty: no saved_model.pb
@@ -535,7 +476,7 @@ def test_version_that_never_loads_reports_its_error_code(server, tmp_path):
 def test_a_model_that_fails_its_first_load_stops_the_server(server, tmp_path):
     base = tmp_path / sig.MODEL_NAME
     os.makedirs(base / "1")  # no saved_model.pb
-    srv = Server(server.command, str(base), "--max_num_load_retries=1")
+    srv = ModelServer(base, "--max_num_load_retries=1", command=server.command)
     try:
         code = srv.process.wait(timeout=120)
         log = srv.read_log()
@@ -549,10 +490,10 @@ def test_a_model_that_fails_its_first_load_stops_the_server(server, tmp_path):
 def test_sigterm_stops_cleanly(tmp_path):
     base = tmp_path / sig.MODEL_NAME
     tfstyle.export_saved_model(base, warmup=False, **EXPORT)
-    srv = Server(LOCAL_SERVER, str(base))
+    srv = ModelServer(base)
     srv.wait_for(1)
     assert srv.stop() == 0
-    with open(srv.log.name) as f:
+    with open(srv.log_path) as f:
         assert "shutting down" in f.read()
 
 
@@ -567,7 +508,7 @@ def test_model_config_file(tmp_path, pngs):
     port = free_port()
     log = open(tmp_path / "log.txt", "w")  # noqa: SIM115
     process = subprocess.Popen(
-        [*LOCAL_SERVER, f"--port={port}", f"--model_config_file={config}"],
+        [*STANDIN, f"--port={port}", f"--model_config_file={config}"],
         stdout=log,
         stderr=subprocess.STDOUT,
     )

@@ -497,6 +497,9 @@ def model_status(
 
 def servers_of(server) -> list[str]:
     """The servers of ``server``: ``"host:port"``, several joined by commas, or a list of them."""
+    if not isinstance(server, (str, list, tuple)):
+        raise ValueError(f"server must be host:port, several joined by commas, or a list; got "
+                         f"{server!r}")  # fmt: skip
     items = server.split(",") if isinstance(server, str) else list(server)
     items = [s.strip() if isinstance(s, str) else s for s in items]
     if not items:
@@ -508,7 +511,13 @@ def servers_of(server) -> list[str]:
 
 def urls_of(url) -> list[str]:
     """The REST URLs of ``url``: one, several joined by commas, or a list of them."""
-    items = url.split(",") if isinstance(url, str) else list(url)
+    items = (
+        url.split(",")
+        if isinstance(url, str)
+        else list(url)
+        if isinstance(url, (list, tuple))
+        else [url]
+    )
     items = [u.strip() if isinstance(u, str) else u for u in items]
     for item in items or [""]:
         parts = urllib.parse.urlsplit(item) if isinstance(item, str) else None
@@ -584,6 +593,8 @@ def stylize(
         raise ValueError(f"chunk must be an integer >= 1 (steps per request); got {chunk!r}")
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ValueError(f"retries must be an integer >= 0; got {retries!r}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable(step, loss, image) or None; got {callback!r}")
     _check_request(iterations, sig.STYLIZE_SIGNATURE, options)
     transport = _Rest(urls_of(url)) if url is not None else _Grpc(servers_of(server))
     try:
