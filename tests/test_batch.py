@@ -154,7 +154,13 @@ def test_two_workers_load_the_model_once_each(inputs, first_run, tmp_path):
     [
         (["--size", "8"], "size must be between 16 and 4096; got 8"),
         (["--optimizer", "sgd"], "optimizer must be one of"),
-        (["--workers", "0"], "workers must be an integer >= 1; got 0"),
+        (["--workers", "0"], "workers must be an integer between 1 and"),
+        (["--workers", str((os.cpu_count() or 1) + 1)], "workers must be an integer between 1"),
+        (
+            ["--", "--direct_num_workers=abc"],
+            "beam options: argument --direct_num_workers: invalid int value: 'abc'",
+        ),
+        (["--", "--bogus_flag=1", "stray"], "beam options: not understood: --bogus_flag=1 stray"),
         (["--runner", "DataflowRunner", "--workers", "2"], "workers sets the local runner's"),
         (["--init", "missing.png"], "init: no such file"),
     ],
@@ -178,19 +184,55 @@ def test_bad_option_fails_before_the_pipeline(inputs, tmp_path, capsys, change, 
         ("missing", "out", "content: no such file or directory"),
         ("in", "in", "is the input directory"),
         ("in/sub", "in", "is the input directory"),
-        ("in", "nowhere/out", "parent directory does not exist"),
+        ("in", "nowhere/out", "its parent directory does not exist: "),
+        ("", "out", "content: a path or URL is needed; got ''"),  # an empty shell variable
+        ("in", "link", "is the input directory"),  # a link to it: the same place
+        ("link", "in", "is the input directory"),
     ],
 )
 def test_bad_input_or_output_fails_before_the_pipeline(inputs, capsys, content, out, message):
+    if not (inputs / "link").exists():
+        (inputs / "link").symlink_to(inputs / "in")
+    content = str(inputs / content) if content else ""
     before = _snapshot(inputs / "in")
     code = cli.main(
-        ["batch", str(inputs / content), str(inputs / "style.png"), "-o", str(inputs / out),
-         *FLAGS]
+        ["batch", content, str(inputs / "style.png"), "-o", str(inputs / out), *FLAGS]
     )  # fmt: skip
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 1
     assert len(lines) == 1 and message in lines[0], lines
     assert _snapshot(inputs / "in") == before
+
+
+def test_inputs_named_by_globs_and_odd_names(tmp_path):
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    for name in ["a.png", "[b].png", "sub/c.png", ".hidden.png"]:
+        (tmp_path / "in" / name).write_bytes(b"x")
+    root, found = batch.list_inputs(str(tmp_path / "in" / "**" / "*.png"), str(tmp_path / "out"))
+    # "**" also stands for no directory at all, as in a shell with globstar.
+    assert [os.path.relpath(p, root) for p in found] == ["[b].png", "a.png", "sub/c.png"]
+    # A link to nothing is an input (that will fail, named), not silently left out.
+    (tmp_path / "in" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    root, found = batch.list_inputs(str(tmp_path / "in"), str(tmp_path / "out"))
+    assert [os.path.relpath(p, root) for p in found] == [
+        "[b].png",
+        "a.png",
+        "gone.png",
+        "sub/c.png",
+    ]
+    # A file that exists is that file, though its name would be a pattern.
+    assert batch.list_inputs(str(tmp_path / "in" / "[b].png"), str(tmp_path / "out"))[1] == [
+        str(tmp_path / "in" / "[b].png")
+    ]
+
+
+def test_only_a_complete_output_is_skipped(tmp_path):
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "dir.png").mkdir()
+    (tmp_path / "done.png").write_bytes(b"\x89PNG")
+    assert [batch._complete(str(tmp_path / n)) for n in ("empty.png", "dir.png", "done.png")] == [
+        False, False, True,
+    ]  # fmt: skip
 
 
 def test_bad_style_is_named(inputs, tmp_path, capsys):
@@ -200,6 +242,10 @@ def test_bad_style_is_named(inputs, tmp_path, capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 1
     assert lines == [lines[0]] and "style: the bytes given are not an encoded image" in lines[0]
+    code = cli.main(["batch", str(inputs / "in"), str(inputs / "in"), "-o", str(tmp_path), *FLAGS])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and lines == [f"tfstyle: error: style: {str(inputs / 'in')!r} is a directory, "
+                                   "not an image file"]  # fmt: skip
 
 
 def test_inputs_and_output_names(inputs, tmp_path):

@@ -218,6 +218,7 @@ def test_a_run_in_parts(model_dir, pngs):
         ({sig.START_STEP: 2}, r"start_step must be between 0 and iterations \(1\); got 2"),
         ({sig.START_STEP: -1}, r"start_step must be between 0 and iterations \(1\); got -1"),
         ({sig.STOP_STEP: 5}, r"stop_step must be -1 \(the end\) or between start_step \(0\)"),
+        ({sig.STOP_STEP: -5}, r"stop_step must be -1 \(the end\) or between .* got -5"),
         (
             {sig.ITERATIONS: 4, sig.START_STEP: 3, sig.STOP_STEP: 2, sig.RESUME_BYTES: b"x"},
             r"stop_step must be -1 \(the end\) or between start_step \(3\) and iterations \(4\); "

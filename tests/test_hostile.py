@@ -297,6 +297,14 @@ def test_outputs_get_the_umasks_mode(tmp_path):
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o750
 
 
+def test_a_several_line_error_keeps_its_details(capsys):
+    # e.g. Beam's "Pipeline has validations errors:" with the errors on the lines after it
+    cli._fail("Pipeline has validations errors:\nMissing project.\n\nMissing region.")
+    assert capsys.readouterr().err == (
+        "tfstyle: error: Pipeline has validations errors: Missing project.; Missing region.\n"
+    )
+
+
 @pytest.mark.parametrize(
     "argv, match",
     [
@@ -315,6 +323,9 @@ def test_outputs_get_the_umasks_mode(tmp_path):
         ),
         (["--server", ","], "server must be host:port"),
         (["--chunk", "-1"], "--chunk must be >= 1 steps per request, or 0; got -1"),
+        (["--server", "http://localhost:8500"], "server must be host:port"),
+        (["--server", "::1:8500"], "server must be host:port"),  # IPv6: [::1]:8500
+        (["--rest", "http://a:8501", "--server", "b:8500"], "--server is for gRPC, --rest for"),
         (
             ["--signature", "stylize"],
             "--signature names the signature of one request: add --chunk 0",

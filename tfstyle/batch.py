@@ -121,8 +121,18 @@ def run(
     if workers is not None and runner not in (None, "DirectRunner"):
         raise ValueError(f"workers sets the local runner's processes; {runner} has its own options")
     workers = DEFAULT_WORKERS if workers is None else workers
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1; got {workers!r}")
+    cores = os.cpu_count() or 1
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= cores:
+        raise ValueError(
+            f"workers must be an integer between 1 and {cores} (this machine's cores: each "
+            f"worker runs TensorFlow on every core and holds its own network); got {workers!r}"
+        )
+    for name, value in [("content", content), ("OUT_DIR", out_dir)] + [
+        ("style" if len(styles) == 1 else f"style[{k}]", v) for k, v in enumerate(styles)
+    ]:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{name}: a path or URL is needed; got {value!r}")
+    _check_beam_args(runner, pipeline_args)
     styles = [_absolute(s) for s in styles]
     kwargs = {**kwargs, "init": _absolute(kwargs["init"])} if "init" in kwargs else kwargs
     _stylizer(styles, kwargs)  # checks the options and images now, not on the workers
@@ -214,7 +224,7 @@ def list_inputs(content: str, out_dir: str) -> tuple[str, list[str]]:
     """
     _, FileSystems = _beam()
     local = FileSystems.get_scheme(content) is None
-    if any(c in content for c in "*?["):
+    if any(c in content for c in "*?[") and not (local and os.path.exists(content)):
         cut = min(content.find(c) for c in "*?[" if c in content)
         root, pattern, wanted = content[:cut].rsplit("/", 1)[0] or "/", content, None
     elif local and os.path.isfile(content):
@@ -232,6 +242,8 @@ def list_inputs(content: str, out_dir: str) -> tuple[str, list[str]]:
             f"OUT_DIR {out_dir!r} is the input directory {root!r} or above it: the outputs "
             "could write over inputs; choose a directory beside it or inside it"
         )
+    if local and os.path.isfile(content):  # taken as it is, even with "[" or "*" in its name
+        return root, [content]
     found = []
     for meta in FileSystems.match([pattern])[0].metadata_list:
         relative = _inside(meta.path, root)
@@ -242,6 +254,25 @@ def list_inputs(content: str, out_dir: str) -> tuple[str, list[str]]:
         if wanted and not meta.path.lower().endswith(wanted):
             continue
         found.append(meta.path)
+    if "/**/" in pattern:  # "**" also stands for no directory: photos/**/*.jpg has photos/x.jpg
+        top = pattern.replace("/**/", "/", 1)
+        found += [
+            m.path
+            for m in FileSystems.match([top])[0].metadata_list
+            if _inside(m.path, out_dir) is None
+            and m.path not in found
+            and not any(p.startswith(".") for p in _inside(m.path, root).split("/"))
+        ]
+        found = list(dict.fromkeys(found))
+    if local and wanted:  # links to nothing (or in a loop): listed, so that they fail, named
+        for directory, _, names in os.walk(root):
+            for path in (os.path.join(directory, n) for n in names):
+                relative = _inside(path, root)
+                if (os.path.islink(path) and not os.path.exists(path)
+                        and path.lower().endswith(wanted) and _inside(path, out_dir) is None
+                        and not any(p.startswith(".") for p in relative.split("/"))):  # fmt: skip
+                    found.append(path)
+        found = sorted(found)
     if not found:
         what = f"no image files ({', '.join(wanted)})" if wanted else "no files"
         raise ValueError(f"content: {what} in {content!r} (outside OUT_DIR, not hidden)")
@@ -322,6 +353,7 @@ def main(args: argparse.Namespace) -> int:
             pipeline_args=args.beam_args, progress=not args.quiet, **values,
         )  # fmt: skip
     except KeyboardInterrupt:
+        _remove_beam_temp(_absolute(args.output))
         print(
             "tfstyle: interrupted; the outputs written are complete: run the same command "
             "again to do the rest",
@@ -351,11 +383,41 @@ def _beam():
 
 
 def _absolute(path):
-    """A local path made absolute (workers need not share the launcher's directory); a URL or
-    anything else as it is."""
+    """A local path made absolute and real, symbolic links resolved (workers need not share the
+    launcher's directory, and a link cannot make OUT_DIR look like another place than the
+    inputs); a URL or anything else as it is."""
     if not isinstance(path, str) or path in options.INITS or "://" in path:
         return path
-    return os.path.abspath(os.path.expanduser(path))
+    return os.path.realpath(os.path.expanduser(path))
+
+
+def _check_beam_args(runner: str | None, args: Sequence[str]) -> None:
+    """Refuse Beam pipeline options that Beam cannot parse, or does not know, in one line
+    (Beam's own parser prints its usage and exits)."""
+    import contextlib
+    import logging
+
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    class Unknown(logging.Handler):
+        def emit(self, record):
+            if "Discarding" in record.getMessage():
+                unknown = record.args[0] if record.args else record.getMessage()
+                raise ValueError(f"beam options: not understood: {' '.join(map(str, unknown))}")
+
+    handler = Unknown()
+    logger = logging.getLogger("apache_beam.options.pipeline_options")
+    logger.addHandler(handler)
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):
+            PipelineOptions(list(args), **({"runner": runner} if runner else {})).get_all_options()
+    except SystemExit:
+        lines = [line for line in said.getvalue().splitlines() if "error:" in line]
+        detail = lines[-1].split("error:", 1)[1].strip() if lines else said.getvalue().strip()
+        raise ValueError(f"beam options: {detail}") from None
+    finally:
+        logger.removeHandler(handler)
 
 
 def _inside(path: str, directory: str) -> str | None:
@@ -374,12 +436,37 @@ def _check_out_dir(out_dir: str) -> None:
     from tfstyle import files
 
     if not os.path.isdir(out_dir):
-        if not os.path.isdir(os.path.dirname(out_dir)):
-            raise FileNotFoundError(f"OUT_DIR: parent directory does not exist: {out_dir!r}")
+        parent = os.path.dirname(out_dir)
+        if not os.path.isdir(parent):
+            raise FileNotFoundError(f"OUT_DIR: its parent directory does not exist: {parent!r}")
         if os.path.exists(out_dir):
             raise NotADirectoryError(f"OUT_DIR: {out_dir!r} is a file, not a directory")
-        os.mkdir(out_dir)
+        try:
+            os.mkdir(out_dir)
+        except OSError as err:
+            raise type(err)(f"OUT_DIR: cannot create {out_dir!r}: {err.strerror}") from None
     files.check_writable_dir(out_dir, "OUT_DIR")
+
+
+def _remove_beam_temp(out_dir: str) -> None:
+    """Remove what an interrupted run's dead-letter writer left in a local OUT_DIR (Beam writes
+    ``failed.jsonl`` through a temporary directory beside it)."""
+    import glob
+    import shutil
+
+    if "://" not in out_dir:
+        for path in glob.glob(os.path.join(glob.escape(out_dir), f"beam-temp-{DEAD_LETTER}-*")):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _complete(output: str) -> bool:
+    """Whether ``output`` is a finished output: a file that is not empty. (Anything else there,
+    an empty file or a directory, is not skipped: writing the output then fails, named.)"""
+    _, FileSystems = _beam()
+    if "://" not in output:
+        return os.path.isfile(output) and os.path.getsize(output) > 0
+    found = FileSystems.match([output])[0].metadata_list
+    return any(m.path == output and m.size_in_bytes > 0 for m in found)
 
 
 def _existing(out_dir: str) -> set[str]:
@@ -396,6 +483,8 @@ def _read(path: str, name: str) -> bytes:
 
     if not FileSystems.exists(path):
         raise FileNotFoundError(f"{name}: no such file: {path!r}")
+    if "://" not in path and os.path.isdir(path):
+        raise IsADirectoryError(f"{name}: {path!r} is a directory, not an image file")
     limit = images._MAX_ENCODED_BYTES  # noqa: SLF001 (load_image's limit, for bytes read here)
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
         data = f.read(limit + 1)
@@ -576,7 +665,7 @@ def _beam_classes() -> None:
                 from apache_beam.metrics import Metrics
 
                 output = output_path(path, root, out_dir)
-                if FileSystems.exists(output):  # complete: outputs appear only when they are
+                if _complete(output):  # outputs appear only when they are complete
                     Metrics.counter(NAMESPACE, "skipped").inc()
                     return []
                 return [(path, output)]

@@ -30,6 +30,8 @@ def _fail(message: str) -> int:
     """One line on stderr, whatever the message (a library's may span many)."""
     lines = [line.strip() for line in str(message).splitlines() if line.strip()]
     line = lines[0] if lines else "failed"
+    if line.endswith(":") and len(lines) > 1:  # "... errors:" and the errors on the next lines
+        line = f"{line} {'; '.join(lines[1:4])}"
     print(f"tfstyle: error: {line[:500]}", file=sys.stderr)
     return 1
 
@@ -166,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("content", help="content image file")
     p.add_argument("style", help="style image file")
     p.add_argument("-o", "--output", required=True, help="output image file (e.g. out.png)")
-    p.add_argument("--server", default="localhost:8500", help=helps["server"])
+    p.add_argument("--server", default=None, help=helps["server"])
     p.add_argument(
         "--rest",
         metavar="URL",
@@ -393,11 +395,14 @@ def _request(args: argparse.Namespace) -> int:
         raise ValueError(f"--chunk must be >= 1 steps per request, or 0; got {args.chunk}")
     if args.chunk and args.signature:
         raise ValueError("--signature names the signature of one request: add --chunk 0")
+    if args.server is not None and args.rest is not None:
+        raise ValueError("--server is for gRPC, --rest for REST: give one of them")
+    server = args.server or "localhost:8500"
     common = dict(
         iterations=args.iterations, model=args.model, version=args.version, timeout=args.timeout
     )
     if args.chunk:
-        where = {"url": args.rest} if args.rest is not None else {"server": args.server}
+        where = {"url": args.rest} if args.rest is not None else {"server": server}
         image, loss = client.stylize(
             args.content, args.style, chunk=args.chunk, progress=not args.quiet,
             **where, **common, **values,
@@ -411,7 +416,7 @@ def _request(args: argparse.Namespace) -> int:
             )
         else:
             image, loss = client.predict(
-                args.content, args.style, server=args.server, **common, **values
+                args.content, args.style, server=server, **common, **values
             )
     files.save_image(image, args.output)
     print(f"wrote {args.output} (loss {loss:.4g})", file=sys.stderr)

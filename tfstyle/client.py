@@ -185,9 +185,14 @@ def check_version(version) -> None:
 
 
 def check_server(server) -> None:
-    """Raise ``ValueError`` unless ``server`` is ``host:port`` with a port in [1, 65535]."""
+    """Raise ``ValueError`` unless ``server`` is ``host:port`` with a port in [1, 65535] (an IPv6
+    host in brackets: ``[::1]:8500``)."""
     host, _, port = str(server).rpartition(":")
-    if not isinstance(server, str) or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+    bad_host = (
+        not host or "/" in host or any(c.isspace() for c in host)
+        or (":" in host and not (host.startswith("[") and host.endswith("]")))
+    )  # fmt: skip
+    if not isinstance(server, str) or bad_host or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise ValueError(
             f"server must be host:port with a port between 1 and 65535 (e.g. localhost:8500); "
             f"got {server!r}"
@@ -207,7 +212,7 @@ def _channel(server: str):
     return grpc.insecure_channel(server, options=options)
 
 
-def _one_line(err, server: str, model: str, timeout: float) -> ServingError:
+def _one_line(err, server: str, model: str, timeout: float, hint: str = "") -> ServingError:
     import grpc
 
     code = err.code()
@@ -219,9 +224,9 @@ def _one_line(err, server: str, model: str, timeout: float) -> ServingError:
     elif code == grpc.StatusCode.FAILED_PRECONDITION:
         message = f"the server cannot run this request: {detail}"
     elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        message = (
-            f"no answer within the {timeout:g} s deadline; raise the timeout (--timeout) for "
-            f"this many iterations or this server's speed"
+        message = f"no answer from {server} within the {timeout:g} s deadline" + (
+            hint
+            or "; raise the timeout (--timeout) for this many iterations or this server's speed"
         )
     elif code == grpc.StatusCode.UNAVAILABLE:
         message = f"cannot reach a model server at {server}: {detail}"
@@ -488,7 +493,7 @@ def model_status(
                 request, timeout=timeout
             )
         except grpc.RpcError as err:
-            raise _one_line(err, server, model, timeout) from None
+            raise _one_line(err, server, model, timeout, hint=" (is it up?)") from None
     return [
         {"version": s.version, "state": state_name(s.state), "error": s.status.error_message}
         for s in response.model_version_status
@@ -600,7 +605,7 @@ def stylize(
     try:
         content_bytes = encode_input(content, "content")
         style_bytes = encode_input(style, "style")
-        defaults = transport.defaults(model, version)
+        defaults = transport.defaults(model, version, min(timeout or math.inf, METADATA_TIMEOUT_S))
         if sig.START_STEP not in defaults:  # exported before parts existed: one request
             chunk = max(iterations, 1)
         size = options.get("size", defaults.get("size"))
@@ -704,7 +709,7 @@ class _Grpc(_Transport):
         stubs = {"predict": "PredictionServiceStub", "model": "ModelServiceStub"}
         return getattr(module[service], stubs[service])(self.channels[server])
 
-    def defaults(self, model: str, version: int | None) -> dict:
+    def defaults(self, model: str, version: int | None, timeout: float) -> dict:
         """The stylize signature's default inputs (from the first server that answers)."""
         import grpc
         import tensorflow as tf
@@ -718,10 +723,10 @@ class _Grpc(_Transport):
         for server in self.targets:
             try:
                 answer = _wait(self.stub(server, "predict").GetModelMetadata.future(
-                    request, timeout=METADATA_TIMEOUT_S
+                    request, timeout=timeout
                 ))  # fmt: skip
             except grpc.RpcError as err:
-                error = _one_line(err, server, model, METADATA_TIMEOUT_S)
+                error = _one_line(err, server, model, timeout)
                 if error.code in RETRYABLE:
                     continue
                 raise error from None
@@ -780,12 +785,12 @@ class _Rest(_Transport):
     """``stylize``'s requests over REST (every input sent: TF Serving's REST API needs it);
     each call has a connection of its own."""
 
-    def defaults(self, model: str, version: int | None) -> dict:
+    def defaults(self, model: str, version: int | None, timeout: float) -> dict:
         error = None
         for url in self.targets:
             try:
                 values = rest_defaults(
-                    url, _rest_path(model, version), sig.STYLIZE_SIGNATURE, METADATA_TIMEOUT_S
+                    url, _rest_path(model, version), sig.STYLIZE_SIGNATURE, timeout
                 )
             except ServingError as err:
                 error = err

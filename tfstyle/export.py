@@ -169,7 +169,7 @@ class _Served:
         resume = request.pop(sig.RESUME_BYTES, tf.constant(""))
         checked = options.graph_checks({sig.ITERATIONS: iterations, **request}, self.limits)
         with tf.control_dependencies(checked):
-            stop = tf.where(stop < 0, iterations, stop)
+            stop = tf.where(tf.equal(stop, -1), iterations, stop)
         checked += _part_checks(start, stop, iterations, resume)
         with tf.control_dependencies(checked):
             content_img = images.decode(content, sig.CONTENT)

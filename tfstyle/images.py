@@ -112,8 +112,9 @@ def _decode_bytes(data: bytes, name: str, not_image: str) -> np.ndarray:
             )  # before decoding: a small file can claim a lot
             img.load()
             return _pil_to_array(img, name)
-    except (PIL.UnidentifiedImageError, PIL.Image.DecompressionBombError, OSError,
-            SyntaxError) as err:  # fmt: skip
+    except PIL.UnidentifiedImageError:  # its text names the buffer object: no help
+        raise ValueError(f"{name}: {not_image} (not a format PIL knows)") from None
+    except (PIL.Image.DecompressionBombError, OSError, SyntaxError) as err:
         raise ValueError(f"{name}: {not_image} ({err})") from None
 
 
