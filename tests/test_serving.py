@@ -245,6 +245,77 @@ def test_a_failed_part_keeps_the_image_so_far(server, tmp_path, pngs):
     assert e.value.code == "UNAVAILABLE" and e.value.step == 3 and e.value.image.size == (40, 30)
 
 
+def test_a_server_that_stops_mid_run_hands_over_to_the_next(server, tmp_path, pngs):
+    quiet = {"iterations": 7, "chunk": 3, "progress": False}
+    parts, _ = client.stylize(*pngs, server=server.address, **quiet)
+    base = tmp_path / sig.MODEL_NAME
+    _copy_version(server, base, 1)
+    srv = ModelServer(base, command=server.command)
+    try:
+        srv.wait_for(1)
+        seen = []
+
+        def stop_the_first(step, loss, image):
+            seen.append(step)
+            srv.stop()
+
+        moved, _ = client.stylize(
+            *pngs, server=[srv.address, server.address], callback=stop_the_first, **quiet
+        )
+    finally:
+        srv.stop()
+    assert seen == [3, 6, 7]
+    np.testing.assert_array_equal(np.asarray(moved), np.asarray(parts))
+
+
+def _ctrl_c_during_part(monkeypatch, part: int, presses: int):
+    """Make Ctrl-C arrive ``presses`` times while part number ``part`` (from 1) is in flight;
+    its request waits 1.5 s when pressed twice (so it cannot end between the presses)."""
+    import _thread
+
+    real = client._Grpc.call
+    calls, pressed = [], []
+
+    def call(self, *args):
+        calls.append(args)
+        if len(calls) == part:
+            for _ in range(presses):
+                time.sleep(0.3)
+                pressed.append(time.monotonic())
+                _thread.interrupt_main()  # what a SIGINT does
+            if presses > 1:
+                time.sleep(1.5)
+        return real(self, *args)
+
+    monkeypatch.setattr(client._Grpc, "call", call)
+    return calls, pressed
+
+
+def test_ctrl_c_lets_the_part_in_flight_finish(server, pngs, monkeypatch, capsys):
+    quiet = {"iterations": 9, "chunk": 3, "progress": False}
+    seen = []
+    client.stylize(*pngs, server=server.address, callback=lambda *a: seen.append(a), **quiet)
+    calls, _ = _ctrl_c_during_part(monkeypatch, part=2, presses=1)
+    with pytest.raises(tfstyle.Interrupted) as e:
+        client.stylize(*pngs, server=server.address, **quiet)
+    assert len(calls) == 2 and (e.value.step, e.value.iterations) == (6, 9)
+    np.testing.assert_array_equal(np.asarray(e.value.image), np.asarray(seen[1][2]))
+    err = capsys.readouterr().err
+    assert "Ctrl-C: stopping when steps 3-6 are done" in err and "Ctrl-C again" in err
+
+
+def test_a_second_ctrl_c_stops_at_once(server, pngs, monkeypatch):
+    quiet = {"iterations": 9, "chunk": 3, "progress": False}
+    seen = []
+    client.stylize(*pngs, server=server.address, callback=lambda *a: seen.append(a), **quiet)
+    _, pressed = _ctrl_c_during_part(monkeypatch, part=2, presses=2)
+    with pytest.raises(tfstyle.Interrupted) as e:
+        client.stylize(*pngs, server=server.address, **quiet)
+    assert time.monotonic() - pressed[-1] < 1.0  # the part in flight waits 1.5 s more
+    assert e.value.step == 3
+    np.testing.assert_array_equal(np.asarray(e.value.image), np.asarray(seen[0][2]))
+
+
 def test_concurrent_requests_are_independent(server, pngs):
     jobs = [
         {
@@ -348,8 +419,11 @@ def test_cli_request_and_status(server, pngs, tmp_path, capsys):
     ]
     assert cli.main(argv) == 0
     assert image_size(out) == (40, 30)
-    assert cli.main([*argv, "--rest", server.url, "--size", "32", "--preserve-colors", "true"]) == 0
+    rest = [a for a in argv if a not in ("--server", server.address)]
+    assert cli.main([*rest, "--rest", server.url, "--size", "32", "--preserve-colors", "true"]) == 0
     assert image_size(out) == (32, 24)
+    assert cli.main([*argv, "--rest", server.url]) == 1  # one transport, not two
+    assert "give one of them" in capsys.readouterr().err
     assert cli.main(["status", "--server", server.address]) == 0
     assert "tfstyle version 1: AVAILABLE" in capsys.readouterr().out
     assert cli.main([*argv[:-1], "50", "--timeout", "0.05"]) == 1

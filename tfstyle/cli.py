@@ -161,14 +161,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="stylise through a TF Serving model server",
         description="Send CONTENT and STYLE to a model server over gRPC (or REST with --rest) "
         "and write the stylised image. The run goes in requests of --chunk steps, each resuming "
-        "from the image the last returned: a progress bar over the whole run, Ctrl-C writes "
-        "the image so far, and a failed request is tried again on the next server.",
+        "from the image the last returned: a progress bar over the whole run, Ctrl-C lets the "
+        "request in flight finish and writes the image so far (twice: at once), and a failed "
+        "request is tried again on the next server.",
     )
     helps = {**docstring_args(client.predict), **docstring_args(client.stylize)}
     p.add_argument("content", help="content image file")
     p.add_argument("style", help="style image file")
     p.add_argument("-o", "--output", required=True, help="output image file (e.g. out.png)")
-    p.add_argument("--server", default=None, help=helps["server"])
+    p.add_argument(
+        "--server",
+        default=None,
+        help="host:port of a gRPC API, or several joined by commas (a:8500,b:8500): a failed "
+        "request is tried again on the next. Defaults to localhost:8500.",
+    )
     p.add_argument(
         "--rest",
         metavar="URL",
@@ -280,7 +286,8 @@ def _interrupted(message: str) -> int:
     import threading
 
     _fail(message)
-    if any(t.name == "tfstyle-run" and t.is_alive() for t in threading.enumerate()):
+    if any(t.name in ("tfstyle-run", "tfstyle-part") and t.is_alive()
+           for t in threading.enumerate()):  # fmt: skip
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(130)  # do not wait for (or tear TensorFlow down under) the abandoned call

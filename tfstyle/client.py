@@ -23,6 +23,7 @@ import json
 import math
 import numbers
 import os
+import sys
 import threading
 import time
 import urllib.error
@@ -589,8 +590,9 @@ def stylize(
     Raises:
         ServingError: a bad request or model (one line, the reason).
         RunFailed: a part failed on every attempt; it carries the image so far.
-        tfstyle.api.Interrupted: Ctrl-C; it carries the image after the last part that ended
-            (the request in flight is cancelled; the server finishes at most that part).
+        tfstyle.api.Interrupted: Ctrl-C; it carries the image after the last part that ended.
+            The first Ctrl-C lets the part in flight finish (the server computes it anyway) and
+            then stops; a second one stops at once, cancelling that request.
     """
     check_timeout(timeout)
     check_version(version)
@@ -614,9 +616,10 @@ def stylize(
         from tfstyle import api
 
         step, resume, latest, loss = 0, b"", None, math.nan  # latest: a PIL image
+        stopping = threading.Event()  # set by the first Ctrl-C during a part
         with tqdm(total=iterations, disable=not progress, unit="step") as bar:
             try:
-                while True:
+                while not stopping.is_set():
                     stop = min(step + chunk, iterations)
                     part = {sig.START_STEP: step, sig.STOP_STEP: stop, sig.RESUME_BYTES: resume}
                     if sig.START_STEP not in defaults:
@@ -626,11 +629,24 @@ def stylize(
                         sig.ITERATIONS: iterations, **defaults, **options, **part,
                     }  # fmt: skip
                     deadline = deadline_for(stop - step, size) if timeout is None else timeout
-                    try:
-                        latest, loss, resume = transport.part(
-                            model, version, inputs, deadline, retries, bar.set_description
+
+                    def notice(step=step, stop=stop):
+                        stopping.set()
+                        bar.write(
+                            f"tfstyle: Ctrl-C: stopping when steps {step}-{stop} are done "
+                            f"(their request is running); Ctrl-C again to stop now",
+                            file=sys.stderr,
                         )
+
+                    try:
+                        latest, loss, resume = _finish_part(
+                            transport.part, notice,
+                            model, version, inputs, deadline, retries, bar.set_description,
+                            stopping.is_set,
+                        )  # fmt: skip
                     except ServingError as err:
+                        if stopping.is_set():  # asked to stop: no further attempt was made
+                            raise KeyboardInterrupt from None
                         raise RunFailed(
                             f"steps {step}-{stop} of {iterations} failed: {err}",
                             err.code, latest, step, iterations,
@@ -641,10 +657,10 @@ def stylize(
                     if callback is not None:
                         callback(step, loss, latest)
                     if step >= iterations:
-                        break
+                        return latest, loss
             except KeyboardInterrupt:
-                raise api.Interrupted(latest, step, iterations) from None
-        return latest, loss
+                pass
+        raise api.Interrupted(latest, step, iterations)
     finally:
         transport.close()
 
@@ -656,9 +672,11 @@ class _Transport:
         self.targets = targets
         self.where = 0  # the target that took the last part
 
-    def part(self, model, version, inputs: dict, timeout: float, retries: int, show):
+    def part(self, model, version, inputs: dict, timeout: float, retries: int, show,
+             stopping=lambda: False):  # fmt: skip
         """``(image, loss, resume_bytes)`` of one part, tried on the next target after a failure
-        another attempt may not meet (``RETRYABLE``); ``show(target)`` before each attempt."""
+        another attempt may not meet (``RETRYABLE``), unless ``stopping()``; ``show(target)``
+        before each attempt."""
         for attempt in range(retries + 1):
             target = self.targets[(self.where + attempt) % len(self.targets)]
             show(target)
@@ -667,7 +685,7 @@ class _Transport:
                 break
             except ServingError as err:
                 self.forget(target)  # a new connection next time
-                if err.code not in RETRYABLE or attempt == retries:
+                if err.code not in RETRYABLE or attempt == retries or stopping():
                     raise
                 if len(self.targets) == 1:
                     time.sleep(0.5 * 2**attempt)
@@ -767,6 +785,39 @@ class _Grpc(_Transport):
                     if k != sig.IMAGE}  # fmt: skip
         except (ValueError, TypeError) as err:
             raise ServingError(f"unexpected answer from {server}: {_describe(err)}") from None
+
+
+def _finish_part(fn, notice, *args):
+    """``fn(*args)`` (one part of ``stylize``) in a worker thread. The first Ctrl-C calls
+    ``notice()`` and lets the part finish (the server would compute it anyway: TF Serving does
+    not stop a cancelled request); the second raises ``KeyboardInterrupt`` at once, leaving the
+    call to be cut when its connection closes."""
+    out: dict = {}
+    done = threading.Event()
+
+    def work():
+        try:
+            out["value"] = fn(*args)
+        except BaseException as err:  # handed to the caller
+            out["error"] = err
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="tfstyle-part", daemon=True).start()
+    asked = False
+    # An Event, not Thread.join: on Python 3.11 a KeyboardInterrupt inside join() marks a
+    # running thread as stopped, so waiting on after the first Ctrl-C would end at once.
+    while not done.is_set():
+        try:
+            done.wait(0.1)
+        except KeyboardInterrupt:
+            if asked:
+                raise
+            asked = True
+            notice()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
 
 
 def _wait(future):
