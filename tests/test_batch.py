@@ -7,8 +7,11 @@ import io
 import json
 import os
 import shutil
+import signal
 import struct
+import subprocess
 import sys
+import time
 import zlib
 
 import numpy as np
@@ -107,6 +110,43 @@ def test_rerun_skips_what_is_done(inputs, first_run, capsys):
     dead_letter = before.pop(batch.DEAD_LETTER)[1]
     assert after.pop(batch.DEAD_LETTER)[1] == dead_letter  # written again, the same line
     assert after == before  # no output written again (same bytes, same modification time)
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_complete_outputs_and_the_same_command_does_the_rest(inputs, tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    rng = np.random.default_rng(1)
+    for k in range(6):
+        PIL.Image.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)).save(src / f"{k}.png")
+    argv = [sys.executable, "-m", "tfstyle", "batch", str(src), str(inputs / "style.png"), "-o",
+            str(out), "-q", *FLAGS, "--iterations", "20"]  # fmt: skip
+
+    def written():
+        return sorted(p.name for p in out.glob("*.png") if not p.name.startswith("."))
+
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (out.is_dir() and written()):  # Ctrl-C once the first output is there
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == [
+        "tfstyle: interrupted; the outputs written are complete: run the same command again to "
+        "do the rest"
+    ]
+    kept = written()
+    assert 1 <= len(kept) < 6
+    for name in kept:  # every output under its own name is whole
+        with PIL.Image.open(out / name) as image:
+            image.load()
+            assert image.size == (48, 48)
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"tfstyle: {6 - len(kept)} done, {len(kept)} skipped, 0 failed;" in again.stderr
+    assert written() == [f"{k}.png.png" for k in range(6)]
 
 
 def _declaring(width: int, height: int) -> bytes:
