@@ -138,11 +138,13 @@ def test_k8s_agrees_with_models_config_the_export_and_the_memory_figures():
         text_format.Parse(f.read(), config)
     (model,) = config.model_config_list.config
     assert model.base_path.startswith(mounts["models"] + "/")
-    # Memory: the model's share plus each request that can run at once at 1024 px (gRPC keeps
-    # one of its threads to poll).
+    # Memory for the requests that can run at once at 1024 px (gRPC keeps one of its threads to
+    # poll): the request holds the measured peak, the limit the bound (each request's peak
+    # alone, as if they shared nothing).
     running = int(args["grpc_max_threads"]) - 1 + int(args["rest_api_num_threads"])
-    process, per_pixel = memory.peak_line("float32")
-    need = (process + running * per_pixel * 1024 * 1024) / memory.GIB
+    measured = memory.SERVED_PEAK_GIB[1024][running]
+    bound = memory.SERVED_LOADED_GIB + running * memory.served_per_request_gib(1024)
     request = float(re.fullmatch(r"(\d+)Gi", container["resources"]["requests"]["memory"])[1])
     limit = float(re.fullmatch(r"(\d+)Gi", container["resources"]["limits"]["memory"])[1])
-    assert need <= request <= limit < need + 2
+    assert measured <= request < measured + 1
+    assert bound <= limit < bound + 1

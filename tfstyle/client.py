@@ -36,10 +36,11 @@ from tfstyle import checks, images
 from tfstyle import signature as sig
 
 #: Seconds allowed for a request: a base plus this much per iteration at 512 px and below, growing
-#: with the pixel count above (a 2-core CPU needs about 2-3 s a step at 512 px, 8-17 s at 1024 px;
-#: raise ``timeout`` for slower servers).
+#: with the pixel count above: twice a served step on a 2-core AVX2 CPU (5.1 s at 512 px, 20 s at
+#: 1024 px, benchmarks/served_memory.py), so that a server running two requests at once still
+#: answers; raise ``timeout`` for slower servers.
 DEADLINE_BASE_S = 60.0
-DEADLINE_PER_ITERATION_S = 5.0
+DEADLINE_PER_ITERATION_S = 10.0
 DEADLINE_SIZE = 512
 #: Steps per request of ``stylize``. Each part restarts L-BFGS's history: measured at 256 px,
 #: parts of 10 steps end 24 % higher in objective than one request, 30 steps 5 %, 60 steps 2 %,

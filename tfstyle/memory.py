@@ -22,6 +22,24 @@ PEAK = {
     "float32": ((1024 * 1024, 4.34 * GIB), (2048 * 2048, 14.60 * GIB)),
     "bfloat16": ((1024 * 1024, 3.30 * GIB), (2048 * 2048, 10.12 * GIB)),
 }
+#: The served model, measured (benchmarks/served_memory.py, 2026-12-02, float32, this project's
+#: 2-core AVX2 CPU): peak resident GiB of a process that loaded the export the way
+#: tensorflow_model_server does, after a warm-up (``SERVED_LOADED_GIB``) and with requests at one
+#: scale of that side: ``{side: {requests running at once: GiB}}``. One request: the highest of
+#: two after each other (a server's allocator keeps some memory between requests).
+SERVED_LOADED_GIB = 0.87
+SERVED_PEAK_GIB = {512: {1: 2.15, 2: 2.55}, 1024: {1: 5.06, 2: 6.30}}
+
+
+def served_per_request_gib(side: int) -> float:
+    """A bound on what one request at ``side`` px (square) adds to a server's memory: the
+    measured peak of one request alone above the loaded model, on the line through the two
+    measured sides (requests running at once measured less each: they share the threads)."""
+    (s0, p0), (s1, p1) = ((s, SERVED_PEAK_GIB[s][1] - SERVED_LOADED_GIB) for s in (512, 1024))
+    per_pixel = (p1 - p0) / (s1 * s1 - s0 * s0)
+    return p0 + per_pixel * (side * side - s0 * s0)
+
+
 #: Set to 0 to run whatever the estimate says.
 ENV = "TFSTYLE_MEMORY_CHECK"
 
