@@ -42,10 +42,19 @@ def session_runs(path: str, signature_name: str, feeds: list) -> list:
     with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
         meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
         signature = meta.signature_def[signature_name]
-        fetches = {alias: info.name for alias, info in signature.outputs.items()}
-        return [
-            session.run(fetches, {signature.inputs[k].name: v for k, v in f.items()}) for f in feeds
-        ]
+        return [run_signature(session, signature, f) for f in feeds]
+
+
+def run_signature(session, signature, feeds: dict) -> dict:
+    """One request on a loaded session: the inputs not in ``feeds`` take the signature's
+    defaults, as TF Serving (>= 2.14) fills them; every request feeding the same inputs, the
+    session reuses one executor instead of pruning and optimising the graph per request."""
+    import tensorflow as tf
+
+    fetches = {alias: info.name for alias, info in signature.outputs.items()}
+    values = {k: tf.make_ndarray(v) for k, v in signature.defaults.items()}
+    values.update(feeds)
+    return session.run(fetches, {signature.inputs[k].name: v for k, v in values.items()})
 
 
 def pixels(outputs: dict) -> np.ndarray:

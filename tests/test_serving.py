@@ -291,29 +291,37 @@ def _ctrl_c_during_part(monkeypatch, part: int, presses: int):
     return calls, pressed
 
 
-def test_ctrl_c_lets_the_part_in_flight_finish(server, pngs, monkeypatch, capsys):
-    quiet = {"iterations": 9, "chunk": 3, "progress": False}
+#: The run the Ctrl-C tests interrupt: 9 steps in parts of 3.
+NINE_IN_THREES = {"iterations": 9, "chunk": 3, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def nine_in_threes(server, pngs) -> list:
+    """The image after each part of ``NINE_IN_THREES``, run without interruption."""
     seen = []
-    client.stylize(*pngs, server=server.address, callback=lambda *a: seen.append(a), **quiet)
+    client.stylize(
+        *pngs, server=server.address, callback=lambda *a: seen.append(a[2]), **NINE_IN_THREES
+    )
+    return seen
+
+
+def test_ctrl_c_lets_the_part_in_flight_finish(server, pngs, nine_in_threes, monkeypatch, capsys):
     calls, _ = _ctrl_c_during_part(monkeypatch, part=2, presses=1)
     with pytest.raises(tfstyle.Interrupted) as e:
-        client.stylize(*pngs, server=server.address, **quiet)
+        client.stylize(*pngs, server=server.address, **NINE_IN_THREES)
     assert len(calls) == 2 and (e.value.step, e.value.iterations) == (6, 9)
-    np.testing.assert_array_equal(np.asarray(e.value.image), np.asarray(seen[1][2]))
+    np.testing.assert_array_equal(np.asarray(e.value.image), np.asarray(nine_in_threes[1]))
     err = capsys.readouterr().err
     assert "Ctrl-C: stopping when steps 3-6 are done" in err and "Ctrl-C again" in err
 
 
-def test_a_second_ctrl_c_stops_at_once(server, pngs, monkeypatch):
-    quiet = {"iterations": 9, "chunk": 3, "progress": False}
-    seen = []
-    client.stylize(*pngs, server=server.address, callback=lambda *a: seen.append(a), **quiet)
+def test_a_second_ctrl_c_stops_at_once(server, pngs, nine_in_threes, monkeypatch):
     _, pressed = _ctrl_c_during_part(monkeypatch, part=2, presses=2)
     with pytest.raises(tfstyle.Interrupted) as e:
-        client.stylize(*pngs, server=server.address, **quiet)
+        client.stylize(*pngs, server=server.address, **NINE_IN_THREES)
     assert time.monotonic() - pressed[-1] < 1.0  # the part in flight waits 1.5 s more
     assert e.value.step == 3
-    np.testing.assert_array_equal(np.asarray(e.value.image), np.asarray(seen[0][2]))
+    np.testing.assert_array_equal(np.asarray(e.value.image), np.asarray(nine_in_threes[0]))
 
 
 def test_concurrent_requests_are_independent(server, pngs):

@@ -176,7 +176,7 @@ class _Served:
             style_img = images.decode(style, sig.STYLE)
             resume_img = tf.cond(
                 start > 0,
-                lambda: images.decode(resume, sig.RESUME_BYTES),
+                lambda: images.decode_resume(resume, sig.RESUME_BYTES),
                 lambda: tf.zeros([1, 1, 3]),
             )
         image, loss, reached = self.pipeline.run(
@@ -187,7 +187,7 @@ class _Served:
         pixels = tf.cond(return_image, lambda: result, lambda: tf.zeros([0, 0, 3], tf.uint8))
         resumable = tf.cond(
             stop < iterations,
-            lambda: tf.io.encode_png(_to_uint16(reached)),
+            lambda: images.encode_exact(reached),
             lambda: tf.constant(""),
         )
         return {
@@ -217,11 +217,6 @@ def _part_checks(start, stop, iterations, resume) -> list:
             start,
         ),
     ]  # fmt: skip
-
-
-def _to_uint16(image: tf.Tensor) -> tf.Tensor:
-    """A float image in [0, 1] as uint16, rounding to nearest (what a 16-bit PNG carries)."""
-    return tf.cast(tf.round(tf.clip_by_value(image, 0.0, 1.0) * 65535.0), tf.uint16)
 
 
 #: What hardware an export's precision runs well on (recorded in its metadata).
@@ -286,18 +281,20 @@ def _write_metadata(path: str, opts, max_size: int, max_iterations: int) -> None
 
     values = {k: getattr(opts, k) for k in options.EXPORT_OPTIONS}
     values["weights"] = None if opts.weights is None else os.fspath(opts.weights)
-    process, per_pixel = memory.peak_line(opts.precision)
     meta = {
         "tensorflow": tf.__version__, "keras": keras.__version__,
         "serving_image": f"tensorflow/serving:{serving_version()}",
         "tfstyle": version("tfstyle"), "options": values,
         "max_size": max_size, "max_iterations": max_iterations,
         "precision_needs": PRECISION_NEEDS[opts.precision],
-        # Estimated from the measured peaks (tfstyle.memory): the model's share of the server's
-        # memory, and each request running at once at a square size adds its share.
+        # Measured on the served model in float32 (tfstyle.memory; bfloat16 needs less): the
+        # loaded model, the peaks with 1 and 2 requests at once, and a bound on what each
+        # request running at once adds at a square size (512, 1024 and max_size px).
         "memory_gib": {
-            "process": round(process / memory.GIB, 2),
-            "per_request": {str(side): round(per_pixel * side * side / memory.GIB, 2)
+            "process": memory.SERVED_LOADED_GIB,
+            "measured_peak": {str(side): {str(n): gib for n, gib in peaks.items()}
+                              for side, peaks in memory.SERVED_PEAK_GIB.items()},
+            "per_request": {str(side): round(memory.served_per_request_gib(side), 2)
                             for side in (512, 1024, max_size)},
         },
     }  # fmt: skip

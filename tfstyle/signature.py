@@ -28,9 +28,11 @@ IMAGE_BYTES = "image_bytes"  # DT_STRING scalar: PNG
 #: pixels, over 5 MiB as TF Serving encodes it (int_val) and 110 MiB of REST JSON.
 IMAGE = "image"
 LOSS = "loss"  # DT_FLOAT scalar: the objective at the returned image (before colour transfer)
-# The stylize signature also outputs RESUME_BYTES: DT_STRING scalar, a 16-bit PNG of the image
-# reached, at the scale reached (before colour transfer), to send as the next part's RESUME_BYTES
-# input; "" when the part ends the run. IMAGE_BYTES is the result so far at the output's size.
+# The stylize signature also outputs RESUME_BYTES: DT_STRING scalar, the image reached, at the
+# scale reached (before colour transfer), bit for bit (``images.encode_exact``: float32 in a
+# 16-bit PNG), to send as the next part's RESUME_BYTES input; "" when the part ends the run. The
+# input also takes an ordinary image (PNG, JPEG, ...), to continue from. IMAGE_BYTES is the
+# result so far at the output's size.
 
 #: What exported the model: TensorFlow, Keras and tfstyle versions and the export's options.
 METADATA_FILE = "assets.extra/tfstyle_export.json"
