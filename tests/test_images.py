@@ -105,3 +105,37 @@ def test_yiq_round_trip():
 def test_to_uint8_rounds_and_clips():
     x = tf.constant([[[-0.5, 0.5 / 255 + 1e-4, 1.5]]])
     np.testing.assert_array_equal(images.to_uint8(x), [[[0, 1, 255]]])
+
+
+def test_exact_images_round_trip_bit_for_bit():
+    rng = np.random.default_rng(0)
+    image = rng.random((5, 7, 3), dtype=np.float32)
+    image[0, 0] = [0.0, 1.0, np.nextafter(np.float32(0), np.float32(1))]  # the edges
+    data = images.encode_exact(tf.constant(image)).numpy()
+    assert data.startswith(images.EXACT_PREFIX)
+    for back in (images.decode_exact(data, "x").numpy(), images.load_image(data, "init")):
+        assert back.dtype == np.float32
+        np.testing.assert_array_equal(back.view(np.uint32), image.view(np.uint32))
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        (images.EXACT_PREFIX, r"init: not an exact image \(what this model returns as init\)$"),
+        (images.EXACT_PREFIX + b"\x89PNG\r\n", "init: not an exact image .*: its header declares"),
+        (b"tfstyle-float32\nJPEG", r"init: not an exact image \(what"),
+    ],
+)
+def test_broken_exact_images_are_one_line(data, match):
+    with pytest.raises(ValueError, match=match) as e:
+        images.load_image(data, "init")
+    assert "\n" not in str(e.value)
+
+
+def test_an_odd_width_or_out_of_range_exact_image_is_refused():
+    odd = images.EXACT_PREFIX + tf.io.encode_png(tf.zeros([3, 5, 3], tf.uint16)).numpy()
+    with pytest.raises(ValueError, match="header declares 5x3 px"):
+        images.load_image(odd, "init")
+    above_one = images.encode_exact(tf.fill([2, 2, 3], 1.5)).numpy()
+    with pytest.raises(ValueError, match=r"not all numbers in \[0, 1\]"):
+        images.load_image(above_one, "init")

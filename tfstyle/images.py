@@ -34,7 +34,8 @@ def load_image(source: ImageLike, name: str = "image") -> np.ndarray:
     which the served model does not apply). Other formats are read with PIL.
 
     Args:
-        source: a path, the bytes of an encoded image (PNG, JPEG, BMP, GIF, ...), a PIL image,
+        source: a path, the bytes of an encoded image (PNG, JPEG, BMP, GIF, ...; or a served
+            part's ``resume_bytes``, ``encode_exact``, read bit for bit), a PIL image,
             or an array/tensor ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)`` of
             uint8, uint16 or float in [0, 1]. Grayscale, alpha, palette and 16-bit images are
             converted to RGB (alpha is composited over white).
@@ -94,9 +95,9 @@ def _check_sides(height: int, width: int, name: str) -> None:
 
 
 def _decode_bytes(data: bytes, name: str, not_image: str) -> np.ndarray:
-    if data.startswith(_MAGIC):
+    if data.startswith((*_MAGIC, EXACT_PREFIX)):  # EXACT_PREFIX: a served part's resume_bytes
         try:
-            array = decode(tf.constant(data), name).numpy()
+            array = decode_resume(tf.constant(data), name).numpy()
         except tf.errors.InvalidArgumentError as err:
             message = checks.message_of(err)
             if message.startswith(f"{name}:"):
