@@ -9,7 +9,7 @@ table and writes ``speed.json`` and ``speed.png`` (objective versus wall-clock t
     python benchmarks/speed.py --weights vgg16_notop.weights.h5 --backbone vgg16
 
 Sections:
-- peak: a 4096 x 4096 float32 matrix product, the machine's practical peak GFLOP/s;
+- peak: a 4096 x 4096 float32 matrix product (`--peak-size`), the machine's practical peak GFLOP/s;
 - per step: seconds per optimisation step at --size, the convolutions' FLOPs (forward and
   input-gradient passes) and the GFLOP/s achieved, next to the peak;
 - baseline: the tutorial recipe (Adam, learning rate 0.02, beta_1 0.99, epsilon 0.1, one
@@ -433,6 +433,8 @@ def main(argv=None) -> int:
         help="more sizes at which to time a step in float32, bfloat16 and auto",
     )
     p.add_argument("--memory-iterations", type=int, default=3)
+    p.add_argument("--peak-size", type=int, default=4096,
+                   help="side of the float32 matmul that measures the CPU's peak GFLOP/s")
     p.add_argument(
         "--torch-evaluations",
         type=int,
@@ -460,7 +462,7 @@ def main(argv=None) -> int:
     )
     print(f"tfstyle speed benchmark: {label}, TensorFlow {tf.__version__}, {os.cpu_count()} CPUs")
 
-    peak = measure_peak()
+    peak = measure_peak(n=args.peak_size)
     flops = conv_flops(problem)
     auto = chosen.precision
     # What transfer() runs in: auto's choice, unless TFSTYLE_PRECISION forces one.
@@ -483,7 +485,7 @@ def main(argv=None) -> int:
             f"a step at {size} px: float32 {s['float32']:.3f} s, bfloat16 {s['bfloat16']:.3f} s "
             f"({s['float32'] / s['bfloat16']:.2f}x float32), auto ({auto}) {s[auto]:.3f} s"
         )
-    print(f"peak (4096^3 float32 matmul): {peak:.0f} GFLOP/s")
+    print(f"peak ({args.peak_size}^3 float32 matmul): {peak:.0f} GFLOP/s")
     for p, per_step in steps.items():
         achieved = flops / per_step / 1e9
         print(

@@ -96,6 +96,8 @@ def test_script_runs_and_writes_results(tmp_path):
             "1",
             "--precision-sizes",
             "48",
+            "--peak-size",
+            "1024",
             "--torch-evaluations",
             "20",
             "--out",
