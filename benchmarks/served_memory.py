@@ -150,14 +150,16 @@ def main(argv=None) -> int:
                            str(args.steps), str(args.rounds)]  # fmt: skip
                 out = subprocess.run(command, capture_output=True, text=True)
                 if out.returncode != 0:
-                    say(f"{size} px x {n}: failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
+                    why = (out.stderr.strip().splitlines() or ["?"])[-1]
+                    say(f"{size} px x {n}: failed: {why}")
                     continue
                 r = json.loads(out.stdout.strip().splitlines()[-1])
                 results.append(r)
                 timing = (
                     f"{r['step_s']:.2f} s a step" if n == 1
                     else f"{r['wall_s']:.0f} s for {n} requests of {r['steps']} steps at once; "
-                    f"peak after each round: {', '.join(f'{g:.2f}' for g in r['peak_after_each_round_gib'])} GiB"
+                    "peak after each round: "
+                    + ", ".join(f"{g:.2f}" for g in r["peak_after_each_round_gib"]) + " GiB"
                 )  # fmt: skip
                 say(
                     f"{size} px, {n} at once: loaded {r['loaded_gib']:.2f} GiB, peak "

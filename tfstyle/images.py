@@ -225,7 +225,8 @@ def decode_exact(data: tf.Tensor, name: str) -> tf.Tensor:
             png = tf.strings.substr(data, len(EXACT_PREFIX), tf.strings.length(data))
         is_png = tf.equal(tf.strings.substr(png, 0, len(_MAGIC[0])), _MAGIC[0])
         with tf.control_dependencies([checks.check(is_png, not_ours)]):
-            height, double = _header_shape(tf.identity(png), tf.constant([True, False, False, False]))
+            is_png = tf.constant([True, False, False, False])  # _MAGIC's order
+            height, double = _header_shape(tf.identity(png), is_png)
         width = double // 2
         sides = checks.check(
             (tf.minimum(height, width) >= 1) & (tf.maximum(height, width) <= MAX_INPUT_SIDE)

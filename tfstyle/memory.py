@@ -35,9 +35,17 @@ def served_per_request_gib(side: int) -> float:
     """A bound on what one request at ``side`` px (square) adds to a server's memory: the
     measured peak of one request alone above the loaded model, on the line through the two
     measured sides (requests running at once measured less each: they share the threads)."""
-    (s0, p0), (s1, p1) = ((s, SERVED_PEAK_GIB[s][1] - SERVED_LOADED_GIB) for s in (512, 1024))
-    per_pixel = (p1 - p0) / (s1 * s1 - s0 * s0)
-    return p0 + per_pixel * (side * side - s0 * s0)
+    base, per_pixel = _line(
+        *((s * s, SERVED_PEAK_GIB[s][1] - SERVED_LOADED_GIB) for s in (512, 1024))
+    )
+    return base + per_pixel * side * side
+
+
+def _line(point0, point1) -> tuple[float, float]:
+    """The value at 0 and the slope of the line through two ``(pixels, amount)`` points."""
+    (p0, b0), (p1, b1) = point0, point1
+    slope = (b1 - b0) / (p1 - p0)
+    return b0 - slope * p0, slope
 
 
 #: Set to 0 to run whatever the estimate says.
@@ -46,9 +54,7 @@ ENV = "TFSTYLE_MEMORY_CHECK"
 
 def peak_line(precision: str) -> tuple[float, float]:
     """Bytes at 0 pixels and bytes per pixel: the line through ``PEAK[precision]``."""
-    (p0, b0), (p1, b1) = PEAK.get(precision, PEAK["float32"])
-    per_pixel = (b1 - b0) / (p1 - p0)
-    return b0 - per_pixel * p0, per_pixel
+    return _line(*PEAK.get(precision, PEAK["float32"]))
 
 
 def estimate(height: int, width: int, precision: str) -> float:
