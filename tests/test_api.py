@@ -303,3 +303,23 @@ def test_missing_content_file(style_array, tmp_path):
 def test_empty_style_list(content_array):
     with pytest.raises(ValueError, match="non-empty list"):
         tfstyle.transfer(content_array, [], **FAST)
+
+
+def test_transfer_signature_is_the_options_table():
+    """``transfer``'s keyword parameters, written out in its source, are the table's options
+    with the table's defaults, in its order; a function whose parameters differ is refused."""
+    import inspect
+
+    from tfstyle import options
+
+    params = inspect.signature(tfstyle.transfer).parameters
+    assert list(params)[:2] == ["content", "style"]
+    keywords = [p for p in params.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    assert [(p.name, p.default) for p in keywords] == [(o.name, o.default) for o in options.OPTIONS]
+    assert "Defaults to 512." in tfstyle.transfer.__doc__  # the table's Args lines filled in
+
+    def wrong(content, *, size=256):
+        """{options}"""
+
+    with pytest.raises(TypeError, match="differ from options.OPTIONS"):
+        options.documented(wrong)

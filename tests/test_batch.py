@@ -21,7 +21,7 @@ import pytest
 pytest.importorskip("apache_beam")
 
 import tfstyle  # noqa: E402
-from tfstyle import batch, cli  # noqa: E402
+from tfstyle import batch, batch_files, cli  # noqa: E402
 
 # Two scales (24 and 48 px), so that the style targets are computed at two sizes.
 OPTIONS = dict(
@@ -80,7 +80,8 @@ def test_outputs_equal_transfer_and_failure_is_recorded(inputs, first_run):
         written = PIL.Image.open(out / (name + ".png"))
         assert written.size == expected.size
         np.testing.assert_array_equal(np.asarray(written), np.asarray(expected))
-    records = [json.loads(line) for line in (out / batch.DEAD_LETTER).read_text().splitlines()]
+    lines = (out / batch_files.DEAD_LETTER).read_text().splitlines()
+    records = [json.loads(line) for line in lines]
     assert records == [
         {
             "input": str(inputs / "in" / "bad.jpg"),
@@ -91,7 +92,7 @@ def test_outputs_equal_transfer_and_failure_is_recorded(inputs, first_run):
     assert "\n" not in records[0]["error"]
     written = sorted(os.path.relpath(os.path.join(d, f), out) for d, _, fs in os.walk(out)
                      for f in fs)  # fmt: skip
-    assert written == sorted([n + ".png" for n in GOOD] + [batch.DEAD_LETTER])
+    assert written == sorted([n + ".png" for n in GOOD] + [batch_files.DEAD_LETTER])
 
 
 @pytest.mark.slow
@@ -107,9 +108,30 @@ def test_rerun_skips_what_is_done(inputs, first_run, capsys):
     assert len(lines) == 1
     assert lines[0].startswith("tfstyle: 0 done, 4 skipped, 1 failed (listed in ")
     after = _snapshot(out)
-    dead_letter = before.pop(batch.DEAD_LETTER)[1]
-    assert after.pop(batch.DEAD_LETTER)[1] == dead_letter  # written again, the same line
+    dead_letter = before.pop(batch_files.DEAD_LETTER)[1]
+    assert after.pop(batch_files.DEAD_LETTER)[1] == dead_letter  # written again, the same line
     assert after == before  # no output written again (same bytes, same modification time)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quiet", [True, False])
+def test_quiet_prints_nothing_when_nothing_failed(inputs, tmp_path, capfd, quiet):
+    (tmp_path / "in").mkdir()
+    shutil.copy(inputs / "in" / "a.png", tmp_path / "in" / "a.png")
+    shutil.copy(inputs / "in" / "a.jpg", tmp_path / "in" / "a.jpg")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.jpg.png").write_bytes(b"\x89PNG")  # done before: skipped
+    argv = ["batch", str(tmp_path / "in"), str(inputs / "style.png"), "-o", str(tmp_path / "out"),
+            "--workers", "1", *FLAGS] + (["-q"] if quiet else [])  # fmt: skip
+    code = cli.main(argv)
+    out, err = capfd.readouterr()
+    assert code == 0, err
+    assert (tmp_path / "out" / "a.png.png").stat().st_size > 0
+    assert out == ""
+    if quiet:
+        assert err == ""
+    else:
+        assert "tfstyle: 1 done, 1 skipped, 0 failed; network built 1x" in err
 
 
 @pytest.mark.slow
@@ -118,7 +140,8 @@ def test_ctrl_c_keeps_complete_outputs_and_the_same_command_does_the_rest(inputs
     src.mkdir()
     rng = np.random.default_rng(1)
     for k in range(6):
-        PIL.Image.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)).save(src / f"{k}.png")
+        pixels = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
+        PIL.Image.fromarray(pixels).save(src / f"{k}.png")
     argv = [sys.executable, "-m", "tfstyle", "batch", str(src), str(inputs / "style.png"), "-o",
             str(out), "-q", *FLAGS, "--iterations", "20"]  # fmt: skip
 
@@ -143,7 +166,8 @@ def test_ctrl_c_keeps_complete_outputs_and_the_same_command_does_the_rest(inputs
         with PIL.Image.open(out / name) as image:
             image.load()
             assert image.size == (48, 48)
-    again = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    loud = [a for a in argv if a != "-q"]  # the closing line, to count what the rerun did
+    again = subprocess.run(loud, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert f"tfstyle: {6 - len(kept)} done, {len(kept)} skipped, 0 failed;" in again.stderr
     assert written() == [f"{k}.png.png" for k in range(6)]
@@ -178,7 +202,7 @@ def test_two_workers_load_the_model_once_each(inputs, first_run, tmp_path):
         assert (tmp_path / "out" / (name + ".png")).read_bytes() == (
             inputs / "out" / (name + ".png")
         ).read_bytes()
-    lines = (tmp_path / "out" / batch.DEAD_LETTER).read_text().splitlines()
+    lines = (tmp_path / "out" / batch_files.DEAD_LETTER).read_text().splitlines()
     errors = {os.path.basename(r["input"]): r["error"] for r in map(json.loads, lines)}
     assert errors == {
         "huge.png": "content: each side must be between 1 and 8192 px; got 9000x9000 "
@@ -248,12 +272,13 @@ def test_inputs_named_by_globs_and_odd_names(tmp_path):
     (tmp_path / "in" / "sub").mkdir(parents=True)
     for name in ["a.png", "[b].png", "sub/c.png", ".hidden.png"]:
         (tmp_path / "in" / name).write_bytes(b"x")
-    root, found = batch.list_inputs(str(tmp_path / "in" / "**" / "*.png"), str(tmp_path / "out"))
+    out = str(tmp_path / "out")
+    root, found = batch_files.list_inputs(str(tmp_path / "in" / "**" / "*.png"), out)
     # "**" also stands for no directory at all, as in a shell with globstar.
     assert [os.path.relpath(p, root) for p in found] == ["[b].png", "a.png", "sub/c.png"]
     # A link to nothing is an input (that will fail, named), not silently left out.
     (tmp_path / "in" / "gone.png").symlink_to(tmp_path / "nowhere.png")
-    root, found = batch.list_inputs(str(tmp_path / "in"), str(tmp_path / "out"))
+    root, found = batch_files.list_inputs(str(tmp_path / "in"), out)
     assert [os.path.relpath(p, root) for p in found] == [
         "[b].png",
         "a.png",
@@ -261,7 +286,7 @@ def test_inputs_named_by_globs_and_odd_names(tmp_path):
         "sub/c.png",
     ]
     # A file that exists is that file, though its name would be a pattern.
-    assert batch.list_inputs(str(tmp_path / "in" / "[b].png"), str(tmp_path / "out"))[1] == [
+    assert batch_files.list_inputs(str(tmp_path / "in" / "[b].png"), out)[1] == [
         str(tmp_path / "in" / "[b].png")
     ]
 
@@ -270,9 +295,8 @@ def test_only_a_complete_output_is_skipped(tmp_path):
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "dir.png").mkdir()
     (tmp_path / "done.png").write_bytes(b"\x89PNG")
-    assert [batch._complete(str(tmp_path / n)) for n in ("empty.png", "dir.png", "done.png")] == [
-        False, False, True,
-    ]  # fmt: skip
+    names = ("empty.png", "dir.png", "done.png")
+    assert [batch_files.complete(str(tmp_path / n)) for n in names] == [False, False, True]
 
 
 def test_bad_style_is_named(inputs, tmp_path, capsys):
@@ -297,15 +321,15 @@ def test_inputs_and_output_names(inputs, tmp_path):
         (tmp_path / "in" / name).write_bytes(b"x")
     (tmp_path / "in" / "out").mkdir()
     (tmp_path / "in" / "out" / "a.jpg.png").write_bytes(b"x")
-    found_root, found = batch.list_inputs(str(tmp_path / "in"), str(tmp_path / "in" / "out"))
+    found_root, found = batch_files.list_inputs(str(tmp_path / "in"), str(tmp_path / "in" / "out"))
     assert found_root == str(tmp_path / "in")
     assert found == [str(tmp_path / "in" / n) for n in ["a.jpg", "a.png"]]
-    outputs = [batch.output_path(p, found_root, "/o") for p in found]
+    outputs = [batch_files.output_path(p, found_root, "/o") for p in found]
     assert outputs == ["/o/a.jpg.png", "/o/a.png.png"]
-    glob_root, found = batch.list_inputs(root + "/sub/*.jpg", str(tmp_path / "o"))
+    glob_root, found = batch_files.list_inputs(root + "/sub/*.jpg", str(tmp_path / "o"))
     assert glob_root == root + "/sub"
     assert found == [root + "/sub/d.jpg"]
-    assert batch.output_path(root + "/sub/c.png", root, "/o") == "/o/sub/c.png.png"
+    assert batch_files.output_path(root + "/sub/c.png", root, "/o") == "/o/sub/c.png.png"
 
 
 def test_beam_options_after_double_dash():

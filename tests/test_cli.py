@@ -27,6 +27,37 @@ def test_writes_png(image_files, tmp_path, capsys):
         assert img.format == "PNG" and img.size == (64, 48)
 
 
+@pytest.mark.parametrize("quiet", [True, False])
+def test_quiet_transfer_prints_nothing_on_success(image_files, tmp_path, capfd, quiet):
+    content, style = image_files
+    out = tmp_path / "out.png"
+    flags = FAST if quiet else [f for f in FAST if f != "-q"]
+    code = cli.main(["transfer", content, style, "-o", str(out), *flags])
+    stdout, stderr = capfd.readouterr()  # file descriptors too: native code's lines count
+    assert code == 0, stderr
+    assert out.is_file()
+    if quiet:
+        assert (stdout, stderr) == ("", "")
+    else:
+        assert stdout == "" and stderr.splitlines()[-1] == f"wrote {out}"
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_quiet_request_prints_nothing_on_success(image_files, tmp_path, capfd, monkeypatch, quiet):
+    from tfstyle import client
+
+    monkeypatch.setattr(  # a server's answer: the image and its loss
+        client, "stylize", lambda *a, **k: (PIL.Image.new("RGB", (4, 4)), 1.5)
+    )
+    out = tmp_path / "out.png"
+    argv = ["request", *image_files, "-o", str(out)] + (["-q"] if quiet else [])
+    code = cli.main(argv)
+    stdout, stderr = capfd.readouterr()
+    assert code == 0, stderr
+    assert out.is_file()
+    assert (stdout, stderr) == ("", "" if quiet else f"wrote {out} (loss 1.5)\n")
+
+
 def test_exact_arguments_reach_transfer(image_files, tmp_path, capsys, monkeypatch):
     from tfstyle import api
 

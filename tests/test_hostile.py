@@ -56,7 +56,7 @@ def test_stderr_has_only_tfstyles_own_lines(image_files, tmp_path):
         env=cli_env(HOME=str(home), XDG_CACHE_HOME=str(home), MPLCONFIGDIR=str(home)),
     )  # fmt: skip
     assert good.returncode == 0, good.stderr
-    assert good.stderr.splitlines() == [f"wrote {out}"]
+    assert good.stderr == "" and good.stdout == ""  # -q: nothing on success
 
 
 @pytest.mark.slow
@@ -270,7 +270,8 @@ def test_a_thin_style_image_is_named(content_array):
 @pytest.mark.slow
 def test_overflow_names_the_style_layer_weights(content_array, style_array):
     weights = [1e38] * 5
-    with pytest.raises(ValueError, match=r"style_layer_weights \[1e\+38, "):
+    # The message is the served model's (one check, in the run plan's graph code).
+    with pytest.raises(ValueError, match=r"style_layer_weights \[1e\+38 1e\+38 "):
         tfstyle.transfer(
             content_array, style_array, style_layer_weights=weights, iterations=2, **FAST
         )

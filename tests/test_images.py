@@ -139,3 +139,40 @@ def test_an_odd_width_or_out_of_range_exact_image_is_refused():
     above_one = images.encode_exact(tf.fill([2, 2, 3], 1.5)).numpy()
     with pytest.raises(ValueError, match=r"not all numbers in \[0, 1\]"):
         images.load_image(above_one, "init")
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "BMP", "GIF", "JPEG"])
+def test_same_image_in_any_form_gives_the_same_pixels(tmp_path, fmt):
+    """One conversion to float, whatever the form: a file, its bytes, a PIL image and a uint8
+    array of the same pixels load bit for bit alike (a second rounding would differ by an ulp,
+    which a short L-BFGS run amplifies to many grey levels)."""
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    path = tmp_path / f"image.{fmt.lower()}"
+    PIL.Image.fromarray(pixels).save(path, fmt)
+    data = path.read_bytes()
+    # The file's pixels as TensorFlow's decoder reads them (the served model's decoder).
+    decoded = tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
+    forms = [str(path), data, decoded]
+    if fmt != "JPEG":  # a decoded PIL image: PIL's JPEG decoder rounds its IDCT differently
+        forms.append(PIL.Image.open(io.BytesIO(data)))
+    loaded = [images.load_image(f) for f in forms]
+    for other in loaded[1:]:
+        assert other.dtype == np.float32
+        np.testing.assert_array_equal(other, loaded[0])
+    np.testing.assert_array_equal(loaded[0] * 255.0, decoded.astype(np.float32))
+
+
+@pytest.mark.slow
+def test_transfer_gives_the_same_pixels_for_a_path_and_an_array(tmp_path):
+    import tfstyle
+
+    rng = np.random.default_rng(4)
+    pixels = rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    path = tmp_path / "content.png"
+    PIL.Image.fromarray(pixels).save(path)
+    style = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    run = dict(size=32, iterations=4, weights=None, seed=0, progress=False)
+    by_path = tfstyle.transfer(str(path), style, **run)
+    by_array = tfstyle.transfer(pixels, style, **run)
+    np.testing.assert_array_equal(np.asarray(by_path), np.asarray(by_array))

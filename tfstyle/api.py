@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
-import signal
+import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import PIL.Image
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from tfstyle import checks, images, memory, options, pipeline
+from tfstyle import checks, features, images, interrupts, memory, options, pipeline
+from tfstyle.interrupts import Interrupted
 
 StyleInput = images.ImageLike | Sequence[images.ImageLike]
 #: Wall-clock seconds of work per ``tf.function`` call of the optimisation loop: long enough
@@ -24,7 +24,38 @@ CHUNK_SECONDS = 1.0
 
 
 @options.documented
-def transfer(content: images.ImageLike, style: StyleInput, **kwargs) -> PIL.Image.Image:
+def transfer(
+    content: images.ImageLike,
+    style: StyleInput,
+    *,
+    size: int = 512,
+    iterations: int = 200,
+    min_scale: int = 128,
+    scale_factor: float = 2.0,
+    steps_ratio: float = 0.4,
+    style_scale: float = 1.0,
+    average_decay: float = 0.0,
+    content_weight: float = 1.0,
+    style_weight: float = 1e4,
+    tv_weight: float = 10.0,
+    optimizer: str = "lbfgs",
+    learning_rate: float | None = None,
+    init: str | images.ImageLike = "content",
+    seed: int | None = None,
+    weights: str | os.PathLike | None = "imagenet",
+    backbone: str = "vgg19",
+    pooling: str = "max",
+    precision: str = "auto",
+    content_layers: Sequence[str] = features.DEFAULT_CONTENT_LAYERS,
+    style_layers: Sequence[str] = features.DEFAULT_STYLE_LAYERS,
+    style_loss: str = "gram",
+    style_layer_weights: Sequence[float] | None = None,
+    style_blend_weights: Sequence[float] | None = None,
+    preserve_colors: bool = False,
+    callback: Callable[[int, dict, np.ndarray], None] | None = None,
+    callback_every: int = 10,
+    progress: bool = True,
+) -> PIL.Image.Image:
     """Paint ``content`` in the style of ``style`` (Gatys et al.) and return the image.
 
     Args:
@@ -49,12 +80,10 @@ def transfer(content: images.ImageLike, style: StyleInput, **kwargs) -> PIL.Imag
         ...                          size=256, iterations=100)
         >>> image.save("out.png")
     """
-    unknown = sorted(set(kwargs) - set(options.BY_NAME))
-    if unknown:
-        raise TypeError(f"transfer() got an unexpected keyword argument {unknown[0]!r}")
-    options.Options(**kwargs)  # the options' errors first, then the images' in argument order
+    values = {name: value for name, value in locals().items() if name in options.BY_NAME}
+    options.Options(**values)  # the options' errors first, then the images' in argument order
     content = images.load_image(content, "content")
-    return Stylizer(style, **kwargs)(content)
+    return Stylizer(style, **values)(content)
 
 
 class Stylizer:
@@ -113,152 +142,117 @@ class Stylizer:
 
         Raises as ``transfer`` does.
         """
-        opts, styles, blend = self.options, self.styles, self.blend
+        opts = self.options
         content_img = images.load_image(content, "content")
         seed = opts.seed if opts.seed is not None else int(np.random.default_rng().integers(2**31))
         request = pipeline.request_tensors(opts, seed, self.init)
-
-        pipe = self.network
-        run = pipe.compiled
-        shapes = [tf.shape(s) for s in styles]
-        schedule = _checked(
-            pipeline.schedule, tf.shape(content_img), shapes, tf.constant(opts.iterations), request
-        )
-        sizes, steps = (v.numpy().tolist() for v in schedule)
-        # The result's shape (the last scale's), for an image returned before the last scale.
-        final_shape = tuple(int(v) for v in images.working_shape(*content_img.shape[:2], opts.size))
-        memory.check(*final_shape, opts.size, pipe.precision.precision)
-        every = opts.callback_every if opts.callback is not None else None
-        reported = []  # the steps whose image the callback has seen
-
-        def final(state, started) -> tf.Tensor:
-            image, _ = run.finish(
-                state.image, started.content, started.targets, started.weights,
-                request["preserve_colors"],
-            )  # fmt: skip
-            return image
-
-        def report(step: int, state, started, scale: int) -> None:
-            terms = run.evaluate(state.image, started.targets, started.weights)
-            losses = {k: float(v) for k, v in terms.items()}
-            opts.callback(step, {**losses, "scale": scale}, final(state, started).numpy())
-            reported.append(step)
-
-        step, state, started = 0, None, None
-        precision = f"{pipe.precision.precision} ({pipe.precision.brief})"
+        hooks = _Eager(self, request, content_img)
         try:
-            with tqdm(total=opts.iterations, disable=not opts.progress, unit="step") as bar:
-                first = tf.constant(sizes[0])
-                image = _checked(run.initial, content_img, styles, blend, request, first)
-                for index, (scale, count) in enumerate(zip(sizes, steps, strict=True)):
-                    fresh = _checked(
-                        run.start, content_img, styles, blend, request, tf.constant(scale),
-                        image, self.style_targets(request, scale),
-                    )  # fmt: skip
-                    started, state, state_scale = fresh, fresh.state, scale  # together
-                    end, chunk = step + count, 1
-                    scale_text = (
-                        f"{scale} px" if len(sizes) == 1 else f"{scale} px {index + 1}/{len(sizes)}"
-                    )
-                    bar.set_description(f"{scale_text}, {precision}")
-                    while step < end:
-                        k = min(chunk, end - step)
-                        if every is not None:
-                            k = min(k, every - step % every)
-                        began = time.perf_counter()
-                        new = interruptible(
-                            run.advance, state, started.targets, started.weights,
-                            request["learning_rate"], tf.constant(k),
-                        )  # fmt: skip
-                        loss = float(new.loss)
-                        if not math.isfinite(loss):
-                            raise ValueError(
-                                pipeline.NOT_FINITE.format(
-                                    loss, end - count + int(new.step), opts.iterations,
-                                    opts.content_weight, opts.style_weight, opts.tv_weight,
-                                    list(pipe.style_layer_weights),
-                                )
-                            )  # fmt: skip
-                        state, step = new, step + k  # together: no Ctrl-C between the two
-                        if int(new.step) > k:  # the first call at a scale may trace: not a measure
-                            elapsed = time.perf_counter() - began
-                            chunk = max(
-                                1, min(4 * chunk, round(k * CHUNK_SECONDS / max(elapsed, 1e-6)))
-                            )
-                        bar.update(k)
-                        bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
-                        if every is not None and step % every == 0 and step < opts.iterations:
-                            report(step, state, started, scale)
-                    image = state.image[0]
-                if every is not None:  # after the last step, at the last scale
-                    report(step, state, started, sizes[-1])
+            with tqdm(total=opts.iterations, disable=not opts.progress, unit="step") as hooks.bar:
+                image, _, _ = _checked(
+                    self.network.run, content_img, self.styles, self.blend,
+                    tf.constant(opts.iterations), request, None, None, None, hooks, direct=True,
+                )  # fmt: skip
         except KeyboardInterrupt:  # wherever it lands: in a graph call, the callback, the bar
-            with _further_ctrl_c_ignored():  # a second press must not lose the image
-                stop = _interrupted(pipe, opts, content_img, final_shape, state, step)
-                if every is not None and state is not None and reported[-1:] != [step]:
-                    # The callback sees the image returned.
-                    report(step, state, started, state_scale)
-            raise stop from None
-        return images.to_pil(final(state, started))
+            with interrupts.further_ctrl_c_ignored():  # a second press must not lose the image
+                raise hooks.interrupted() from None
+        return images.to_pil(image)
 
 
-def _checked(fn, *args):
-    """``interruptible(fn, *args)``, the pipeline's own checks as one-line ``ValueError``s."""
+class _Eager(pipeline.Hooks):
+    """``Pipeline.run``'s hooks for ``Stylizer``: every compiled step in a worker thread (Ctrl-C
+    at once), style targets kept per scale, a scale's steps in chunks of about
+    ``CHUNK_SECONDS`` with the progress bar and the callback between them, the memory check
+    before the first step, and what Ctrl-C returns."""
+
+    def __init__(self, stylizer: Stylizer, request: dict, content):
+        super().__init__(stylizer.network)
+        self.stylizer, self.opts = stylizer, stylizer.options
+        self.request, self.content = request, content
+        self.bar = None  # the progress bar, set by the caller
+        self.every = self.opts.callback_every if self.opts.callback is not None else None
+        self.step, self.state, self.current, self.scale = 0, None, None, None  # current: Started
+        self.reported = []  # the steps whose image the callback has seen
+        self.sizes: list[int] = []
+
+    def call(self, fn, *args):
+        return interrupts.run(fn, *args)
+
+    def planned(self, scales) -> None:
+        self.sizes = [int(v) for v in scales.sizes]
+        shape = images.working_shape(*self.content.shape[:2], self.opts.size)
+        memory.check(*(int(v) for v in shape), self.opts.size, self.pipeline.precision.precision)
+
+    def style(self, size):
+        return self.stylizer.style_targets(self.request, int(size))
+
+    def started(self, index, size, begin, started) -> None:
+        self.current, self.state, self.scale = started, started.state, int(size)  # together
+        index, count = int(index), len(self.sizes)
+        where = f"{self.scale} px" if count == 1 else f"{self.scale} px {index + 1}/{count}"
+        choice = self.pipeline.precision
+        self.bar.set_description(f"{where}, {choice.precision} ({choice.brief})")
+
+    def advance(self, started, state, learning_rate, begin, k):
+        """The steps in chunks: the first of one step (it may trace), then of about
+        ``CHUNK_SECONDS`` each, cut at every ``callback_every``-th step."""
+        end, chunk, every = self.step + int(k), 1, self.every
+        while self.step < end:
+            n = min(chunk, end - self.step)
+            if every is not None:
+                n = min(n, every - self.step % every)
+            began = time.perf_counter()
+            new = interrupts.run(
+                self.pipeline.compiled.advance,
+                state, started.targets, started.weights, learning_rate, tf.constant(n),
+            )  # fmt: skip
+            loss = float(new.loss)
+            if not math.isfinite(loss):
+                return new  # the run's check names the step and the weights
+            state, self.state, self.step = new, new, self.step + n  # together: no Ctrl-C between
+            if int(new.step) > n:  # the first call at a scale may trace: not a measure
+                elapsed = time.perf_counter() - began
+                chunk = max(1, min(4 * chunk, round(n * CHUNK_SECONDS / max(elapsed, 1e-6))))
+            self.bar.update(n)
+            self.bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+            if every is not None and self.step % every == 0 and self.step < self.opts.iterations:
+                self.report()
+        return state
+
+    def finished(self, state, started) -> None:
+        if self.every is not None:  # after the last step, at the last scale
+            self.report()
+
+    def report(self) -> None:
+        """The callback, with the current image at its scale and its loss terms."""
+        run, started = self.pipeline.compiled, self.current
+        terms = run.evaluate(self.state.image, started.targets, started.weights)
+        losses = {k: float(v) for k, v in terms.items()}
+        image, _ = run.finish(
+            self.state.image, started.content, started.targets, started.weights,
+            self.request["preserve_colors"],
+        )  # fmt: skip
+        self.opts.callback(self.step, {**losses, "scale": self.scale}, image.numpy())
+        self.reported.append(self.step)
+
+    def interrupted(self) -> Interrupted:
+        """The ``Interrupted`` for Ctrl-C now: the latest image at the output's size (before
+        the first scale started: the content), after the callback has seen it."""
+        opts = self.opts
+        image = self.content if self.state is None else self.state.image[0]
+        result = self.pipeline.full_size(image, self.content, opts.size, opts.preserve_colors)
+        if self.every is not None and self.state is not None and self.reported[-1:] != [self.step]:
+            self.report()  # the callback sees the image returned
+        return Interrupted(images.to_pil(result), self.step, opts.iterations)
+
+
+def _checked(fn, *args, direct: bool = False):
+    """``interrupts.run(fn, *args)`` (``direct``: ``fn(*args)`` in this thread), the pipeline's
+    own checks as one-line ``ValueError``s."""
     try:
-        return interruptible(fn, *args)
+        return fn(*args) if direct else interrupts.run(fn, *args)
     except tf.errors.InvalidArgumentError as err:
         raise ValueError(checks.message_of(err)) from None
-
-
-def _interrupted(pipe, opts, content, shape, state, step: int) -> Interrupted:
-    """The ``Interrupted`` for Ctrl-C after ``step``: the latest image at the output's size."""
-    content = images.resize(content, *shape)
-    # Before the first scale started: the content itself.
-    image = content if state is None else images.resize(state.image[0], *shape)
-    image = pipe.output(image[None], content, opts.preserve_colors)
-    return Interrupted(images.to_pil(image), step, opts.iterations)
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during ``transfer``: ``image`` is the result after ``step`` of ``iterations``."""
-
-    def __init__(self, image: PIL.Image.Image, step: int, iterations: int):
-        super().__init__(f"interrupted after step {step} of {iterations}")
-        self.image, self.step, self.iterations = image, step, iterations
-
-
-@contextlib.contextmanager
-def _further_ctrl_c_ignored():
-    """Ignore SIGINT for the block (in the main thread; elsewhere none arrives)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def interruptible(fn, *args, **kwargs):
-    """``fn(*args)`` (a graph call) in a worker thread, so that Ctrl-C is not held up until the
-    call returns: the main thread waits in short slices and gets ``KeyboardInterrupt`` at once.
-    An abandoned call finishes in the background (at most one chunk of steps)."""
-    out: dict = {}
-
-    def work():
-        try:
-            out["value"] = fn(*args, **kwargs)  # eager: returns once computed
-        except BaseException as err:  # handed to the caller
-            out["error"] = err
-
-    worker = threading.Thread(target=work, name="tfstyle-run", daemon=True)
-    worker.start()
-    while worker.is_alive():
-        worker.join(0.1)
-    if "error" in out:
-        raise out["error"]
-    return out["value"]
 
 
 def _named_init(init) -> bool:

@@ -35,25 +35,19 @@ import json
 import os
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from tfstyle import api, checks, images, options
+from tfstyle import api, batch_files, checks, flags, images, interrupts, options
 
 #: The options a batch takes: every option of ``transfer`` but the per-call callbacks and bar.
 BATCH_OPTIONS = tuple(
     o.name for o in options.OPTIONS if o.name not in ("callback", "callback_every", "progress")
 )
-#: The dead-letter file, in OUT_DIR: one JSON object per failed input.
-DEAD_LETTER = "failed.jsonl"
 #: Beam metrics namespace of the counters.
 NAMESPACE = "tfstyle"
-#: Files taken from a directory (a glob takes every file it matches but hidden ones).
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 #: Seconds between looks at OUT_DIR for the progress bar (local, and any other file system).
 POLL_SECONDS = {"local": 2.0, "remote": 30.0}
-_INSTALL = 'tfstyle batch needs Apache Beam: pip install "tfstyle[beam]"'
 #: Local worker processes by default. One: TensorFlow already runs each step on every core, and
 #: measured on 2 cores a second worker gained nothing (128 px: 1.05x, 256 px: 0.96x images/min;
 #: benchmarks/batch.py) while each worker holds a network and an image's optimisation in memory.
@@ -133,27 +127,29 @@ def run(
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"{name}: a path or URL is needed; got {value!r}")
     _check_beam_args(runner, pipeline_args)
-    styles = [_absolute(s) for s in styles]
-    kwargs = {**kwargs, "init": _absolute(kwargs["init"])} if "init" in kwargs else kwargs
+    styles = [batch_files.absolute(s) for s in styles]
+    if isinstance(kwargs.get("init"), str) and kwargs["init"] not in options.INITS:
+        kwargs = {**kwargs, "init": batch_files.absolute(kwargs["init"])}
     _stylizer(styles, kwargs)  # checks the options and images now, not on the workers
-    out_dir = _absolute(out_dir)
-    root, inputs = list_inputs(_absolute(content), out_dir)
-    _check_out_dir(out_dir)
+    out_dir = batch_files.absolute(out_dir)
+    root, inputs = batch_files.list_inputs(batch_files.absolute(content), out_dir)
+    batch_files.check_out_dir(out_dir)
 
     from apache_beam.io import WriteToText
 
-    todo = {output_path(path, root, out_dir) for path in inputs} - _existing(out_dir)
+    todo = {batch_files.output_path(p, root, out_dir) for p in inputs}
+    todo -= batch_files.existing(out_dir)
     pipeline = beam.Pipeline(*_runner_and_options(runner, workers, pipeline_args))
     failures = (
         pipeline
         | "Inputs" >> beam.Create(inputs)
         | "Stylize" >> Stylize(styles, out_dir, root=root, **kwargs)
     )
+    dead_letter = FileSystems.join(out_dir, batch_files.DEAD_LETTER)
     _ = (
         failures
         | "Json" >> beam.Map(json.dumps)
-        | "DeadLetter"
-        >> WriteToText(FileSystems.join(out_dir, DEAD_LETTER), shard_name_template="")
+        | "DeadLetter" >> WriteToText(dead_letter, shard_name_template="")
     )
     totals = dict.fromkeys(Counts._fields, 0)
     for counter in _run_watched(pipeline, out_dir, todo, progress)["counters"]:
@@ -186,109 +182,24 @@ def _run_watched(pipeline, out_dir: str, todo: set[str], progress: bool):
     from tqdm.auto import tqdm
 
     _, FileSystems = _beam()
-    outcome: dict = {}
 
     def work():
-        try:
-            result = pipeline.run()
-            result.wait_until_finish()
-            outcome["metrics"] = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))
-        except BaseException as err:  # handed to the caller
-            outcome["error"] = err
+        result = pipeline.run()
+        result.wait_until_finish()
+        return result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))
 
-    worker = threading.Thread(target=work, name="tfstyle-run", daemon=True)
-    worker.start()
     poll = POLL_SECONDS["local" if FileSystems.get_scheme(out_dir) is None else "remote"]
     with tqdm(total=len(todo), disable=not progress or not todo, unit="image") as bar:
-        last = time.monotonic()
-        while worker.is_alive():
-            worker.join(0.1)  # short slices: Ctrl-C is not held up
-            if bar.disable or time.monotonic() - last < poll:
-                continue
-            bar.update(len(_existing(out_dir) & todo) - bar.n)
-            last = time.monotonic()
-        if "error" not in outcome:
-            bar.update(len(todo) - bar.n)
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["metrics"]
+        last = [time.monotonic()]
 
+        def show():
+            if not bar.disable and time.monotonic() - last[0] >= poll:
+                bar.update(len(batch_files.existing(out_dir) & todo) - bar.n)
+                last[0] = time.monotonic()
 
-def list_inputs(content: str, out_dir: str) -> tuple[str, list[str]]:
-    """The input root and the sorted input files that ``content`` names (see ``run``), none of
-    them under ``out_dir``.
-
-    Raises:
-        FileNotFoundError: ``content`` does not exist.
-        ValueError: it names no file, or ``out_dir`` is where the inputs are.
-    """
-    _, FileSystems = _beam()
-    local = FileSystems.get_scheme(content) is None
-    if any(c in content for c in "*?[") and not (local and os.path.exists(content)):
-        cut = min(content.find(c) for c in "*?[" if c in content)
-        root, pattern, wanted = content[:cut].rsplit("/", 1)[0] or "/", content, None
-    elif local and os.path.isfile(content):
-        root, pattern, wanted = os.path.dirname(content), content, None
-    elif local and not os.path.isdir(content):
-        raise FileNotFoundError(f"content: no such file or directory: {content!r}")
-    else:  # a directory; elsewhere than here, a prefix unless it is a file
-        if not local and FileSystems.exists(content):
-            root, pattern, wanted = FileSystems.split(content)[0], content, None
-        else:
-            root = content.rstrip("/") or "/"
-            pattern, wanted = FileSystems.join(root, "**"), IMAGE_EXTENSIONS
-    if _inside(root, out_dir) is not None:
-        raise ValueError(
-            f"OUT_DIR {out_dir!r} is the input directory {root!r} or above it: the outputs "
-            "could write over inputs; choose a directory beside it or inside it"
-        )
-    if local and os.path.isfile(content):  # taken as it is, even with "[" or "*" in its name
-        return root, [content]
-    found = []
-    for meta in FileSystems.match([pattern])[0].metadata_list:
-        relative = _inside(meta.path, root)
-        if relative is None or any(p.startswith(".") for p in relative.split("/")):
-            continue  # hidden, e.g. an interrupted output's temporary file
-        if _inside(meta.path, out_dir) is not None:
-            continue  # an output of an earlier run
-        if wanted and not meta.path.lower().endswith(wanted):
-            continue
-        found.append(meta.path)
-    if "/**/" in pattern:  # "**" also stands for no directory: photos/**/*.jpg has photos/x.jpg
-        top = pattern.replace("/**/", "/", 1)
-        found += [
-            m.path
-            for m in FileSystems.match([top])[0].metadata_list
-            if _inside(m.path, out_dir) is None
-            and m.path not in found
-            and not any(p.startswith(".") for p in _inside(m.path, root).split("/"))
-        ]
-        found = list(dict.fromkeys(found))
-    if local and wanted:  # links to nothing (or in a loop): listed, so that they fail, named
-        for directory, _, names in os.walk(root):
-            for path in (os.path.join(directory, n) for n in names):
-                relative = _inside(path, root)
-                if (os.path.islink(path) and not os.path.exists(path)
-                        and path.lower().endswith(wanted) and _inside(path, out_dir) is None
-                        and not any(p.startswith(".") for p in relative.split("/"))):  # fmt: skip
-                    found.append(path)
-        found = sorted(found)
-    if not found:
-        what = f"no image files ({', '.join(wanted)})" if wanted else "no files"
-        raise ValueError(f"content: {what} in {content!r} (outside OUT_DIR, not hidden)")
-    return root, sorted(found)
-
-
-def output_path(path: str, root: str, out_dir: str) -> str:
-    """The output of input ``path`` (under ``root``): ``out_dir/<path relative to root>.png``.
-
-    Two inputs never share an output: ``a.jpg`` -> ``a.jpg.png``, ``a.png`` -> ``a.png.png``.
-    """
-    _, FileSystems = _beam()
-    relative = _inside(path, root)
-    if not relative:
-        raise ValueError(f"{path!r} is not under the input root {root!r}")
-    return FileSystems.join(out_dir, relative + ".png")
+        metrics = interrupts.run(work, poll=show)  # short slices: Ctrl-C is not held up
+        bar.update(len(todo) - bar.n)
+    return metrics
 
 
 def add_parser(commands) -> argparse.ArgumentParser:
@@ -296,15 +207,13 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
     Arguments after ``--`` are Beam pipeline options, passed through to the runner.
     """
-    from tfstyle import cli
-
     p = commands.add_parser(
         "batch",
         help="stylise many images (Apache Beam; rerun to resume)",
         description="Stylise every image CONTENT names with the same options, one PNG per input "
         "under OUT_DIR (OUT_DIR/<path relative to CONTENT>.png); inputs that fail are listed in "
-        f"OUT_DIR/{DEAD_LETTER}; outputs that exist are skipped. Beam pipeline options go after "
-        "'--'. Needs Apache Beam: pip install \"tfstyle[beam]\".",
+        f"OUT_DIR/{batch_files.DEAD_LETTER}; outputs that exist are skipped. Beam pipeline "
+        "options go after '--'. Needs Apache Beam: pip install \"tfstyle[beam]\".",
     )
     p.add_argument(
         "content",
@@ -313,7 +222,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
     )
     p.add_argument("style", nargs="+", help="style image file(s)")
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output directory")
-    cli.add_options(p, BATCH_OPTIONS)
+    flags.add_options(p, BATCH_OPTIONS)
     p.add_argument(
         "--runner",
         default=None,
@@ -327,7 +236,12 @@ def add_parser(commands) -> argparse.ArgumentParser:
         help=f"local worker processes (default {DEFAULT_WORKERS}: TensorFlow already uses every "
         "core)",
     )
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print nothing when every input is done or skipped (no progress bar, no closing line)",
+    )
     parse = p.parse_known_args
 
     def parse_known_args(args=None, namespace=None):
@@ -343,7 +257,8 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     """The ``batch`` command: 0 when every input is done or skipped, 1 when some failed (they
-    are in OUT_DIR/failed.jsonl) or on bad input, 130 on Ctrl-C."""
+    are in OUT_DIR/failed.jsonl) or on bad input, 130 on Ctrl-C. It ends with one line of counts
+    (with ``-q``, only when some input failed)."""
     import sys
 
     values = {name: getattr(args, name) for name in BATCH_OPTIONS}
@@ -353,17 +268,21 @@ def main(args: argparse.Namespace) -> int:
             pipeline_args=args.beam_args, progress=not args.quiet, **values,
         )  # fmt: skip
     except KeyboardInterrupt:
-        _remove_beam_temp(_absolute(args.output))
+        batch_files.remove_beam_temp(batch_files.absolute(args.output))
         print(
             "tfstyle: interrupted; the outputs written are complete: run the same command "
             "again to do the rest",
             file=sys.stderr,
         )
         return 130
+    if args.quiet and not counts.failed:
+        return 0
     failed = f"{counts.failed} failed"
     if counts.failed:
-        _, FileSystems = _beam()
-        failed += f" (listed in {FileSystems.join(_absolute(args.output), DEAD_LETTER)})"
+        dead_letter = batch_files.file_systems().join(
+            batch_files.absolute(args.output), batch_files.DEAD_LETTER
+        )
+        failed += f" (listed in {dead_letter})"
     print(
         f"tfstyle: {counts.done} done, {counts.skipped} skipped, {failed}; network built "
         f"{counts.models_loaded}x, style targets computed {counts.style_targets}x",
@@ -376,19 +295,9 @@ def _beam():
     """``apache_beam`` and its ``FileSystems``, or an ``ImportError`` saying what to install."""
     try:
         import apache_beam
-        from apache_beam.io.filesystems import FileSystems
     except ImportError:
-        raise ImportError(_INSTALL) from None
-    return apache_beam, FileSystems
-
-
-def _absolute(path):
-    """A local path made absolute and real, symbolic links resolved (workers need not share the
-    launcher's directory, and a link cannot make OUT_DIR look like another place than the
-    inputs); a URL or anything else as it is."""
-    if not isinstance(path, str) or path in options.INITS or "://" in path:
-        return path
-    return os.path.realpath(os.path.expanduser(path))
+        raise ImportError(batch_files.INSTALL_HINT) from None
+    return apache_beam, batch_files.file_systems()
 
 
 def _check_beam_args(runner: str | None, args: Sequence[str]) -> None:
@@ -420,79 +329,10 @@ def _check_beam_args(runner: str | None, args: Sequence[str]) -> None:
         logger.removeHandler(handler)
 
 
-def _inside(path: str, directory: str) -> str | None:
-    """``path`` relative to ``directory`` ("" if the same), or None if not inside it."""
-    directory = directory.rstrip("/")
-    if path.rstrip("/") == directory:
-        return ""
-    prefix = directory + "/"
-    return path[len(prefix) :] if path.startswith(prefix) else None
-
-
-def _check_out_dir(out_dir: str) -> None:
-    """A local OUT_DIR: created if its parent exists, and writable."""
-    if "://" in out_dir:
-        return  # an object store: written to by the workers, with their credentials
-    from tfstyle import files
-
-    if not os.path.isdir(out_dir):
-        parent = os.path.dirname(out_dir)
-        if not os.path.isdir(parent):
-            raise FileNotFoundError(f"OUT_DIR: its parent directory does not exist: {parent!r}")
-        if os.path.exists(out_dir):
-            raise NotADirectoryError(f"OUT_DIR: {out_dir!r} is a file, not a directory")
-        try:
-            os.mkdir(out_dir)
-        except OSError as err:
-            raise type(err)(f"OUT_DIR: cannot create {out_dir!r}: {err.strerror}") from None
-    files.check_writable_dir(out_dir, "OUT_DIR")
-
-
-def _remove_beam_temp(out_dir: str) -> None:
-    """Remove what an interrupted run's dead-letter writer left in a local OUT_DIR (Beam writes
-    ``failed.jsonl`` through a temporary directory beside it)."""
-    import glob
-    import shutil
-
-    if "://" not in out_dir:
-        for path in glob.glob(os.path.join(glob.escape(out_dir), f"beam-temp-{DEAD_LETTER}-*")):
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _complete(output: str) -> bool:
-    """Whether ``output`` is a finished output: a file that is not empty. (Anything else there,
-    an empty file or a directory, is not skipped: writing the output then fails, named.)"""
-    _, FileSystems = _beam()
-    if "://" not in output:
-        return os.path.isfile(output) and os.path.getsize(output) > 0
-    found = FileSystems.match([output])[0].metadata_list
-    return any(m.path == output and m.size_in_bytes > 0 for m in found)
-
-
-def _existing(out_dir: str) -> set[str]:
-    """The files under ``out_dir`` (one listing)."""
-    _, FileSystems = _beam()
-    found = FileSystems.match([FileSystems.join(out_dir, "**")])[0].metadata_list
-    return {meta.path for meta in found}
-
-
 def _read(path: str, name: str) -> bytes:
-    """The bytes of a file, through Beam's file systems; errors name the input as ``name``."""
-    _, FileSystems = _beam()
-    from apache_beam.io.filesystem import CompressionTypes
-
-    if not FileSystems.exists(path):
-        raise FileNotFoundError(f"{name}: no such file: {path!r}")
-    if "://" not in path and os.path.isdir(path):
-        raise IsADirectoryError(f"{name}: {path!r} is a directory, not an image file")
+    """The bytes of an image file (at most what ``load_image`` takes); errors name it ``name``."""
     limit = images._MAX_ENCODED_BYTES  # noqa: SLF001 (load_image's limit, for bytes read here)
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise ValueError(
-            f"{name}: {path!r} is larger than {limit // 2**20} MiB; not an image this tool can use"
-        )
-    return data
+    return batch_files.read(path, name, limit)
 
 
 def _stylizer(style: Sequence[str], values: dict) -> api.Stylizer:
@@ -558,26 +398,14 @@ def _stylize(model: _Model, path: str) -> bytes | _Failure:
 
 def _write(result) -> list[dict]:
     """Write a ``PredictionResult``'s PNG atomically; a failure's record for the dead letter."""
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
     from apache_beam.metrics import Metrics
 
     path, output = result.example
     error = result.inference.error if isinstance(result.inference, _Failure) else None
     if error is None:
-        directory, name = FileSystems.split(output)
-        temporary = FileSystems.join(directory, f".{name[:64]}.tmp-{uuid.uuid4().hex}")
         try:
-            with FileSystems.create(
-                temporary, mime_type="image/png", compression_type=CompressionTypes.UNCOMPRESSED
-            ) as f:
-                f.write(result.inference)
-            FileSystems.rename([temporary], [output])
+            batch_files.write(result.inference, output)
         except Exception as err:
-            try:
-                FileSystems.delete([temporary])
-            except Exception:  # never created, or already gone
-                pass
             error = f"{output}: cannot write the output ({_message(err)})"
     if error is not None:
         Metrics.counter(NAMESPACE, "failed").inc()
@@ -632,8 +460,8 @@ def _beam_classes() -> None:
 
     class Stylize(beam.PTransform):
         """Stylise a ``PCollection`` of input paths (files under ``root``), one PNG each under
-        ``out_dir`` (``output_path``); returns the ``PCollection`` of failures, one dict
-        ``{"input": path, "error": message}`` each. Outputs that exist are skipped.
+        ``out_dir`` (``batch_files.output_path``); returns the ``PCollection`` of failures, one
+        dict ``{"input": path, "error": message}`` each. Outputs that exist are skipped.
 
         The options and style images are checked when it is made.
 
@@ -664,8 +492,8 @@ def _beam_classes() -> None:
             def to_do(path: str) -> list[tuple[str, str]]:
                 from apache_beam.metrics import Metrics
 
-                output = output_path(path, root, out_dir)
-                if _complete(output):  # outputs appear only when they are complete
+                output = batch_files.output_path(path, root, out_dir)
+                if batch_files.complete(output):  # outputs appear only when they are complete
                     Metrics.counter(NAMESPACE, "skipped").inc()
                     return []
                 return [(path, output)]

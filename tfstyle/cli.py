@@ -15,25 +15,12 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 
+from tfstyle import flags  # no TensorFlow: it loads after the line below
+
 # TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) is noise on a command line.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-
-class _Parser(argparse.ArgumentParser):
-    """Usage errors end in one line on stderr and exit status 1, like every other bad input."""
-
-    def error(self, message):
-        raise SystemExit(_fail(f"{message} (see '{self.prog} --help')"))
-
-
-def _fail(message: str) -> int:
-    """One line on stderr, whatever the message (a library's may span many)."""
-    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
-    line = lines[0] if lines else "failed"
-    if line.endswith(":") and len(lines) > 1:  # "... errors:" and the errors on the next lines
-        line = f"{line} {'; '.join(lines[1:4])}"
-    print(f"tfstyle: error: {line[:500]}", file=sys.stderr)
-    return 1
+_fail = flags.fail  # tests/test_hostile.py calls cli._fail; new code calls flags.fail
 
 
 def docstring_args(func: Callable) -> dict[str, str]:
@@ -53,67 +40,15 @@ def docstring_args(func: Callable) -> dict[str, str]:
     return {k: re.sub(kinds, "", v) for k, v in helps.items()}
 
 
-def add_options(
-    parser: argparse.ArgumentParser,
-    names: Sequence[str] | None = None,
-    unset: bool = False,
-    defaults: dict | None = None,
-) -> None:
-    """Add a ``--flag`` for each option of the table (``tfstyle.options.OPTIONS``).
-
-    ``names`` limits the options; ``unset`` makes every default None (an option left out is
-    not sent), and booleans take an explicit true/false; ``defaults`` replaces some defaults.
-    """
-    import dataclasses
-
-    from tfstyle import options
-
-    for o in options.OPTIONS:
-        if not o.flag or (names is not None and o.name not in names):
-            continue
-        if defaults and o.name in defaults:
-            o = dataclasses.replace(o, default=defaults[o.name])
-        flag = "--" + o.name.replace("_", "-")
-        default = ", ".join(o.default) if o.kind == "layers" else o.default
-        help_text = f"{o.help} Defaults to {default}.".replace("%", "%%")
-        metavar = {
-            "choice": "|".join(o.choices),
-            "init": "|".join((*o.choices, "IMAGE")),
-            "weights": "imagenet|none|PATH",
-            "layers": "LAYER",
-            "floats": "WEIGHT",
-        }.get(o.kind)
-        kind = {"int": int, "float": float, "weights": _weights_arg}.get(o.kind, str)
-        if unset:
-            help_text = f"{o.help} Default: the exported model's."
-            kind = _BOOL if o.kind == "bool" else kind
-            parser.add_argument(flag, type=kind, default=None, metavar=metavar, help=help_text)
-        elif o.kind == "bool":
-            parser.add_argument(flag, action="store_true", help=help_text)
-        elif o.kind in ("layers", "floats"):
-            kind = float if o.kind == "floats" else str
-            parser.add_argument(
-                flag, nargs="+", type=kind, default=o.default, metavar=metavar, help=help_text
-            )
-        else:
-            parser.add_argument(flag, type=kind, default=default, metavar=metavar, help=help_text)
-
-
-def _BOOL(value: str) -> bool:
-    if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-        raise argparse.ArgumentTypeError(f"expected true or false; got {value!r}")
-    return value.lower() in ("true", "1", "yes")
-
-
-def _weights_arg(value: str):
-    return None if value.lower() == "none" else value
+# -q as in cp or pip -q: silence on success; errors and Ctrl-C are still reported, one line.
+_QUIET_HELP = "print nothing on success (no progress bar, no 'wrote' line)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     from tfstyle import options
 
-    parser = _Parser(prog="tfstyle", description="Neural style transfer on TensorFlow.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = flags.Parser(prog="tfstyle", description="Neural style transfer on TensorFlow.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=flags.Parser)
 
     p = commands.add_parser(
         "transfer",
@@ -123,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("content", help="content image file")
     p.add_argument("style", nargs="+", help="style image file(s)")
     p.add_argument("-o", "--output", required=True, help="output image file (e.g. out.png)")
-    add_options(p)
+    flags.add_options(p)
     p.add_argument(
         "--save-every",
         type=int,
@@ -131,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="also write the image every N steps, as OUT.NNNN.png",
     )
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-q", "--quiet", action="store_true", help=_QUIET_HELP)
     p.add_argument("-v", "--verbose", action="store_true", help="say which precision runs, and why")
 
     from tfstyle import export, signature
@@ -152,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=helps["max_iterations"],
     )
     p.add_argument("--no-warmup", action="store_true", help="do not write warm-up requests")
-    add_options(p, options.EXPORT_OPTIONS, defaults=export.EXPORT_DEFAULTS)
+    flags.add_options(p, options.EXPORT_OPTIONS, defaults=export.EXPORT_DEFAULTS)
 
     from tfstyle import client
 
@@ -205,8 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
         "any option below is given",
     )
     p.add_argument("--timeout", type=float, default=None, help=helps["timeout"])
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    add_options(p, options.REQUEST_OPTIONS, unset=True)
+    p.add_argument("-q", "--quiet", action="store_true", help=_QUIET_HELP)
+    flags.add_options(p, options.REQUEST_OPTIONS, unset=True)
 
     p = commands.add_parser("status", help="model status from a model server (gRPC)")
     helps = docstring_args(client.predict)
@@ -245,7 +180,7 @@ def _main(argv: Sequence[str] | None) -> int:
         return _interrupted("interrupted; nothing written")
     import tensorflow as tf
 
-    from tfstyle import api, batch, checks, client
+    from tfstyle import batch, checks, client, interrupts
 
     run = {"transfer": _transfer, "export": _export, "request": _request, "status": _status,
            "batch": batch.main}  # fmt: skip
@@ -253,17 +188,17 @@ def _main(argv: Sequence[str] | None) -> int:
         return run[args.command](args)
     except client.RunFailed as err:  # a part of a served run: keep what the others did
         if err.image is None:
-            return _fail(str(err))
+            return flags.fail(str(err))
         from tfstyle import files
 
         files.save_image(err.image, args.output)
-        return _fail(f"{err}; wrote the image after step {err.step} to {args.output}")
+        return flags.fail(f"{err}; wrote the image after step {err.step} to {args.output}")
     except (ValueError, OSError, ImportError, client.ServingError) as err:
         # FileNotFoundError, FileExistsError and WeightsDownloadError are OSErrors.
-        return _fail(str(err))
+        return flags.fail(str(err))
     except tf.errors.OpError as err:  # e.g. a file system error inside TensorFlow
-        return _fail(checks.message_of(err))
-    except api.Interrupted as stop:
+        return flags.fail(checks.message_of(err))
+    except interrupts.Interrupted as stop:
         import signal
 
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second press must not lose the image
@@ -283,11 +218,10 @@ def _main(argv: Sequence[str] | None) -> int:
 
 def _interrupted(message: str) -> int:
     """Report Ctrl-C; exit at once if a graph call is still finishing in the background."""
-    import threading
+    from tfstyle import interrupts
 
-    _fail(message)
-    if any(t.name in ("tfstyle-run", "tfstyle-part") and t.is_alive()
-           for t in threading.enumerate()):  # fmt: skip
+    flags.fail(message)
+    if interrupts.busy():
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(130)  # do not wait for (or tear TensorFlow down under) the abandoned call
@@ -368,15 +302,16 @@ def _transfer(args: argparse.Namespace) -> int:
         **values,
     )
     files.save_image(result, args.output)
-    print(f"wrote {args.output}", file=sys.stderr)
+    if not args.quiet:
+        print(f"wrote {args.output}", file=sys.stderr)
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    from tfstyle import api, export, options
+    from tfstyle import export, interrupts, options
 
     values = {name: getattr(args, name) for name in options.EXPORT_OPTIONS}
-    path = api.interruptible(  # tracing and saving hold Ctrl-C off: run them in a worker
+    path = interrupts.run(  # tracing and saving hold Ctrl-C off: run them in a worker
         export.export_saved_model,
         args.model_dir,
         version=args.version,
@@ -426,7 +361,8 @@ def _request(args: argparse.Namespace) -> int:
                 args.content, args.style, server=server, **common, **values
             )
     files.save_image(image, args.output)
-    print(f"wrote {args.output} (loss {loss:.4g})", file=sys.stderr)
+    if not args.quiet:
+        print(f"wrote {args.output} (loss {loss:.4g})", file=sys.stderr)
     return 0
 
 

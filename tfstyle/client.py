@@ -32,7 +32,7 @@ import urllib.request
 
 import PIL.Image
 
-from tfstyle import checks, images
+from tfstyle import checks, images, interrupts
 from tfstyle import signature as sig
 
 #: Seconds allowed for a request: a base plus this much per iteration at 512 px and below, growing
@@ -591,7 +591,7 @@ def stylize(
     Raises:
         ServingError: a bad request or model (one line, the reason).
         RunFailed: a part failed on every attempt; it carries the image so far.
-        tfstyle.api.Interrupted: Ctrl-C; it carries the image after the last part that ended.
+        tfstyle.Interrupted: Ctrl-C; it carries the image after the last part that ended.
             The first Ctrl-C lets the part in flight finish (the server computes it anyway) and
             then stops; a second one stops at once, cancelling that request.
     """
@@ -613,8 +613,6 @@ def stylize(
             chunk = max(iterations, 1)
         size = options.get("size", defaults.get("size"))
         from tqdm.auto import tqdm
-
-        from tfstyle import api
 
         step, resume, latest, loss = 0, b"", None, math.nan  # latest: a PIL image
         stopping = threading.Event()  # set by the first Ctrl-C during a part
@@ -640,10 +638,10 @@ def stylize(
                         )
 
                     try:
-                        latest, loss, resume = _finish_part(
-                            transport.part, notice,
+                        latest, loss, resume = interrupts.run(
+                            transport.part,
                             model, version, inputs, deadline, retries, bar.set_description,
-                            stopping.is_set,
+                            stopping.is_set, notice=notice,
                         )  # fmt: skip
                     except ServingError as err:
                         if stopping.is_set():  # asked to stop: no further attempt was made
@@ -661,7 +659,7 @@ def stylize(
                         return latest, loss
             except KeyboardInterrupt:
                 pass
-        raise api.Interrupted(latest, step, iterations)
+        raise interrupts.Interrupted(latest, step, iterations)
     finally:
         transport.close()
 
@@ -788,39 +786,6 @@ class _Grpc(_Transport):
             raise ServingError(f"unexpected answer from {server}: {_describe(err)}") from None
 
 
-def _finish_part(fn, notice, *args):
-    """``fn(*args)`` (one part of ``stylize``) in a worker thread. The first Ctrl-C calls
-    ``notice()`` and lets the part finish (the server would compute it anyway: TF Serving does
-    not stop a cancelled request); the second raises ``KeyboardInterrupt`` at once, leaving the
-    call to be cut when its connection closes."""
-    out: dict = {}
-    done = threading.Event()
-
-    def work():
-        try:
-            out["value"] = fn(*args)
-        except BaseException as err:  # handed to the caller
-            out["error"] = err
-        finally:
-            done.set()
-
-    threading.Thread(target=work, name="tfstyle-part", daemon=True).start()
-    asked = False
-    # An Event, not Thread.join: on Python 3.11 a KeyboardInterrupt inside join() marks a
-    # running thread as stopped, so waiting on after the first Ctrl-C would end at once.
-    while not done.is_set():
-        try:
-            done.wait(0.1)
-        except KeyboardInterrupt:
-            if asked:
-                raise
-            asked = True
-            notice()
-    if "error" in out:
-        raise out["error"]
-    return out["value"]
-
-
 def _wait(future):
     """The result of a gRPC call future. Waits in short sleeps, so that Ctrl-C lands here (never
     inside gRPC's own locks) and at once; the call is then cancelled."""
@@ -855,13 +820,11 @@ class _Rest(_Transport):
         raise error
 
     def call(self, url: str, model: str, version, inputs: dict, timeout: float) -> dict:
-        from tfstyle import api
-
         body = {k: {"b64": base64.b64encode(v).decode()} if isinstance(v, bytes) else v
                 for k, v in inputs.items()}  # fmt: skip
         data = json.dumps({"signature_name": sig.STYLIZE_SIGNATURE, "inputs": body}).encode()
         path = _rest_path(model, version) + ":predict"
-        answer = api.interruptible(_rest_call, url, path, data, timeout)
+        answer = interrupts.run(_rest_call, url, path, data, timeout)
         try:
             outputs = json.loads(answer)["outputs"]
             values = {sig.IMAGE_BYTES: outputs[sig.IMAGE_BYTES], sig.LOSS: outputs[sig.LOSS]}

@@ -179,7 +179,13 @@ def _decode(data: tf.Tensor, name: str) -> tf.Tensor:
     def rgba():  # PNG and BMP may carry alpha
         # Decoded with their own channels, then made RGBA here: TensorFlow's channels=4 fills
         # the alpha of a 1, 2 or 4-bit grayscale PNG with 1 (of 255), a transparent image.
-        x = tf.io.decode_image(data, channels=0, dtype=tf.float32, expand_animations=False)
+        x = _to_float(
+            tf.cond(
+                matches[0],  # a PNG may have 16 bits, which decode_png keeps (8 bits: v * 257)
+                lambda: tf.io.decode_png(data, channels=0, dtype=tf.uint16),
+                lambda: _widened(tf.io.decode_bmp(data, channels=0)),
+            )
+        )
         gray, opaque = x[..., :1], tf.ones_like(x[..., :1])
         by_channels = [
             lambda: tf.concat([gray, gray, gray, opaque], -1),
@@ -190,7 +196,7 @@ def _decode(data: tf.Tensor, name: str) -> tf.Tensor:
         return tf.switch_case(tf.clip_by_value(tf.shape(x)[-1] - 1, 0, 3), by_channels)
 
     def rgb():  # JPEG and GIF decode to RGB only: an opaque alpha
-        rgb = tf.io.decode_image(data, channels=3, dtype=tf.float32, expand_animations=False)
+        rgb = _to_float(_widened(tf.io.decode_image(data, channels=3, expand_animations=False)))
         return tf.concat([rgb, tf.ones_like(rgb[..., :1])], axis=-1)
 
     rgba = tf.cond(tf.reduce_any(matches[:2]), rgba, rgb)
@@ -280,6 +286,19 @@ def _header_shape(data: tf.Tensor, matches: tf.Tensor):
 
     index = tf.argmax(tf.cast(matches, tf.int32), output_type=tf.int32)
     return tf.switch_case(index, [png, bmp, jpeg, gif])
+
+
+def _widened(pixels: tf.Tensor) -> tf.Tensor:
+    """uint8 pixels as uint16 ``v * 257``, as ``decode_png`` gives an 8-bit PNG."""
+    return tf.cast(pixels, tf.uint16) * 257
+
+
+def _to_float(pixels: tf.Tensor) -> tf.Tensor:
+    """uint16 pixels (8-bit ones decoded as ``v * 257``) to float32 in [0, 1]: one correctly
+    rounded division, so ``v * 257 / 65535`` is bit for bit the ``v / 255`` that
+    ``load_image`` computes for a uint8 array: the same image as a file, bytes, a PIL image or
+    an array gives the same pixels (a multiplication by ``1 / 255`` would differ by an ulp)."""
+    return tf.cast(pixels, tf.float32) / 65535.0
 
 
 def over_white(rgba):

@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from tfstyle import checks, features, images, optimize, precision
+from tfstyle import checks, features, images, losses, optimize, precision
 
 INPUT, REQUEST, EXPORT, CALL = "input", "request", "export", "call"
-#: Ways of matching the style (``style_loss``).
-STYLE_LOSSES = ("gram", "wasserstein")
+#: Ways of matching the style (``style_loss``): the registry's names.
+STYLE_LOSSES = tuple(losses.STYLE_LOSSES)
 #: Named starting images; ``init`` also takes an image.
 INITS = ("content", "noise", "style-mean")
 _INT32_MAX = 2**31 - 1
@@ -335,20 +335,16 @@ def docstring_args(scopes=(INPUT, REQUEST, EXPORT, CALL), indent: str = "       
 
 
 def documented(func: Callable) -> Callable:
-    """Give ``func(*args, **options)`` the table's keyword-only signature and docstring.
+    """Fill ``func``'s docstring with the table's ``Args`` lines, where it has ``{options}``.
 
-    ``func``'s docstring has ``{options}`` where the options' ``Args`` lines go.
+    ``func``'s keyword-only parameters are written out in its source (so that readers, IDEs and
+    type checkers see them); they must be the table's options, in its order, with its defaults:
+    anything else is a ``TypeError`` at import.
     """
-    params = [
-        p
-        for p in inspect.signature(func).parameters.values()
-        if p.kind is not inspect.Parameter.VAR_KEYWORD
-    ]
-    params += [
-        inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=o.default)
-        for o in OPTIONS
-    ]
-    func.__signature__ = inspect.signature(func).replace(parameters=params)
-    func.__kwdefaults__ = None
+    params = inspect.signature(func).parameters.values()
+    written = [(p.name, p.default) for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    table = [(o.name, o.default) for o in OPTIONS]
+    if written != table:
+        raise TypeError(f"{func.__qualname__}'s keyword parameters differ from options.OPTIONS")
     func.__doc__ = func.__doc__.replace("{options}", docstring_args().lstrip())
     return func

@@ -25,12 +25,9 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
-from tfstyle import checks, features, images, losses, optimize, precision
+from tfstyle import checks, features, images, losses, optimize, plan, precision
 from tfstyle.options import INITS, REQUEST_OPTIONS
 
-#: Multiplies the Wasserstein style loss so that the default ``style_weight`` balances it against
-#: the content loss about as it balances the Gram loss (measured: see README).
-WASSERSTEIN_SCALE = 400.0
 #: The error of a style side out of range ({}: the side, style_scale, the scale's size).
 STYLE_SIDE = (
     f"style_scale: the longer side of the style images would be {{}} px (style_scale {{}} x {{}} "
@@ -80,7 +77,8 @@ class Objective:
     Args:
         extractor: model from ``features.build_extractor`` returning a dict of activations.
         content_layers: layers whose activations are matched to the content image.
-        style_layers: layers whose Gram matrices are matched to the style image(s).
+        style_layers: layers whose statistics are matched to the style image(s).
+        style_loss: the name of the style loss in ``losses.STYLE_LOSSES``.
     """
 
     def __init__(
@@ -93,7 +91,8 @@ class Objective:
         self.extractor = extractor
         self.content_layers = tuple(content_layers)
         self.style_layers = tuple(style_layers)
-        self.style_loss = style_loss
+        #: The style loss (``losses.STYLE_LOSSES``): its statistics, their blend, the loss.
+        self.style = losses.get_style_loss(style_loss)
 
     def targets(
         self, content: tf.Tensor, styles: Sequence[tf.Tensor], blend, style: tuple | None = None
@@ -114,10 +113,7 @@ class Objective:
         per_style = []  # per style image, per layer: a tuple of statistics
         for style in styles:
             feats = self.extractor(style[None])
-            if self.style_loss == "gram":
-                per_style.append([(losses.gram_matrix(feats[n])[0],) for n in self.style_layers])
-            else:
-                per_style.append([losses.feature_stats(feats[n]) for n in self.style_layers])
+            per_style.append([self.style.statistics(feats[n]) for n in self.style_layers])
         blended = [  # the blend weights' mean of each statistic
             tuple(
                 tf.add_n([blend[k] * per_style[k][layer][i] for k in range(len(styles))])
@@ -125,25 +121,14 @@ class Objective:
             )
             for layer in range(len(self.style_layers))
         ]
-        if self.style_loss == "gram":
-            return tuple(stats[0] for stats in blended)
-        return tuple((mean, cov, losses.sqrtm(cov)) for mean, cov in blended)
+        return tuple(self.style.target(stats) for stats in blended)
 
     def __call__(self, image: tf.Tensor, targets: Targets, weights: LossWeights) -> dict:
         """Loss terms of ``image`` ``(1, H, W, 3)``: a dict with total, content, style, tv."""
         feats = self.extractor(image)
         content = losses.content_loss([feats[n] for n in self.content_layers], targets.content)
         style_features = [feats[n] for n in self.style_layers]
-        if self.style_loss == "gram":
-            style = losses.style_loss(style_features, targets.style, weights.style_layers)
-        else:
-            layer_losses = tf.stack(
-                [
-                    losses.layer_wasserstein_loss(f, *stats)
-                    for f, stats in zip(style_features, targets.style, strict=True)
-                ]
-            )
-            style = WASSERSTEIN_SCALE * tf.reduce_sum(weights.style_layers * layer_losses)
+        style = self.style.loss(style_features, targets.style, weights.style_layers)
         tv = losses.total_variation_loss(image)
         shape = tf.shape(image)
         per_area = AREA_REFERENCE / tf.cast(shape[1] * shape[2], tf.float32)
@@ -308,14 +293,16 @@ class Pipeline:
 
     def run(
         self, content, styles, blend, iterations, request: dict,
-        start_step=None, stop_step=None, resume=None,
+        start_step=None, stop_step=None, resume=None, hooks: Hooks | None = None,
     ):  # fmt: skip
-        """The whole optimisation in one graph, or a part of it: ``schedule``, ``initial``, then
-        ``start`` and ``advance`` at each scale, and ``finish``.
+        """The whole optimisation, or a part of it: ``schedule``, its ``plan.scales``, then
+        ``initial``, ``start`` and ``advance`` at each scale, and ``finish``.
 
-        The steps are called as the same ``tf.function``s the API calls, kept as function calls
-        (not inlined), so that the graph optimiser cannot fuse work across them differently
-        from the API's chunked calls: the served pixels equal ``transfer``'s.
+        The one driver of a run: the exported signature calls it in its graph, ``transfer``
+        eagerly with ``hooks`` (progress, callbacks, Ctrl-C between chunks of steps). The steps
+        are the same ``tf.function``s both ways, kept as function calls (not inlined), so that
+        the graph optimiser cannot fuse work across them differently: the served pixels equal
+        ``transfer``'s.
 
         A part: only the steps ``[start_step, stop_step)`` of the run's ``iterations`` are
         taken (``0 <= start_step <= stop_step <= iterations``; None: 0 and ``iterations``),
@@ -328,35 +315,30 @@ class Pipeline:
             reached, upsampled if a coarser scale was running), the objective at the image
             reached (at its scale, before colour work), and the image reached ``(h, w, 3)``.
         """
-        run = self.compiled
+        run, hooks = self.compiled, hooks or Hooks(self)
         sizes, steps = schedule(
             tf.shape(content), [tf.shape(s) for s in styles], iterations, request
         )
-        ends = tf.cumsum(steps)
-        begins = ends - steps
         start = tf.constant(0) if start_step is None else tf.cast(start_step, tf.int32)
         stop = tf.cast(iterations if stop_step is None else stop_step, tf.int32)
-        count = tf.size(sizes)
-        # The scales holding the first step (start) and the last (stop - 1) of the part.
-        first = tf.minimum(tf.reduce_sum(tf.cast(ends <= start, tf.int32)), count - 1)
-        last = tf.maximum(tf.minimum(tf.reduce_sum(tf.cast(ends < stop, tf.int32)), count - 1),
-                          first)  # fmt: skip
+        scales = plan.scales(sizes, steps, start, stop)
+        hooks.planned(scales)
+
+        def initial():
+            return hooks.call(run.initial, content, styles, blend, request, sizes[0])
+
         if resume is None:
-            image = run.initial(content, styles, blend, request, sizes[0])
+            image = initial()
         else:
-            image = tf.cond(
-                start > 0,
-                lambda: tf.identity(resume),
-                lambda: run.initial(content, styles, blend, request, sizes[0]),
-            )
+            image = tf.cond(start > 0, lambda: tf.identity(resume), initial)
 
         def stage(i, image):
-            begin = tf.maximum(begins[i], start)
-            k = tf.maximum(tf.minimum(ends[i], stop) - begin, 0)
-            started = run.start(content, styles, blend, request, sizes[i], image)
-            state = run.advance(
-                started.state, started.targets, started.weights, request["learning_rate"], k
+            begin, k = scales.begins[i], scales.counts[i]
+            started = hooks.call(
+                run.start, content, styles, blend, request, sizes[i], image, hooks.style(sizes[i])
             )
+            hooks.started(i, sizes[i], begin, started)
+            state = hooks.advance(started, started.state, request["learning_rate"], begin, k)
             w = started.weights
             finite = checks.check(
                 tf.math.is_finite(state.loss) | tf.equal(k, 0),
@@ -365,33 +347,36 @@ class Pipeline:
                 w.content, w.style, w.tv, w.style_layers,
             )  # fmt: skip
             with tf.control_dependencies([finite]):
-                return started, tf.identity(state.image[0])
+                return started, state, tf.identity(state.image[0])
 
         _, image = tf.while_loop(
-            lambda i, _: i < last,
-            lambda i, image: (i + 1, stage(i, image)[1]),
-            (first, image),
+            lambda i, _: i < scales.last,
+            lambda i, image: (i + 1, stage(i, image)[2]),
+            (scales.first, image),
             shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, None, 3])),
             parallel_iterations=1,
         )
-        started, image = stage(last, image)
-        result, loss = run.finish(
-            image[None],
-            started.content,
-            started.targets,
-            started.weights,
+        started, state, image = stage(scales.last, image)
+        result, loss = hooks.call(
+            run.finish, image[None], started.content, started.targets, started.weights,
             request["preserve_colors"],
+        )  # fmt: skip
+        result = tf.cond(
+            tf.equal(scales.last, tf.size(sizes) - 1),
+            lambda: result,
+            # a part that stops before the last scale: at the output's size
+            lambda: self.full_size(image, content, sizes[-1], request["preserve_colors"]),
         )
-
-        def upsampled():  # a part that stops before the last scale: at the output's size
-            shape = tf.shape(content)
-            height, width = images.working_shape(shape[0], shape[1], sizes[-1])
-            out = images.resize(content, height, width)
-            big = images.resize(image, height, width)[None]
-            return self.output(big, out, request["preserve_colors"])
-
-        result = tf.cond(tf.equal(last, count - 1), lambda: result, upsampled)
+        hooks.finished(state, started)
         return result, loss, image
+
+    def full_size(self, image, content, size, preserve_colors) -> tf.Tensor:
+        """The result ``(H, W, 3)`` at the longer side ``size`` for an image ``(h, w, 3)``
+        reached at any scale: upsampled, with the content's colours if ``preserve_colors``."""
+        shape = tf.shape(content)
+        height, width = images.working_shape(shape[0], shape[1], size)
+        out = images.resize(content, height, width)
+        return self.output(images.resize(image, height, width)[None], out, preserve_colors)
 
     @functools.cached_property
     def compiled(self) -> _Compiled:
@@ -416,6 +401,39 @@ class _Compiled:
         self.advance = fn(pipeline.advance)
         self.evaluate = fn(pipeline.evaluate)
         self.finish = fn(pipeline.finish)
+
+
+class Hooks:
+    """What ``Pipeline.run`` calls around its steps. These do nothing more than the steps: what
+    the exported graph runs. ``tfstyle.api`` overrides them to run eagerly with a progress bar,
+    callbacks, Ctrl-C and style targets kept between calls."""
+
+    def __init__(self, pipeline: Pipeline):
+        self.pipeline = pipeline
+
+    def call(self, fn, *args):
+        """``fn(*args)``: each compiled step (``initial``, ``start``, ``finish``) goes here."""
+        return fn(*args)
+
+    def planned(self, scales: plan.Scales) -> None:
+        """The run's scales are known (before any step)."""
+
+    def style(self, size):
+        """The style targets at scale ``size`` if already computed, else None (computed by
+        ``start``)."""
+        return None
+
+    def started(self, index, size, begin, started: Started) -> None:
+        """Scale ``index`` (longer side ``size``) has started; its first step is ``begin``."""
+
+    def advance(self, started: Started, state, learning_rate, begin, k):
+        """Take the ``k`` steps of a scale from ``state``; the new state."""
+        return self.pipeline.compiled.advance(
+            state, started.targets, started.weights, learning_rate, k
+        )
+
+    def finished(self, state, started: Started) -> None:
+        """The last scale's steps are done (``state``), before the result is returned."""
 
 
 #: The options a ``Pipeline`` fixes; the rest are per request or per call.

@@ -1,0 +1,208 @@
+"""The files of a batch (``tfstyle.batch``): which inputs CONTENT names, where their outputs go,
+and reading and writing them through Beam's file systems (``FileSystems``).
+
+No TensorFlow and no Beam pipeline here; Beam's ``FileSystems`` is imported when a function
+needs it (``gs://`` and the other schemes Beam has installed work wherever it does).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+from tfstyle import files
+
+#: The dead-letter file, in OUT_DIR: one JSON object per failed input.
+DEAD_LETTER = "failed.jsonl"
+#: Files taken from a directory (a glob takes every file it matches but hidden ones).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+#: The error when Apache Beam is not installed.
+INSTALL_HINT = 'tfstyle batch needs Apache Beam: pip install "tfstyle[beam]"'
+
+
+def file_systems():
+    """Beam's ``FileSystems``, or an ``ImportError`` saying what to install."""
+    try:
+        from apache_beam.io.filesystems import FileSystems
+    except ImportError:
+        raise ImportError(INSTALL_HINT) from None
+    return FileSystems
+
+
+def absolute(path):
+    """A local path made absolute and real, symbolic links resolved (workers need not share the
+    launcher's directory, and a link cannot make OUT_DIR look like another place than the
+    inputs); a URL or anything else as it is."""
+    if not isinstance(path, str) or "://" in path:
+        return path
+    return os.path.realpath(os.path.expanduser(path))
+
+
+def list_inputs(content: str, out_dir: str) -> tuple[str, list[str]]:
+    """The input root and the sorted input files that ``content`` names (see
+    ``tfstyle.batch.run``), none of them under ``out_dir``.
+
+    Raises:
+        FileNotFoundError: ``content`` does not exist.
+        ValueError: it names no file, or ``out_dir`` is where the inputs are.
+    """
+    FileSystems = file_systems()
+    local = FileSystems.get_scheme(content) is None
+    if any(c in content for c in "*?[") and not (local and os.path.exists(content)):
+        cut = min(content.find(c) for c in "*?[" if c in content)
+        root, pattern, wanted = content[:cut].rsplit("/", 1)[0] or "/", content, None
+    elif local and os.path.isfile(content):
+        root, pattern, wanted = os.path.dirname(content), content, None
+    elif local and not os.path.isdir(content):
+        raise FileNotFoundError(f"content: no such file or directory: {content!r}")
+    else:  # a directory; elsewhere than here, a prefix unless it is a file
+        if not local and FileSystems.exists(content):
+            root, pattern, wanted = FileSystems.split(content)[0], content, None
+        else:
+            root = content.rstrip("/") or "/"
+            pattern, wanted = FileSystems.join(root, "**"), IMAGE_EXTENSIONS
+    if _inside(root, out_dir) is not None:
+        raise ValueError(
+            f"OUT_DIR {out_dir!r} is the input directory {root!r} or above it: the outputs "
+            "could write over inputs; choose a directory beside it or inside it"
+        )
+    if local and os.path.isfile(content):  # taken as it is, even with "[" or "*" in its name
+        return root, [content]
+    found = []
+    for meta in FileSystems.match([pattern])[0].metadata_list:
+        relative = _inside(meta.path, root)
+        if relative is None or any(p.startswith(".") for p in relative.split("/")):
+            continue  # hidden, e.g. an interrupted output's temporary file
+        if _inside(meta.path, out_dir) is not None:
+            continue  # an output of an earlier run
+        if wanted and not meta.path.lower().endswith(wanted):
+            continue
+        found.append(meta.path)
+    if "/**/" in pattern:  # "**" also stands for no directory: photos/**/*.jpg has photos/x.jpg
+        top = pattern.replace("/**/", "/", 1)
+        found += [
+            m.path
+            for m in FileSystems.match([top])[0].metadata_list
+            if _inside(m.path, out_dir) is None
+            and m.path not in found
+            and not any(p.startswith(".") for p in _inside(m.path, root).split("/"))
+        ]
+        found = list(dict.fromkeys(found))
+    if local and wanted:  # links to nothing (or in a loop): listed, so that they fail, named
+        for directory, _, names in os.walk(root):
+            for path in (os.path.join(directory, n) for n in names):
+                relative = _inside(path, root)
+                if (os.path.islink(path) and not os.path.exists(path)
+                        and path.lower().endswith(wanted) and _inside(path, out_dir) is None
+                        and not any(p.startswith(".") for p in relative.split("/"))):  # fmt: skip
+                    found.append(path)
+        found = sorted(found)
+    if not found:
+        what = f"no image files ({', '.join(wanted)})" if wanted else "no files"
+        raise ValueError(f"content: {what} in {content!r} (outside OUT_DIR, not hidden)")
+    return root, sorted(found)
+
+
+def output_path(path: str, root: str, out_dir: str) -> str:
+    """The output of input ``path`` (under ``root``): ``out_dir/<path relative to root>.png``.
+
+    Two inputs never share an output: ``a.jpg`` -> ``a.jpg.png``, ``a.png`` -> ``a.png.png``.
+    """
+    relative = _inside(path, root)
+    if not relative:
+        raise ValueError(f"{path!r} is not under the input root {root!r}")
+    return file_systems().join(out_dir, relative + ".png")
+
+
+def _inside(path: str, directory: str) -> str | None:
+    """``path`` relative to ``directory`` ("" if the same), or None if not inside it."""
+    directory = directory.rstrip("/")
+    if path.rstrip("/") == directory:
+        return ""
+    prefix = directory + "/"
+    return path[len(prefix) :] if path.startswith(prefix) else None
+
+
+def check_out_dir(out_dir: str) -> None:
+    """A local OUT_DIR: created if its parent exists, and writable."""
+    if "://" in out_dir:
+        return  # an object store: written to by the workers, with their credentials
+    if not os.path.isdir(out_dir):
+        parent = os.path.dirname(out_dir)
+        if not os.path.isdir(parent):
+            raise FileNotFoundError(f"OUT_DIR: its parent directory does not exist: {parent!r}")
+        if os.path.exists(out_dir):
+            raise NotADirectoryError(f"OUT_DIR: {out_dir!r} is a file, not a directory")
+        try:
+            os.mkdir(out_dir)
+        except OSError as err:
+            raise type(err)(f"OUT_DIR: cannot create {out_dir!r}: {err.strerror}") from None
+    files.check_writable_dir(out_dir, "OUT_DIR")
+
+
+def remove_beam_temp(out_dir: str) -> None:
+    """Remove what an interrupted run's dead-letter writer left in a local OUT_DIR (Beam writes
+    ``failed.jsonl`` through a temporary directory beside it)."""
+    import glob
+    import shutil
+
+    if "://" not in out_dir:
+        for path in glob.glob(os.path.join(glob.escape(out_dir), f"beam-temp-{DEAD_LETTER}-*")):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def complete(output: str) -> bool:
+    """Whether ``output`` is a finished output: a file that is not empty. (Anything else there,
+    an empty file or a directory, is not skipped: writing the output then fails, named.)"""
+    if "://" not in output:
+        return os.path.isfile(output) and os.path.getsize(output) > 0
+    found = file_systems().match([output])[0].metadata_list
+    return any(m.path == output and m.size_in_bytes > 0 for m in found)
+
+
+def existing(out_dir: str) -> set[str]:
+    """The files under ``out_dir`` (one listing)."""
+    FileSystems = file_systems()
+    found = FileSystems.match([FileSystems.join(out_dir, "**")])[0].metadata_list
+    return {meta.path for meta in found}
+
+
+def read(path: str, name: str, limit: int) -> bytes:
+    """The bytes of a file of at most ``limit`` bytes; errors name the input as ``name``."""
+    FileSystems = file_systems()
+    from apache_beam.io.filesystem import CompressionTypes
+
+    if not FileSystems.exists(path):
+        raise FileNotFoundError(f"{name}: no such file: {path!r}")
+    if "://" not in path and os.path.isdir(path):
+        raise IsADirectoryError(f"{name}: {path!r} is a directory, not an image file")
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(
+            f"{name}: {path!r} is larger than {limit // 2**20} MiB; not an image this tool can use"
+        )
+    return data
+
+
+def write(data: bytes, output: str) -> None:
+    """Write the PNG ``data`` to ``output`` atomically: under a hidden temporary name beside it,
+    renamed when complete (a rerun skips only complete outputs; ``list_inputs`` never lists
+    hidden files)."""
+    FileSystems = file_systems()
+    from apache_beam.io.filesystem import CompressionTypes
+
+    directory, name = FileSystems.split(output)
+    temporary = FileSystems.join(directory, f".{name[:64]}.tmp-{uuid.uuid4().hex}")
+    try:
+        with FileSystems.create(
+            temporary, mime_type="image/png", compression_type=CompressionTypes.UNCOMPRESSED
+        ) as f:
+            f.write(data)
+        FileSystems.rename([temporary], [output])
+    except Exception:
+        try:
+            FileSystems.delete([temporary])
+        except Exception:  # never created, or already gone
+            pass
+        raise

@@ -1,0 +1,84 @@
+"""Command-line flags shared by the CLI's commands: the parser, the one-line error, the options.
+
+``tfstyle.cli`` and ``tfstyle.batch`` both build their commands from these; this module imports
+neither of them, and no TensorFlow (the options table is read when a parser is built).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors end in one line on stderr and exit status 1, like every other bad input."""
+
+    def error(self, message):
+        raise SystemExit(fail(f"{message} (see '{self.prog} --help')"))
+
+
+def fail(message: str) -> int:
+    """One line on stderr, whatever the message (a library's may span many); returns 1."""
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    line = lines[0] if lines else "failed"
+    if line.endswith(":") and len(lines) > 1:  # "... errors:" and the errors on the next lines
+        line = f"{line} {'; '.join(lines[1:4])}"
+    print(f"tfstyle: error: {line[:500]}", file=sys.stderr)
+    return 1
+
+
+def add_options(
+    parser: argparse.ArgumentParser,
+    names: Sequence[str] | None = None,
+    unset: bool = False,
+    defaults: dict | None = None,
+) -> None:
+    """Add a ``--flag`` for each option of the table (``tfstyle.options.OPTIONS``).
+
+    ``names`` limits the options; ``unset`` makes every default None (an option left out is
+    not sent), and booleans take an explicit true/false; ``defaults`` replaces some defaults.
+    """
+    import dataclasses
+
+    from tfstyle import options  # imports TensorFlow
+
+    for o in options.OPTIONS:
+        if not o.flag or (names is not None and o.name not in names):
+            continue
+        if defaults and o.name in defaults:
+            o = dataclasses.replace(o, default=defaults[o.name])
+        flag = "--" + o.name.replace("_", "-")
+        default = ", ".join(o.default) if o.kind == "layers" else o.default
+        help_text = f"{o.help} Defaults to {default}.".replace("%", "%%")
+        metavar = {
+            "choice": "|".join(o.choices),
+            "init": "|".join((*o.choices, "IMAGE")),
+            "weights": "imagenet|none|PATH",
+            "layers": "LAYER",
+            "floats": "WEIGHT",
+        }.get(o.kind)
+        kind = {"int": int, "float": float, "weights": _weights_arg}.get(o.kind, str)
+        if unset:
+            help_text = f"{o.help} Default: the exported model's."
+            kind = _bool_arg if o.kind == "bool" else kind
+            parser.add_argument(flag, type=kind, default=None, metavar=metavar, help=help_text)
+        elif o.kind == "bool":
+            parser.add_argument(flag, action="store_true", help=help_text)
+        elif o.kind in ("layers", "floats"):
+            kind = float if o.kind == "floats" else str
+            parser.add_argument(
+                flag, nargs="+", type=kind, default=o.default, metavar=metavar, help=help_text
+            )
+        else:
+            parser.add_argument(flag, type=kind, default=default, metavar=metavar, help=help_text)
+
+
+def _bool_arg(value: str) -> bool:
+    if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+        raise argparse.ArgumentTypeError(f"expected true or false; got {value!r}")
+    return value.lower() in ("true", "1", "yes")
+
+
+def _weights_arg(value: str):
+    return None if value.lower() == "none" else value
