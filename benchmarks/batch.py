@@ -29,14 +29,14 @@ import numpy as np  # noqa: E402
 import PIL.Image  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import speed  # noqa: E402
+import common  # noqa: E402
 
 from tfstyle import options  # noqa: E402
 
 
 def make_images(directory: str, count: int, size: int) -> None:
     """``count`` distinct crops of the bundled photo, longer side ``size`` px, as PNGs."""
-    photo = PIL.Image.open(speed.CONTENT).convert("RGB")
+    photo = PIL.Image.open(common.CONTENT).convert("RGB")
     rng = np.random.default_rng(0)
     side = min(photo.size) * 3 // 4
     for k in range(count):
@@ -51,7 +51,7 @@ def make_images(directory: str, count: int, size: int) -> None:
 def run_batch(inputs: str, out_dir: str, workers: int, args) -> dict:
     """One ``tfstyle batch`` run in a fresh process: its wall time and counts."""
     command = [
-        sys.executable, "-m", "tfstyle", "batch", inputs, speed.STYLE, "-o", out_dir, "-q",
+        sys.executable, "-m", "tfstyle", "batch", inputs, common.STYLE, "-o", out_dir, "-q",
         "--workers", str(workers), "--size", str(args.size), "--iterations",
         str(args.iterations), "--weights", args.weights, "--precision", args.precision,
         "--seed", "0",
@@ -81,7 +81,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     weights = None if args.weights == "none" else args.weights
-    speed.print_machine(options.Options(weights=weights, precision=args.precision))
+    common.print_machine(options.Options(weights=weights, precision=args.precision))
     print(
         f"{args.images} images of {args.size} px (longer side), {args.iterations} iterations "
         f"each, default schedule; wall time includes start-up"

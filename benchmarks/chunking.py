@@ -24,12 +24,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import speed  # noqa: E402
+import common  # noqa: E402
 
 from tfstyle import optimize, pipeline  # noqa: E402
 
 
-def run(problem: speed.Problem, steps: int, chunk: int, rounded: bool) -> dict:
+def run(problem: common.Problem, steps: int, chunk: int, rounded: bool) -> dict:
     """``steps`` steps in chunks of ``chunk``, each chunk from a fresh optimiser state."""
     pipe = pipeline.get(problem.opts)
     compiled = pipe.compiled
@@ -61,8 +61,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="write chunking.json here")
     args = p.parse_args(argv)
     weights = None if args.weights.lower() == "none" else args.weights
-    problem = speed.Problem(args.size, weights, args.backbone)
-    speed.print_machine(problem.opts)
+    problem = common.Problem(args.size, weights, args.backbone)
+    common.print_machine(problem.opts)
     run(problem, 2, 1, False)  # trace
     results = [run(problem, args.steps, args.steps, False)]
     for chunk in args.chunks:

@@ -43,7 +43,7 @@ import PIL.ImageDraw  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import speed  # noqa: E402
+import common  # noqa: E402
 
 import tfstyle  # noqa: E402
 from tfstyle import images, losses, options, pipeline  # noqa: E402
@@ -54,7 +54,7 @@ JUDGE_SIZE = 256
 def old_weights(size: int, opts) -> dict:
     """The weights under which today's objective is the single-scale objective before the change
     (content and TV summed over positions)."""
-    with PIL.Image.open(speed.CONTENT) as content:
+    with PIL.Image.open(common.CONTENT) as content:
         h, w = (int(v) for v in images.working_shape(content.height, content.width, size))
     area = h * w / pipeline.AREA_REFERENCE
     return {"content_weight": opts.content_weight * area, "tv_weight": opts.tv_weight * area}
@@ -66,7 +66,7 @@ class Judge:
     def __init__(self, opts):
         self.pipe = pipeline.get(opts.replace(precision="float32"))
         self.layers = opts.style_layers
-        self.style = self.grams(images.load_image(speed.STYLE, "style"))
+        self.style = self.grams(images.load_image(common.STYLE, "style"))
 
     def grams(self, image) -> list:
         image = images.resize_longer_side(tf.convert_to_tensor(image, tf.float32), JUDGE_SIZE)
@@ -100,8 +100,8 @@ def terms(opts, image: np.ndarray, size: int, **weights) -> dict:
     with ``weights`` replacing the loss weights; the ratio of weighted style to content."""
     opts = opts.replace(size=size, precision="float32", **weights)
     pipe = pipeline.get(opts)
-    content = images.load_image(speed.CONTENT, "content")
-    style = images.load_image(speed.STYLE, "style")
+    content = images.load_image(common.CONTENT, "content")
+    style = images.load_image(common.STYLE, "style")
     request = pipeline.request_tensors(opts, 0)
     started = pipe.compiled.start(content, [style], [1.0], request, tf.constant(size), content)
     image = tf.convert_to_tensor(image, tf.float32)
@@ -115,7 +115,7 @@ def terms(opts, image: np.ndarray, size: int, **weights) -> dict:
 
 def run(kwargs: dict, iterations: int) -> tuple[np.ndarray, float]:
     start = time.perf_counter()
-    image = tfstyle.transfer(speed.CONTENT, speed.STYLE, iterations=iterations, **kwargs)
+    image = tfstyle.transfer(common.CONTENT, common.STYLE, iterations=iterations, **kwargs)
     return np.asarray(image, np.float32) / 255.0, time.perf_counter() - start
 
 
@@ -160,16 +160,16 @@ def main(argv=None) -> int:
     p.add_argument("--same-time", action="store_true")
     p.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
                    help="options for the new runs, e.g. min_scale=256 steps_ratio=0.5")  # fmt: skip
-    p.add_argument("--out", default=os.path.join(speed.ROOT, "benchmarks", "results", "quality"))
+    p.add_argument("--out", default=os.path.join(common.ROOT, "benchmarks", "results", "quality"))
     args = p.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     base = {"weights": args.weights, "backbone": args.backbone, "seed": 0, "progress": False}
     base["precision"] = args.precision
     extra = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     opts = options.Options(**{**base, **extra})
-    speed.print_machine(opts)
+    common.print_machine(opts)
     judge = Judge(opts)
-    photo = judge.distance(images.load_image(speed.CONTENT, "content"))
+    photo = judge.distance(images.load_image(common.CONTENT, "content"))
     print(f"Gram distance to the style at {JUDGE_SIZE} px: the content photo {photo:.3f}")
     results, pictures = [], {"old": {}, "new": {}}
     run({**base, **extra, "size": 64}, 2)  # build and trace once

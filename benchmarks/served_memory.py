@@ -121,7 +121,8 @@ def main(argv=None) -> int:
         return 0
 
     sys.path.insert(0, HERE)
-    import speed  # noqa: E402
+    import common  # noqa: E402
+    import tensorflow as tf
 
     import tfstyle
 
@@ -131,9 +132,9 @@ def main(argv=None) -> int:
         print(text, flush=True)
         lines.append(text)
 
-    flags = speed.print_machine()
+    flags = common.print_machine()
     lines.append(f"CPU flags: {' '.join(flags) or 'no avx2/avx512f/avx512_bf16/amx'}")
-    say(f"TensorFlow {speed.tf.__version__}, {os.cpu_count()} CPUs, precision {args.precision}")
+    say(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, precision {args.precision}")
     with tempfile.TemporaryDirectory() as tmp:
         path = args.model
         if path is None:

@@ -30,6 +30,7 @@ made only to draw the curves. Timings are medians over --repeats.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -42,61 +43,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from common import CONTENT, ROOT, STYLE, Problem, print_machine, used_precision  # noqa: E402
 
 import tfstyle  # noqa: E402
-from tfstyle import images, options, pipeline, precision  # noqa: E402
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONTENT = os.path.join(ROOT, "examples", "content.jpg")
-STYLE = os.path.join(ROOT, "examples", "style.png")
-
-
-class Problem:
-    """The objective both methods minimise, at one resolution."""
-
-    def __init__(self, size: int, weights, backbone: str):
-        self.options = {"size": size, "weights": weights, "backbone": backbone}
-        # The objective is judged in float32.
-        self.opts = options.Options(**self.options, seed=0, precision="float32")
-        self.pipeline = pipeline.get(self.opts)
-        content = images.load_image(CONTENT, "content")
-        style = images.load_image(STYLE, "style")
-        request = pipeline.request_tensors(self.opts, 0)
-        size = tf.constant(size)
-        started = self.pipeline.compiled.start(content, [style], [1.0], request, size, content)
-        self.content = started.content
-        self.targets, self.weights = started.targets, started.weights
-        self.objective = self.pipeline.objective
-
-    def value(self, image) -> float:
-        """Objective of an (H, W, 3) image, resized to this problem's resolution if needed."""
-        image = tf.convert_to_tensor(image, tf.float32)
-        if image.shape[:2] != self.content.shape[:2]:
-            image = images.resize(image, self.content.shape[0], self.content.shape[1])
-        terms = self.pipeline.compiled.evaluate(image[None], self.targets, self.weights)
-        return float(terms["total"])
-
-
-def print_machine(opts=None) -> list:
-    """Print the CPU and its instruction-set flags (returned); with ``opts``, the precision its
-    runs use."""
-    machine = precision._machine()
-    flags = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in machine["flags"]]
-    print(f"CPU: {machine['cpu']}; flags: {' '.join(flags) or 'no avx2/avx512f/avx512_bf16/amx'}")
-    if opts is not None:
-        choice = used_precision(opts)
-        print(f"precision {opts.precision} -> {choice.precision}: {choice.reason}")
-        print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs")
-    return flags
-
-
-def used_precision(opts) -> precision.Choice:
-    """The precision ``opts`` runs in here (``TFSTYLE_PRECISION`` included)."""
-    layers = tuple(dict.fromkeys(opts.content_layers + opts.style_layers))
-    return precision.choose(
-        opts.precision, backbone=opts.backbone, pooling=opts.pooling, layers=layers,
-        weights=opts.weights,
-    )  # fmt: skip
+from tfstyle import options, pipeline, precision  # noqa: E402
 
 
 def measure_peak(repeats: int = 5, n: int = 4096) -> float:
@@ -411,7 +361,24 @@ def plot(path: str, baseline: dict, ours: dict, title: str, recipe: dict | None 
     fig.savefig(path, dpi=100)
 
 
-def main(argv=None) -> int:
+@dataclasses.dataclass
+class Bench:
+    """What every section of a run uses: the options, the problem and the precisions."""
+
+    args: argparse.Namespace
+    weights: str | None
+    problem: Problem
+    label: str
+    machine: dict
+    flags: list
+    calibration_s: float
+    chosen: precision.Choice  # what precision="auto" chose
+    ran: str  # what transfer() runs in: auto's choice, unless TFSTYLE_PRECISION forces one
+    iterations: int
+    optimizer: str
+
+
+def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--baseline-steps", type=int, default=200)
@@ -443,14 +410,11 @@ def main(argv=None) -> int:
     )
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     p.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    weights = None if args.weights.lower() == "none" else args.weights
-    if args.memory_child:
-        memory_child(args.memory_child, weights, args.backbone, args.memory_iterations)
-        return 0
-    os.makedirs(args.out, exist_ok=True)
-    iterations = args.iterations or options.DEFAULTS["iterations"]
-    optimizer = options.DEFAULTS["optimizer"]
+    return p.parse_args(argv)
+
+
+def set_up(args: argparse.Namespace, weights: str | None) -> Bench:
+    """The machine, what ``precision="auto"`` chooses and costs, and the problem at --size."""
     machine = precision._machine()
     flags = print_machine()
     calibration_s, chosen = calibrate(weights, args.backbone)
@@ -461,21 +425,37 @@ def main(argv=None) -> int:
         f"weights, {tuple(problem.content.shape[:2])} px"
     )
     print(f"tfstyle speed benchmark: {label}, TensorFlow {tf.__version__}, {os.cpu_count()} CPUs")
-
-    peak = measure_peak(n=args.peak_size)
-    flops = conv_flops(problem)
     auto = chosen.precision
-    # What transfer() runs in: auto's choice, unless TFSTYLE_PRECISION forces one.
     ran = used_precision(options.Options(weights=weights, backbone=args.backbone)).precision
     if ran != auto:
         print(f"{precision.ENV} is set: tfstyle's runs below use {ran}, not auto's {auto}")
+    return Bench(
+        args=args, weights=weights, problem=problem, label=label, machine=machine, flags=flags,
+        calibration_s=calibration_s, chosen=chosen, ran=ran,
+        iterations=args.iterations or options.DEFAULTS["iterations"],
+        optimizer=options.DEFAULTS["optimizer"],
+    )  # fmt: skip
+
+
+def peak_section(bench: Bench) -> dict:
+    """The float32 peak of the machine (printed with the per-step figures)."""
+    return {"peak_gflops": measure_peak(n=bench.args.peak_size)}
+
+
+def per_step_section(bench: Bench, peak: float) -> dict:
+    """Seconds per step in float32 and bfloat16 at --size and each --precision-sizes, the FLOPs
+    and GFLOP/s next to the peak, and a step of a default ``transfer`` call. With the machine's
+    entries, in the order speed.json has always had."""
+    args, problem, optimizer, ran = bench.args, bench.problem, bench.optimizer, bench.ran
+    auto = bench.chosen.precision
+    flops = conv_flops(problem)
     steps = {
         p: time_per_step(problem, optimizer, p, 5, max(args.repeats, 3))
         for p in ("float32", "bfloat16")
     }
     by_size = {args.size: steps}
     for size in args.precision_sizes:
-        other = Problem(size, weights, args.backbone) if size != args.size else problem
+        other = Problem(size, bench.weights, args.backbone) if size != args.size else problem
         by_size[size] = {
             p: time_per_step(other, optimizer, p, 3, max(args.repeats, 2))
             for p in ("float32", "bfloat16")
@@ -494,7 +474,6 @@ def main(argv=None) -> int:
             f"float32 peak (which allows {flops / 1e9 / peak:.3f} s: "
             f"ratio {per_step / (flops / 1e9 / peak):.2f})"
         )
-    per_step, achieved = steps[ran], flops / steps[ran] / 1e9
     # What users get: a default transfer() call, with and without its progress bar.
     transfer_steps = {
         progress: time_transfer_per_step(problem, progress, 20, max(args.repeats, 2))
@@ -505,40 +484,48 @@ def main(argv=None) -> int:
             f"tfstyle.transfer at {args.size} px, progress {'on' if progress else 'off'}: "
             f"{s:.3f} s a step (20 steps, {ran})"
         )
-
-    baselines = [run_baseline(problem, args.baseline_steps) for _ in range(args.repeats)]
-    walls = [b["wall_s"] for b in baselines]
-    baseline = sorted(baselines, key=lambda b: b["wall_s"])[len(baselines) // 2]
-    target = baseline["final_objective"]
-    print(
-        f"baseline: {args.baseline_steps} steps in {statistics.median(walls):.1f} s "
-        f"(runs: {', '.join(f'{w:.1f}' for w in walls)}), final objective {target:.4g}"
-    )
-
-    runs = [run_tfstyle(problem, iterations, 2, target) for _ in range(args.repeats)]
-    ours = runs[len(runs) // 2]
-    result = {
-        "label": label,
-        "size": args.size,
-        "peak_gflops": peak,
+    return {
         "step_flops": flops,
-        "step_s": per_step,
+        "step_s": steps[ran],
         "step_s_by_precision": steps,
         "step_s_by_size_and_precision": by_size,
-        "cpu": machine["cpu"],
-        "cpu_flags": flags,
-        "auto": {"precision": auto, "reason": chosen.reason, "calibration_s": calibration_s},
+        "cpu": bench.machine["cpu"],
+        "cpu_flags": bench.flags,
+        "auto": {
+            "precision": auto,
+            "reason": bench.chosen.reason,
+            "calibration_s": bench.calibration_s,
+        },
         "transfer_step_s": {
             "progress_on": transfer_steps[True],
             "progress_off": transfer_steps[False],
         },
         "precision": ran,
-        "step_gflops": achieved,
-        "baseline": baseline,
-        "baseline_walls_s": walls,
-        "tfstyle": ours,
-        "tfstyle_walls_s": [r.get("wall_to_target_s") for r in runs],
+        "step_gflops": flops / steps[ran] / 1e9,
     }
+
+
+def baseline_section(bench: Bench) -> dict:
+    """The TensorFlow tutorial's recipe for --baseline-steps, --repeats times (the median run)."""
+    args = bench.args
+    baselines = [run_baseline(bench.problem, args.baseline_steps) for _ in range(args.repeats)]
+    walls = [b["wall_s"] for b in baselines]
+    baseline = sorted(baselines, key=lambda b: b["wall_s"])[len(baselines) // 2]
+    print(
+        f"baseline: {args.baseline_steps} steps in {statistics.median(walls):.1f} s "
+        f"(runs: {', '.join(f'{w:.1f}' for w in walls)}), final objective "
+        f"{baseline['final_objective']:.4g}"
+    )
+    return {"baseline": baseline, "baseline_walls_s": walls}
+
+
+def tfstyle_section(bench: Bench, baseline: dict) -> dict:
+    """tfstyle's default run: when it reaches the baseline's final objective, and where it is at
+    the baseline's wall time."""
+    target, iterations = baseline["final_objective"], bench.iterations
+    runs = [run_tfstyle(bench.problem, iterations, 2, target) for _ in range(bench.args.repeats)]
+    ours = runs[len(runs) // 2]
+    result = {"tfstyle": ours, "tfstyle_walls_s": [r.get("wall_to_target_s") for r in runs]}
     if ours.get("wall_to_target_s"):
         t = statistics.median(r["wall_to_target_s"] for r in runs if r.get("wall_to_target_s"))
         ratio = baseline["wall_s"] / t
@@ -568,18 +555,25 @@ def main(argv=None) -> int:
             f"tfstyle's curve ends at {last_t:.1f} s with {last_v:.4g} "
             f"(the baseline's final: {target:.4g} at {baseline['wall_s']:.1f} s)"
         )
+    return result
 
-    # The recipes' objectives as targets; how long the shortest tfstyle run that reaches each
-    # takes, with the default coarse-to-fine schedule and with every step at the full size.
-    recipes = {"TF tutorial": {"wall_s": baseline["wall_s"], "target": target}}
-    recipe = run_torch_recipe(problem, args.torch_evaluations)
-    result["torch_recipe"] = recipe
+
+def torch_recipe_section(bench: Bench) -> dict:
+    """The PyTorch tutorial's recipe, or why it was skipped."""
+    return {"torch_recipe": run_torch_recipe(bench.problem, bench.args.torch_evaluations)}
+
+
+def shortest_runs_section(bench: Bench, baseline: dict, recipe: dict) -> dict:
+    """The recipes' objectives as targets; how long the shortest tfstyle run that reaches each
+    takes, with the default coarse-to-fine schedule and with every step at the full size."""
+    size, limit = bench.args.size, 4 * bench.iterations
+    recipes = {"TF tutorial": {"wall_s": baseline["wall_s"], "target": baseline["final_objective"]}}
     if "best_last20" in recipe:
         recipes["PyTorch tutorial"] = {"wall_s": recipe["wall_s"], "target": recipe["best_last20"]}
     shortest = []
     for name, r in recipes.items():
-        for schedule, extra in (("default", {}), ("single scale", {"min_scale": args.size})):
-            run = shortest_run(problem, r["target"], extra, limit=4 * iterations)
+        for schedule, extra in (("default", {}), ("single scale", {"min_scale": size})):
+            run = shortest_run(bench.problem, r["target"], extra, limit=limit)
             row = {"recipe": name, "schedule": schedule, "target": r["target"], "run": run}
             if run:
                 row["ratio"] = r["wall_s"] / run["wall_s"]
@@ -587,14 +581,18 @@ def main(argv=None) -> int:
             print(
                 f"tfstyle ({schedule}) to the {name}'s {r['target']:.4g}: "
                 + (
-                    f"{run['iterations']} iterations, {run['wall_s']:.1f} s ({ran}) -> "
+                    f"{run['iterations']} iterations, {run['wall_s']:.1f} s ({bench.ran}) -> "
                     f"{run['objective']:.4g}: {row['ratio']:.1f}x the recipe's {r['wall_s']:.1f} s"
                     if run
-                    else f"not reached in {4 * iterations} iterations"
+                    else f"not reached in {limit} iterations"
                 )
             )
-    result["shortest_runs"] = shortest
+    return {"shortest_runs": shortest}
 
+
+def memory_section(bench: Bench) -> dict:
+    """Peak resident memory of a tfstyle run at each --memory-sizes, a fresh process each."""
+    args = bench.args
     memory = [measure_memory(size, args) for size in args.memory_sizes]
     for m in memory:
         print(
@@ -606,8 +604,16 @@ def main(argv=None) -> int:
                 else f"failed: {m['error']}"
             )
         )
-    result["memory"] = memory
+    return {"memory": memory}
 
+
+def print_table(bench: Bench, result: dict) -> None:
+    """The summary table of a run's ``result`` (speed.json's entries)."""
+    args, ran = bench.args, bench.ran
+    peak, flops = result["peak_gflops"], result["step_flops"]
+    baseline, ours = result["baseline"], result["tfstyle"]
+    transfer_steps = {True: result["transfer_step_s"]["progress_on"],
+                      False: result["transfer_step_s"]["progress_off"]}  # fmt: skip
     rows = [
         ("float32 matmul peak", f"{peak:.0f} GFLOP/s"),
         *[
@@ -616,17 +622,19 @@ def main(argv=None) -> int:
                 f"{s:.3f} s ({flops / s / 1e9:.0f} GFLOP/s, "
                 f"{s / (flops / 1e9 / peak):.2f}x what the peak allows)",
             )
-            for p, s in steps.items()
+            for p, s in result["step_s_by_precision"].items()
         ],
         *[
             (f"transfer() step, progress {'on' if p else 'off'}, {ran}", f"{s:.3f} s")
             for p, s in transfer_steps.items()
         ],
-        (f"baseline, {args.baseline_steps} steps", f"{baseline['wall_s']:.1f} s -> {target:.4g}"),
+        (
+            f"baseline, {args.baseline_steps} steps",
+            f"{baseline['wall_s']:.1f} s -> {baseline['final_objective']:.4g}",
+        ),
         (
             "tfstyle to that objective",
-            f"{result['tfstyle'].get('wall_to_target_s') or 0:.1f} s "
-            f"({ours['steps_to_target']} steps)"
+            f"{ours.get('wall_to_target_s') or 0:.1f} s ({ours['steps_to_target']} steps)"
             if ours.get("wall_to_target_s")
             else "not reached",
         ),
@@ -638,23 +646,48 @@ def main(argv=None) -> int:
                 if r["run"]
                 else "not reached",
             )
-            for r in shortest
+            for r in result["shortest_runs"]
         ],
         *[
             (
                 f"peak memory at {m['size']} px",
                 f"{m['peak_rss_mib']:.0f} MiB" if "error" not in m else m["error"],
             )
-            for m in memory
+            for m in result["memory"]
         ],
     ]
     width = max(len(name) for name, _ in rows)
     print("\n" + "\n".join(f"{name:<{width}}  {value}" for name, value in rows))
 
-    with open(os.path.join(args.out, "speed.json"), "w") as f:
+
+def write_results(bench: Bench, result: dict) -> None:
+    """speed.json and speed.png in --out."""
+    out = bench.args.out
+    with open(os.path.join(out, "speed.json"), "w") as f:
         json.dump(result, f, indent=1)
-    plot(os.path.join(args.out, "speed.png"), baseline, ours, label, recipe)
-    print(f"wrote {args.out}/speed.json and speed.png")
+    plot(os.path.join(out, "speed.png"), result["baseline"], result["tfstyle"], bench.label,
+         result["torch_recipe"])  # fmt: skip
+    print(f"wrote {out}/speed.json and speed.png")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    weights = None if args.weights.lower() == "none" else args.weights
+    if args.memory_child:
+        memory_child(args.memory_child, weights, args.backbone, args.memory_iterations)
+        return 0
+    os.makedirs(args.out, exist_ok=True)
+    bench = set_up(args, weights)
+    result = {"label": bench.label, "size": args.size}
+    result.update(peak_section(bench))
+    result.update(per_step_section(bench, result["peak_gflops"]))
+    result.update(baseline_section(bench))
+    result.update(tfstyle_section(bench, result["baseline"]))
+    result.update(torch_recipe_section(bench))
+    result.update(shortest_runs_section(bench, result["baseline"], result["torch_recipe"]))
+    result.update(memory_section(bench))
+    print_table(bench, result)
+    write_results(bench, result)
     return 0
 
 

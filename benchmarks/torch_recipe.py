@@ -5,7 +5,7 @@
 ``optim.LBFGS([input_img])`` and every default (lr 1, max_iter 20, history_size 100, no line
 search), a closure that clamps ``input_img`` to [0, 1] and counts evaluations, and
 ``while run[0] <= num_steps: optimizer.step(closure)`` with ``num_steps=300``. This module runs
-that loop on exactly tfstyle's objective (``speed.Problem``: the network and its weights, layers,
+that loop on exactly tfstyle's objective (``common.Problem``: the network and its weights, layers,
 preprocessing, loss definitions and weights, per-area scaling, content initialisation, the
 example images and the resolution) and times one forward + input-gradient pass in PyTorch and in
 TensorFlow, with thread and compiler variants of each.
@@ -32,13 +32,13 @@ import weakref
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import common  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfstyle import options, pipeline  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 TUTORIAL = "https://pytorch.org/tutorials/advanced/neural_style_tutorial.html"
 #: The torch objective should equal tfstyle's to this relative difference (float32) ...
 TOLERANCE = 1e-4
@@ -76,15 +76,6 @@ def _torch():
     return torch
 
 
-def _speed():
-    """benchmarks/speed.py, imported when needed (it may import this module)."""
-    if HERE not in sys.path:
-        sys.path.append(HERE)
-    import speed
-
-    return speed
-
-
 def to_torch(image):
     """An ``(H, W, 3)`` image (array or tensor) as a float32 ``(1, 3, H, W)`` torch tensor."""
     torch = _torch()
@@ -107,10 +98,10 @@ class TorchObjective:
     TensorFlow computed for the problem, so only the forward pass and the losses are recomputed.
 
     Args:
-        problem: ``speed.Problem``.
+        problem: ``common.Problem``.
 
     Example:
-        >>> problem = speed.Problem(64, None, "vgg16")
+        >>> problem = common.Problem(64, None, "vgg16")
         >>> float(TorchObjective(problem)(to_torch(problem.content)))  # problem.value(content)
     """
 
@@ -119,8 +110,8 @@ class TorchObjective:
         from tfstyle import features
 
         objective = problem.objective
-        if objective.style_loss != "gram":
-            raise ValueError(f"only the gram style loss is reproduced; got {objective.style_loss}")
+        if objective.style.name != "gram":
+            raise ValueError(f"only the gram style loss is reproduced; got {objective.style.name}")
         self.content_layers = objective.content_layers
         self.style_layers = objective.style_layers
         wanted = set(self.content_layers + self.style_layers)
@@ -395,9 +386,8 @@ def tf_variant_child(name: str, sizes, weights, backbone: str, repeats: int) -> 
     if "intra_op" in settings:  # before TensorFlow's runtime starts
         tf.config.threading.set_intra_op_parallelism_threads(settings["intra_op"])
         tf.config.threading.set_inter_op_parallelism_threads(settings["inter_op"])
-    problem_class = _speed().Problem
     for size in sizes:
-        problem = problem_class(size, weights, backbone)
+        problem = common.Problem(size, weights, backbone)
         seconds = time_step_tf(problem, repeats, jit_compile=settings.get("jit_compile", False))
         threading = tf.config.threading
         line = {
@@ -470,12 +460,11 @@ def main(argv=None) -> int:
         tf_variant_child(args.tf_variant, args.step_sizes, weights, args.backbone, args.repeats)
         return 0
     torch = _torch()
-    speed = _speed()
     out = args.out or tempfile.mkdtemp(prefix="torch_recipe-")
     os.makedirs(out, exist_ok=True)
 
-    problem = speed.Problem(args.size, weights, args.backbone)
-    flags = speed.print_machine(problem.opts)
+    problem = common.Problem(args.size, weights, args.backbone)
+    flags = common.print_machine(problem.opts)
     threading = tf.config.threading
     print(
         f"PyTorch {torch.__version__}: {torch.get_num_threads()} intra-op threads, "
@@ -512,7 +501,7 @@ def main(argv=None) -> int:
 
     steps = {}
     for size in args.step_sizes:
-        other = problem if size == args.size else speed.Problem(size, weights, args.backbone)
+        other = problem if size == args.size else common.Problem(size, weights, args.backbone)
         checked_objective(other)
         row = {"torch": time_step_torch(other, args.repeats)}
         for n in TORCH_THREADS:
