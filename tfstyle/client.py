@@ -32,7 +32,7 @@ import urllib.request
 
 import PIL.Image
 
-from tfstyle import checks, images, interrupts
+from tfstyle import checks, images, interrupts, plan
 from tfstyle import signature as sig
 
 #: Seconds allowed for a request: a base plus this much per iteration at 512 px and below, growing
@@ -618,8 +618,9 @@ def stylize(
         stopping = threading.Event()  # set by the first Ctrl-C during a part
         with tqdm(total=iterations, disable=not progress, unit="step") as bar:
             try:
-                while not stopping.is_set():
-                    stop = min(step + chunk, iterations)
+                for _, stop in plan.requests(iterations, chunk):  # each starts at ``step``
+                    if stopping.is_set():
+                        break
                     part = {sig.START_STEP: step, sig.STOP_STEP: stop, sig.RESUME_BYTES: resume}
                     if sig.START_STEP not in defaults:
                         part = {}

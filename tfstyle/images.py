@@ -293,12 +293,24 @@ def _widened(pixels: tf.Tensor) -> tf.Tensor:
     return tf.cast(pixels, tf.uint16) * 257
 
 
+#: The one conversion of pixels to float: 16-bit values times float32(1 / 65535) (8-bit ones
+#: as ``v * 257``, which ``decode_png`` gives). A multiplication, in NumPy and in TensorFlow
+#: alike, eager or in a graph: a division by a constant may be rewritten in a graph, and a
+#: second conversion differs by an ulp, which a short L-BFGS run amplifies to many grey levels.
+_SCALE = np.float32(1 / 65535)
+
+
 def _to_float(pixels: tf.Tensor) -> tf.Tensor:
-    """uint16 pixels (8-bit ones decoded as ``v * 257``) to float32 in [0, 1]: one correctly
-    rounded division, so ``v * 257 / 65535`` is bit for bit the ``v / 255`` that
-    ``load_image`` computes for a uint8 array: the same image as a file, bytes, a PIL image or
-    an array gives the same pixels (a multiplication by ``1 / 255`` would differ by an ulp)."""
-    return tf.cast(pixels, tf.float32) / 65535.0
+    """uint16 pixels (8-bit ones widened by ``_widened``) to float32 in [0, 1] (``_SCALE``)."""
+    return tf.cast(pixels, tf.float32) * _SCALE
+
+
+def _float_pixels(array: np.ndarray) -> np.ndarray:
+    """A uint8 or uint16 array to float32 in [0, 1]: what ``_to_float`` gives for the same
+    pixels decoded from a file, bit for bit."""
+    if array.dtype == np.uint8:
+        array = array.astype(np.uint16) * np.uint16(257)
+    return array.astype(np.float32) * _SCALE
 
 
 def over_white(rgba):
@@ -316,7 +328,7 @@ def _pil_to_array(img: PIL.Image.Image, name: str) -> np.ndarray:
         return _array_to_rgb(np.asarray(img, dtype=np.float32), name)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         return _array_to_rgb(np.asarray(img.convert("RGBA")), name)
-    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    return _float_pixels(np.asarray(img.convert("RGB")))
 
 
 def _array_to_rgb(array: np.ndarray, name: str) -> np.ndarray:
@@ -327,10 +339,8 @@ def _array_to_rgb(array: np.ndarray, name: str) -> np.ndarray:
             f"{name}: an image array must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); "
             f"got {array.shape}"
         )
-    if array.dtype == np.uint8:
-        array = array.astype(np.float32) / 255.0
-    elif array.dtype == np.uint16:
-        array = array.astype(np.float32) / 65535.0
+    if array.dtype in (np.uint8, np.uint16):
+        array = _float_pixels(array)
     elif np.issubdtype(array.dtype, np.floating):
         array = array.astype(np.float32)
         if not np.all(np.isfinite(array)) or array.min() < 0.0 or array.max() > 1.0:
