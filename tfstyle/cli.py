@@ -76,16 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a SavedModel for TensorFlow Serving",
         description=inspect.getdoc(export.export_saved_model).split("\n")[0],
     )
-    helps = docstring_args(export.export_saved_model)
-    p.add_argument("--model-dir", default=signature.MODEL_DIR, help=helps["model_dir"])
-    p.add_argument("--version", type=int, default=None, help=helps["version"])
-    p.add_argument("--max-size", type=int, default=None, help=helps["max_size"])
+    limits = options.EXPORT_LIMITS  # the export's parameters beside the options
     p.add_argument(
-        "--max-iterations",
-        type=int,
-        default=export.DEFAULT_MAX_ITERATIONS,
-        help=helps["max_iterations"],
+        "--model-dir",
+        default=signature.MODEL_DIR,
+        help=f"the model's base path (what --model_base_path points at). Defaults to "
+        f"{signature.MODEL_DIR}.",
     )
+    for name, row in limits.items():
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=row.default,
+                       help=f"{row.help} Defaults to {row.default}.")  # fmt: skip
     p.add_argument("--no-warmup", action="store_true", help="do not write warm-up requests")
     flags.add_options(p, options.EXPORT_OPTIONS, defaults=export.EXPORT_DEFAULTS)
 

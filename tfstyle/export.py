@@ -9,6 +9,7 @@ Serving's session-based loader).
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import io
 import json
@@ -22,7 +23,7 @@ from tfstyle import checks, files, images, memory, options, pipeline
 from tfstyle import signature as sig
 
 #: Largest ``iterations`` a request may ask for, unless the export says otherwise.
-DEFAULT_MAX_ITERATIONS = 5000
+DEFAULT_MAX_ITERATIONS = options.EXPORT_LIMITS["max_iterations"].default
 #: Where an export's default differs from ``transfer``'s: the model runs on the server, so the
 #: precision cannot be measured here; float32 is right on every server.
 EXPORT_DEFAULTS = {"precision": "float32"}
@@ -42,11 +43,7 @@ def export_saved_model(
     Args:
         model_dir: str. The model's base path (what ``--model_base_path`` points at). Defaults to
             ``"saved_models/tfstyle"``.
-        version: int. Version directory; None takes one more than the highest present.
-            Defaults to None.
-        max_size: int. Largest ``size`` the stylize signature accepts; None takes
-            ``max(size, 1024)``. Defaults to None.
-        max_iterations: int. Largest ``iterations`` a request may ask for. Defaults to 5000.
+        {limits}
         warmup: bool. Write warm-up requests to ``assets.extra/`` (needs the ``serving``
             extra). Defaults to True.
         **export_options: any of ``options.EXPORT_OPTIONS``, with the meaning and default they
@@ -81,11 +78,9 @@ def export_saved_model(
         got = opts.init if isinstance(opts.init, str) else type(opts.init).__name__
         raise ValueError(f"init must be one of {allowed} for an export; got {got!r}")
     max_size = max(opts.size, 1024) if max_size is None else max_size
-    size_option = options.BY_NAME["size"]
-    options.Option("max_size", None, "int", options.EXPORT, "", low=opts.size,
-                   high=size_option.high).check(max_size)  # fmt: skip
-    options.Option("max_iterations", None, "int", options.EXPORT, "", low=1,
-                   high=options.BY_NAME["iterations"].high).check(max_iterations)  # fmt: skip
+    limits = options.EXPORT_LIMITS
+    dataclasses.replace(limits["max_size"], low=opts.size, none=False).check(max_size)
+    limits["max_iterations"].check(max_iterations)
     path = _version_dir(model_dir, version)
 
     served = _Served(pipeline.get(opts), opts, max_size, max_iterations)
@@ -108,25 +103,31 @@ def export_saved_model(
     return path
 
 
+export_saved_model.__doc__ = export_saved_model.__doc__.replace(
+    "{limits}", options.docstring_args(rows=tuple(options.EXPORT_LIMITS.values())).lstrip()
+)
+
+
 class _Served:
     """The exported computation: request checks, in-graph decoding, then the one pipeline."""
 
     def __init__(self, pipe: pipeline.Pipeline, opts, max_size: int, max_iterations: int):
         self.pipeline = pipe
         self.limits = {"size": max_size, sig.ITERATIONS: max_iterations}
-        scalar = tf.TensorSpec([], tf.string)
-        self.required = [scalar, scalar, tf.TensorSpec([], tf.int32)]
+        contract = sig.stylize_inputs()
+        #: The inputs both signatures require: content, style, iterations.
+        self.required = [
+            tf.TensorSpec([], t.dtype, name=t.name) for t in contract if t.default == sig.REQUIRED
+        ]
         seed = 0 if opts.seed is None else opts.seed
         #: The per-request options' values for serving_default.
         self.request = pipeline.request_tensors(opts, seed)
-        #: The stylize signature's optional inputs and their defaults.
+        #: The stylize signature's optional inputs and their defaults: the export's values of
+        #: the options, the contract's for the rest.
         self.defaults = {
-            **self.request,
-            sig.RETURN_IMAGE: tf.constant(False),
-            sig.START_STEP: tf.constant(0),
-            sig.STOP_STEP: tf.constant(-1),
-            sig.RESUME_BYTES: tf.constant(""),
-        }
+            t.name: self.request[t.name] if t.option else tf.constant(t.default, t.dtype)
+            for t in contract if t.default != sig.REQUIRED
+        }  # fmt: skip
         self.optional = {
             name: tf.TensorSpec([], value.dtype, name=name) for name, value in self.defaults.items()
         }
@@ -141,8 +142,8 @@ class _Served:
         """``stylize(content, style, iterations, <option>=<export's value>, ...)``: Python
         defaults, which the SavedModel records as the signature's default inputs."""
         params = [
-            inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-            for n in (sig.CONTENT, sig.STYLE, sig.ITERATIONS)
+            inspect.Parameter(spec.name, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+            for spec in self.required
         ]
         params += [
             inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=v)
@@ -163,10 +164,9 @@ class _Served:
     def run(self, content, style, iterations, request: dict) -> dict:
         """The outputs; ``request`` holds the options and, for ``stylize``, ``RETURN_IMAGE`` and
         the part of the run to take (``START_STEP``, ``STOP_STEP``, ``RESUME_BYTES``)."""
-        return_image = request.pop(sig.RETURN_IMAGE, tf.constant(False))
-        start = request.pop(sig.START_STEP, tf.constant(0))
-        stop = request.pop(sig.STOP_STEP, tf.constant(-1))
-        resume = request.pop(sig.RESUME_BYTES, tf.constant(""))
+        part = {t.name: request.pop(t.name, tf.constant(t.default, t.dtype))
+                for t in sig.PART_INPUTS}  # fmt: skip
+        return_image, start, stop, resume = (part[t.name] for t in sig.PART_INPUTS)
         checked = options.graph_checks({sig.ITERATIONS: iterations, **request}, self.limits)
         with tf.control_dependencies(checked):
             stop = tf.where(tf.equal(stop, -1), iterations, stop)
@@ -263,8 +263,7 @@ def _version_dir(model_dir, version: int | None) -> str:
     )
     if version is None:
         version = max(existing, default=0) + 1
-    # TF Serving reads version directories as int64.
-    options.Option("version", None, "int", options.EXPORT, "", low=1, high=2**63 - 1).check(version)
+    options.EXPORT_LIMITS["version"].check(version)  # TF Serving reads versions as int64
     path = os.path.join(model_dir, str(version))
     if os.path.exists(path):
         raise FileExistsError(
@@ -310,7 +309,7 @@ def _write_warmup(path: str, side: int, defaults: dict) -> None:
     Serving before 2.14 takes no input from a signature's defaults, and a failed warm-up request
     fails the model's load."""
     try:
-        from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+        from tensorflow_serving.apis import prediction_log_pb2
     except ImportError as err:
         raise ImportError(
             "warm-up requests need tensorflow-serving-api: pip install 'tfstyle[serving]', "
@@ -325,15 +324,10 @@ def _write_warmup(path: str, side: int, defaults: dict) -> None:
     os.makedirs(os.path.join(path, os.path.dirname(sig.WARMUP_FILE)), exist_ok=True)
     with tf.io.TFRecordWriter(os.path.join(path, sig.WARMUP_FILE)) as writer:
         for name in (sig.DEFAULT_SIGNATURE, sig.STYLIZE_SIGNATURE):
-            request = predict_pb2.PredictRequest(
-                model_spec=model_pb2.ModelSpec(name=sig.MODEL_NAME, signature_name=name)
-            )
-            request.inputs[sig.CONTENT].CopyFrom(tf.make_tensor_proto(png))
-            request.inputs[sig.STYLE].CopyFrom(tf.make_tensor_proto(png))
-            request.inputs[sig.ITERATIONS].CopyFrom(tf.make_tensor_proto(1, tf.int32))
+            inputs = {sig.CONTENT: png, sig.STYLE: png, sig.ITERATIONS: 1}
             if name == sig.STYLIZE_SIGNATURE:
-                for option, value in defaults.items():
-                    request.inputs[option].CopyFrom(tf.make_tensor_proto(value))
+                inputs.update({k: v.numpy() for k, v in defaults.items()})
+            request = sig.predict_request(sig.MODEL_NAME, None, name, inputs)
             log = prediction_log_pb2.PredictionLog(
                 predict_log=prediction_log_pb2.PredictLog(request=request)
             )

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from tfstyle import checks, features, images, losses, optimize, precision
+from tfstyle import checks, features, images, losses, optimize, precision, signature
 
 INPUT, REQUEST, EXPORT, CALL = "input", "request", "export", "call"
 #: Ways of matching the style (``style_loss``): the registry's names.
@@ -244,6 +244,16 @@ OPTIONS: tuple[Option, ...] = (
            flag=False),
 )  # fmt: skip
 
+#: ``export_saved_model``'s own parameters beside the options: what a request may ask, the version.
+EXPORT_LIMITS: dict[str, Option] = {o.name: o for o in (
+    Option("max_size", None, "int", EXPORT, "Largest size a stylize request may ask for; None "
+           "takes max(size, 1024).", low=images.MIN_SIDE, high=images.MAX_SIZE, none=True),
+    Option("max_iterations", 5000, "int", EXPORT, "Largest iterations a request may ask for.",
+           low=1, high=_INT32_MAX),
+    Option("version", None, "int", EXPORT, "Version directory; None takes one more than the "
+           "highest present.", low=1, high=signature.MAX_VERSION, none=True),
+)}  # fmt: skip
+
 #: The table by name.
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 DEFAULTS: dict[str, Any] = {o.name: o.default for o in OPTIONS}
@@ -318,12 +328,13 @@ def graph_checks(values: dict, highs: dict | None = None) -> list:
     return [op for op in ops if op is not None]
 
 
-def docstring_args(scopes=(INPUT, REQUEST, EXPORT, CALL), indent: str = "        ") -> str:
-    """The ``Args:`` lines of the options in ``scopes``, Google style, defaults included."""
+def docstring_args(scopes=(INPUT, REQUEST, EXPORT, CALL), indent: str = "        ",
+                   rows: tuple[Option, ...] = OPTIONS) -> str:  # fmt: skip
+    """The ``Args:`` lines of the ``rows`` in ``scopes``, Google style, defaults included."""
     import textwrap
 
     lines = []
-    for o in OPTIONS:
+    for o in rows:
         if o.scope not in scopes:
             continue
         default = "None" if o.default is None else repr(o.default)
