@@ -11,7 +11,7 @@ os.environ.pop("TFSTYLE_PRECISION", None)
 import numpy as np  # noqa: E402
 import PIL.Image  # noqa: E402
 import pytest  # noqa: E402
-from helpers import png_bytes, smooth_image  # noqa: E402
+from helpers import EXPORT, png_bytes, smooth_image  # noqa: E402
 
 
 @pytest.fixture
@@ -39,3 +39,15 @@ def image_files(tmp_path, content_array, style_array):
 def pngs() -> tuple:
     """Encoded (content, style) PNG bytes of the seeded test images."""
     return png_bytes(smooth_image(0, 48, 64)), png_bytes(smooth_image(1, 64, 64))
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    """The base path of one export (``helpers.EXPORT``, with warm-up requests) for every test
+    that only reads it: servers may serve it, nothing may write in it."""
+    import tfstyle
+    from tfstyle import signature as sig
+
+    base = tmp_path_factory.mktemp("exported") / sig.MODEL_NAME
+    assert tfstyle.export_saved_model(base, **EXPORT) == os.path.join(str(base), "1")
+    return base

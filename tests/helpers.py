@@ -2,6 +2,7 @@
 
 import io
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -37,12 +38,32 @@ def session_run(path: str, signature_name: str, feeds: dict) -> dict:
 
 def session_runs(path: str, signature_name: str, feeds: list) -> list:
     """``session_run`` for several requests, on one loaded model."""
+    session, meta = loaded_session(path)
+    signature = meta.signature_def[signature_name]
+    return [run_signature(session, signature, f) for f in feeds]
+
+
+_SESSIONS: dict = {}  # (path, saved_model.pb's mtime) -> (session, MetaGraphDef)
+_MAX_SESSIONS = 4
+
+
+def loaded_session(path: str) -> tuple:
+    """``(session, meta_graph)`` of the SavedModel version at ``path``, loaded once (as a model
+    server loads a version once and runs every request on that session): a load, and the first
+    run of each signature (the graph's optimisation), cost seconds each."""
     import tensorflow as tf
 
-    with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
-        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
-        signature = meta.signature_def[signature_name]
-        return [run_signature(session, signature, f) for f in feeds]
+    key = (os.path.realpath(path), os.stat(os.path.join(path, "saved_model.pb")).st_mtime_ns)
+    if key not in _SESSIONS:
+        if len(_SESSIONS) >= _MAX_SESSIONS:
+            oldest = next(iter(_SESSIONS))
+            _SESSIONS.pop(oldest)[0].close()
+        graph = tf.Graph()
+        session = tf.compat.v1.Session(graph=graph)
+        with graph.as_default():  # only while loading: other tests run eagerly
+            meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
+        _SESSIONS[key] = (session, meta)
+    return _SESSIONS[key]
 
 
 def run_signature(session, signature, feeds: dict) -> dict:
@@ -64,6 +85,49 @@ def pixels(outputs: dict) -> np.ndarray:
     return np.asarray(PIL.Image.open(io.BytesIO(outputs[sig.IMAGE_BYTES])))
 
 
+#: The one export the serving tests share (``conftest.exported``): a test that changes a model
+#: directory serves a copy (``copy_model``).
+EXPORT = {"size": 48, "weights": None, "seed": 3}
+#: (width, height) of its answers for the seeded 64 x 48 content image.
+ANSWER_SIZE = (48, 36)
+
+
+def copy_model(base_path, dest, versions=(1,), warmup: bool = False):
+    """Copy versions of the model at ``base_path`` to ``dest`` (a new base path); without the
+    warm-up file unless ``warmup`` (replaying it costs about 7 s a load here, and only the
+    tests of warm-up need it)."""
+    from tfstyle import signature as sig
+
+    for version in versions:
+        target = os.path.join(dest, str(version))
+        shutil.copytree(os.path.join(base_path, "1"), target)
+        if not warmup:
+            os.remove(os.path.join(target, sig.WARMUP_FILE))
+    return dest
+
+
+def raw_request(pngs, signature_name=None, model=None, **inputs):
+    """A ``PredictRequest`` built by hand (not by the contract: tests send wrong dtypes too):
+    content and style from ``pngs``, iterations 1, then ``inputs``; a TensorProto is sent as it
+    is, a None input left out, anything else as ``tf.make_tensor_proto(value)``."""
+    import tensorflow as tf
+    from tensorflow.core.framework import tensor_pb2
+    from tensorflow_serving.apis import predict_pb2
+
+    from tfstyle import signature as sig
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model or sig.MODEL_NAME
+    request.model_spec.signature_name = signature_name or sig.DEFAULT_SIGNATURE
+    values = {sig.CONTENT: pngs[0], sig.STYLE: pngs[1], sig.ITERATIONS: np.int32(1), **inputs}
+    for name, value in values.items():
+        if value is None:
+            continue
+        proto = value if isinstance(value, tensor_pb2.TensorProto) else tf.make_tensor_proto(value)
+        request.inputs[name].CopyFrom(proto)
+    return request
+
+
 #: The local stand-in for tensorflow_model_server.
 STANDIN = [sys.executable, os.path.join(os.path.dirname(__file__), "standin", "model_server.py")]
 
@@ -77,15 +141,18 @@ def free_port() -> int:
 class ModelServer:
     """A model server subprocess (``command``: the stand-in, or ``tensorflow_model_server``) on
     free loopback ports, serving ``base_path`` as the tfstyle model, logging to ``log_path``
-    (default: ``server.log`` beside ``base_path``). ``flags`` come after the defaults here, so
-    they override them."""
+    (default: ``server-<port>.log`` beside ``base_path``). ``flags`` come after the defaults
+    here, so they override them. ``with ModelServer(...) as srv:`` stops it at the end."""
 
     def __init__(self, base_path, *flags, command=STANDIN, log_path=None):
         self.grpc_port, self.rest_port = free_port(), free_port()
         self.address = f"127.0.0.1:{self.grpc_port}"
         self.url = f"http://127.0.0.1:{self.rest_port}"
         self.base_path, self.command = str(base_path), command
-        self.log_path = str(log_path or os.path.join(os.path.dirname(self.base_path), "server.log"))
+        self.log_path = str(
+            log_path
+            or os.path.join(os.path.dirname(self.base_path), f"server-{self.grpc_port}.log")
+        )
         self.log = open(self.log_path, "w")  # noqa: SIM115 (closed by stop)
         from tfstyle import signature as sig
 
@@ -135,6 +202,12 @@ class ModelServer:
         with open(f"/proc/{self.process.pid}/status") as f:
             return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
     def stop(self) -> int:
         """SIGTERM, then SIGKILL after 30 s; the exit status."""
         if self.process.poll() is None:
@@ -144,5 +217,6 @@ class ModelServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self.log.close()
+        if not self.log.closed:
+            self.log.close()
         return self.process.returncode

@@ -21,35 +21,36 @@ import numpy as np
 import PIL.Image
 import pytest
 import tensorflow as tf
-from helpers import ModelServer, free_port
+from helpers import ANSWER_SIZE, EXPORT, ModelServer, copy_model, free_port, raw_request
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-import tfstyle
 from tfstyle import checks, client
 from tfstyle import signature as sig
 
 pytestmark = pytest.mark.slow
-SIZE = 32
-LONG = 4000  # iterations: over a minute of CPU at 32 px, so an unstopped run would show
+LONG = 4000  # iterations: minutes of CPU at 48 px, so an unstopped run would show
 GRACE_S = 5.0  # the stand-in's default --shutdown_grace_seconds (serving/README.md)
 
 
 @pytest.fixture(scope="module")
-def base_path(tmp_path_factory):
-    base = tmp_path_factory.mktemp("hostile") / sig.MODEL_NAME
-    tfstyle.export_saved_model(base, size=SIZE, weights=None, seed=1)
-    return base
+def base_path(exported):
+    """The shared export (read only; logs go to ``log_dir``)."""
+    return exported
 
 
 @pytest.fixture(scope="module")
-def server(base_path):
-    srv = ModelServer(base_path, "--file_system_poll_wait_seconds=0")
-    try:
+def log_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("hostile-logs")
+
+
+@pytest.fixture(scope="module")
+def server(base_path, log_dir):
+    with ModelServer(
+        base_path, "--file_system_poll_wait_seconds=0", log_path=log_dir / "server.log"
+    ) as srv:
         srv.wait_for()
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")
@@ -60,15 +61,7 @@ def stub(server):
 
 
 def grpc_request(pngs, signature_name=sig.DEFAULT_SIGNATURE, **inputs):
-    """A PredictRequest; inputs given as TensorProtos are sent as they are."""
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = sig.MODEL_NAME
-    request.model_spec.signature_name = signature_name
-    values = {sig.CONTENT: pngs[0], sig.STYLE: pngs[1], sig.ITERATIONS: np.int32(1), **inputs}
-    for name, value in values.items():
-        proto = value if isinstance(value, tensor_pb2.TensorProto) else tf.make_tensor_proto(value)
-        request.inputs[name].CopyFrom(proto)
-    return request
+    return raw_request(pngs, signature_name, **inputs)
 
 
 def rest_body(pngs, signature_name=None, server=None, **inputs) -> dict:
@@ -121,7 +114,7 @@ def png_size(response) -> tuple:
 
 def assert_still_serving(server, stub, pngs) -> None:
     response = stub.Predict(grpc_request(pngs), timeout=60)
-    assert png_size(response) == (32, 24)
+    assert png_size(response) == ANSWER_SIZE
     code, _, body = http_post(server, json.dumps(rest_body(pngs)).encode())
     assert code == 200, body
     assert json.loads(body)["outputs"][sig.LOSS] > 0
@@ -135,7 +128,7 @@ def test_grpc_stub_without_deadline(stub, pngs):
     # 2**63 s and failed with "Value out of range" converting it to milliseconds.
     future = stub.Predict.future(grpc_request(pngs))
     response = future.result(timeout=120)  # only this wait is bounded, not the RPC
-    assert png_size(response) == (32, 24)
+    assert png_size(response) == ANSWER_SIZE
 
 
 # 2. Integers out of range ------------------------------------------------------------------
@@ -298,20 +291,18 @@ def test_rest_unknown_signature_has_tf_servings_wording(server, stub, pngs):
     assert_still_serving(server, stub, pngs)
 
 
-def test_rest_timeout_is_504_and_the_server_keeps_serving(base_path, pngs):
+def test_rest_timeout_is_504_and_the_server_keeps_serving(base_path, log_dir, pngs):
     # --rest_api_timeout_in_ms cuts a REST request: 504 (DEADLINE_EXCEEDED), as http_server.cc.
-    srv = ModelServer(
+    # (With warm-up: a first request's graph optimisation alone would take over 300 ms.)
+    with ModelServer(
         base_path, "--file_system_poll_wait_seconds=0", "--rest_api_timeout_in_ms=300",
-        log_path=base_path.parent / "timeout.log",
-    )  # fmt: skip
-    try:
+        log_path=log_dir / "timeout.log",
+    ) as srv:  # fmt: skip
         srv.wait_for()
         answer = http_post(srv, json.dumps(rest_body(pngs, iterations=500)).encode())
         assert "Timed out waiting for notification" in assert_json_error(answer, 504)
         answer = http_post(srv, json.dumps(rest_body(pngs, iterations=0)).encode())
         assert answer[0] == 200, answer[2]
-    finally:
-        srv.stop()
 
 
 def test_rest_inputs_object_ignores_unknown_names(server, stub, pngs):
@@ -331,7 +322,7 @@ def test_rest_json_is_pretty_printed_and_metadata_snake_case(server):
     stylize = body["metadata"]["signature_def"]["signature_def"][sig.STYLIZE_SIGNATURE]
     assert stylize["method_name"] == "tensorflow/serving/predict"
     size = stylize["defaults"]["size"]
-    assert size["dtype"] == "DT_INT32" and size["int_val"] == [SIZE]
+    assert size["dtype"] == "DT_INT32" and size["int_val"] == [EXPORT["size"]]
     assert "float_val" in size  # every field printed, empty ones too
     assert "tensor_shape" in stylize["inputs"]["size"]
 
@@ -410,12 +401,11 @@ def test_deadline_bounds_the_run(server, stub, pngs):
 # 6. SIGTERM: stop within the grace period ------------------------------------------------------
 
 
-def test_sigterm_exits_within_grace_period(base_path, pngs):
-    srv = ModelServer(
-        base_path, "--file_system_poll_wait_seconds=0", "--no_deadline_timeout_in_ms=1500",
-        log_path=base_path.parent / "sigterm.log",
-    )  # fmt: skip
-    try:
+def test_sigterm_exits_within_grace_period(base_path, tmp_path, pngs):
+    base = copy_model(base_path, tmp_path / sig.MODEL_NAME)  # no warm-up: 7 s sooner
+    with ModelServer(
+        base, "--file_system_poll_wait_seconds=0", "--no_deadline_timeout_in_ms=1500",
+    ) as srv:  # fmt: skip
         srv.wait_for()
         stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(srv.address))
         # Without a deadline a run is stopped at --no_deadline_timeout_in_ms.
@@ -439,8 +429,6 @@ def test_sigterm_exits_within_grace_period(base_path, pngs):
         assert err.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
         log = srv.read_log()
         assert "shutting down" in log and "grace period over: cancelling" in log
-    finally:
-        srv.stop()
 
 
 # 7. The client: one-line errors, checked timeouts ----------------------------------------------
@@ -509,7 +497,7 @@ def test_client_still_works_with_good_timeouts(server, pngs):
             client.predict, *pngs, server=server.address, iterations=1, timeout=60.0
         )
         rest_job = pool.submit(client.predict_rest, *pngs, url=server.url, iterations=1)
-        assert grpc_job.result()[0].size == rest_job.result()[0].size == (32, 24)
+        assert grpc_job.result()[0].size == rest_job.result()[0].size == ANSWER_SIZE
     assert client.model_status(server.address, timeout=None)[0]["state"] == "AVAILABLE"
 
 

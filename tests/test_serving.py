@@ -23,15 +23,24 @@ import numpy as np
 import PIL.Image
 import pytest
 import tensorflow as tf
-from helpers import STANDIN, ModelServer, free_port, pixels, session_run
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+from helpers import (
+    ANSWER_SIZE,
+    EXPORT,
+    STANDIN,
+    ModelServer,
+    copy_model,
+    free_port,
+    pixels,
+    raw_request,
+    session_run,
+)  # fmt: skip
+from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 import tfstyle
 from tfstyle import client, export, options
 from tfstyle import signature as sig
 
 pytestmark = pytest.mark.slow
-EXPORT = {"size": 40, "weights": None, "seed": 2}
 
 
 def _servers():
@@ -49,15 +58,12 @@ def _servers():
 
 
 @pytest.fixture(scope="module", params=list(_servers()))
-def server(request, tmp_path_factory):
-    base = tmp_path_factory.mktemp("serve") / sig.MODEL_NAME
-    tfstyle.export_saved_model(base, **EXPORT)
-    srv = ModelServer(base, command=request.param)
-    try:
+def server(request, tmp_path_factory, exported):
+    """A server of a copy of the shared export, with its warm-up requests (as deployed)."""
+    base = copy_model(exported, tmp_path_factory.mktemp("serve") / sig.MODEL_NAME, warmup=True)
+    with ModelServer(base, command=request.param) as srv:
         srv.wait_for(1)
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")
@@ -65,17 +71,6 @@ def stub(server):
     channel = grpc.insecure_channel(server.address)
     yield prediction_service_pb2_grpc.PredictionServiceStub(channel)
     channel.close()
-
-
-def raw_request(pngs, signature_name=sig.DEFAULT_SIGNATURE, model=sig.MODEL_NAME, **inputs):
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = model
-    request.model_spec.signature_name = signature_name
-    values = {sig.CONTENT: pngs[0], sig.STYLE: pngs[1], sig.ITERATIONS: np.int32(2), **inputs}
-    for name, value in values.items():
-        if value is not None:
-            request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
-    return request
 
 
 def api_png(pngs, iterations, **options) -> np.ndarray:
@@ -86,7 +81,7 @@ def api_png(pngs, iterations, **options) -> np.ndarray:
 
 def test_grpc_predict_equals_python_api(server, pngs):
     image, loss = client.predict(*pngs, server=server.address, iterations=3)
-    assert image.format == "PNG" and image.size == (40, 30)
+    assert image.format == "PNG" and image.size == ANSWER_SIZE
     np.testing.assert_array_equal(np.asarray(image), api_png(pngs, 3))
     assert loss > 0
 
@@ -168,7 +163,8 @@ def test_rest_raw_json_and_base64_output(server, pngs):
         outputs = json.loads(r.read())["outputs"]
     png = base64.b64decode(outputs[sig.IMAGE_BYTES]["b64"])
     image = np.asarray(PIL.Image.open(io.BytesIO(png)))
-    assert image.shape == (30, 40, 3) and outputs[sig.IMAGE] == []  # PNG only, by default
+    assert image.shape == (*ANSWER_SIZE[::-1], 3)
+    assert outputs[sig.IMAGE] == []  # PNG only, by default
     # stylize with return_image: the raw pixels too (REST needs every input: from /metadata).
     path = f"/v1/models/{sig.MODEL_NAME}"
     inputs = client.rest_defaults(server.url, path, sig.STYLIZE_SIGNATURE, 30)
@@ -213,7 +209,7 @@ def test_a_run_in_parts_over_grpc_and_rest(server, pngs):
         *pngs, server=server.address, chunk=3, callback=lambda *a: seen.append(a), **quiet
     )
     assert [s for s, _, _ in seen] == [3, 6, 7] and seen[-1][1] == loss
-    assert [image.size for _, _, image in seen] == [(40, 30)] * 3
+    assert [image.size for _, _, image in seen] == [ANSWER_SIZE] * 3
     np.testing.assert_array_equal(np.asarray(seen[-1][2]), np.asarray(parts))
     assert not np.array_equal(np.asarray(parts), np.asarray(whole))  # L-BFGS restarts
     rest, rest_loss = client.stylize(*pngs, url=server.url, chunk=3, **quiet)
@@ -232,17 +228,14 @@ def test_a_failed_part_keeps_the_image_so_far(server, tmp_path, pngs):
     assert e.value.code == "INVALID_ARGUMENT" and e.value.image is None and e.value.step == 0
     base = tmp_path / sig.MODEL_NAME
     _copy_version(server, base, 1)
-    srv = ModelServer(base, command=server.command)
-    try:
+    with ModelServer(base, command=server.command) as srv:
         srv.wait_for(1)
         with pytest.raises(client.RunFailed, match="steps 3-6 of 7 failed: cannot reach") as e:
             client.stylize(
                 *pngs, server=srv.address, iterations=7, chunk=3, retries=1, progress=False,
                 callback=lambda *_: srv.stop(),
             )  # fmt: skip
-    finally:
-        srv.stop()
-    assert e.value.code == "UNAVAILABLE" and e.value.step == 3 and e.value.image.size == (40, 30)
+    assert e.value.code == "UNAVAILABLE" and e.value.step == 3 and e.value.image.size == ANSWER_SIZE
 
 
 def test_a_server_that_stops_mid_run_hands_over_to_the_next(server, tmp_path, pngs):
@@ -250,8 +243,7 @@ def test_a_server_that_stops_mid_run_hands_over_to_the_next(server, tmp_path, pn
     parts, _ = client.stylize(*pngs, server=server.address, **quiet)
     base = tmp_path / sig.MODEL_NAME
     _copy_version(server, base, 1)
-    srv = ModelServer(base, command=server.command)
-    try:
+    with ModelServer(base, command=server.command) as srv:
         srv.wait_for(1)
         seen = []
 
@@ -262,8 +254,6 @@ def test_a_server_that_stops_mid_run_hands_over_to_the_next(server, tmp_path, pn
         moved, _ = client.stylize(
             *pngs, server=[srv.address, server.address], callback=stop_the_first, **quiet
         )
-    finally:
-        srv.stop()
     assert seen == [3, 6, 7]
     np.testing.assert_array_equal(np.asarray(moved), np.asarray(parts))
 
@@ -377,7 +367,7 @@ def test_bad_requests_get_tf_serving_codes_and_server_keeps_serving(stub, pngs, 
     assert err.value.code() == code, err.value.details()
     response = stub.Predict(raw_request(pngs), timeout=60)  # still serving
     assert pixels({sig.IMAGE_BYTES: response.outputs[sig.IMAGE_BYTES].string_val[0]}).shape == (
-        30, 40, 3,
+        *ANSWER_SIZE[::-1], 3,
     )  # fmt: skip
 
 
@@ -426,7 +416,7 @@ def test_cli_request_and_status(server, pngs, tmp_path, capsys):
         "2",
     ]
     assert cli.main(argv) == 0
-    assert image_size(out) == (40, 30)
+    assert image_size(out) == ANSWER_SIZE
     rest = [a for a in argv if a not in ("--server", server.address)]
     assert cli.main([*rest, "--rest", server.url, "--size", "32", "--preserve-colors", "true"]) == 0
     assert image_size(out) == (32, 24)
@@ -463,19 +453,18 @@ def test_cli_request_ctrl_c_writes_the_image_so_far(server, pngs, tmp_path):
         rf"tfstyle: error: interrupted after step \d+ of 5000; wrote the image so far to {out}",
         last,
     ), last
-    assert image_size(out) == (40, 30)
+    assert image_size(out) == ANSWER_SIZE
     # The cancelled part does not hold the server up.
     image, _ = client.predict(*pngs, server=server.address, iterations=1)
-    assert image.size == (40, 30)
+    assert image.size == ANSWER_SIZE
 
 
 def test_new_version_is_picked_up(server, pngs):
-    base = server.base_path
-    shutil.copytree(os.path.join(base, "1"), os.path.join(base, "2"))
+    _copy_version(server, server.base_path, 2)
     status = server.wait_for(2)
     assert {"version": 1, "state": "END", "error": ""} in status  # latest-version policy
     image, _ = client.predict(*pngs, server=server.address, iterations=1, version=2)
-    assert image.size == (40, 30)
+    assert image.size == ANSWER_SIZE
     with pytest.raises(client.ServingError, match="not found"):
         client.predict(*pngs, server=server.address, iterations=1, version=1)
 
@@ -506,7 +495,7 @@ def test_warmup_file_replays_through_session(server):
 
 
 def _copy_version(server, base, version: int) -> None:
-    shutil.copytree(os.path.join(server.base_path, "1"), os.path.join(base, str(version)))
+    copy_model(server.base_path, base, (version,))  # no warm-up: 7 s a load, tested elsewhere
 
 
 def test_half_written_version_loads_once_complete(server, tmp_path):
@@ -515,8 +504,7 @@ def test_half_written_version_loads_once_complete(server, tmp_path):
     # being written fails, then loads. Until then the old version is served.
     base = tmp_path / sig.MODEL_NAME
     _copy_version(server, base, 1)
-    srv = ModelServer(base, command=server.command)
-    try:
+    with ModelServer(base, command=server.command) as srv:
         srv.wait_for(1)
         os.makedirs(base / "2")  # nothing in it yet
         time.sleep(1.5)  # found, tried, failed: retrying
@@ -525,15 +513,12 @@ def test_half_written_version_loads_once_complete(server, tmp_path):
         os.rmdir(base / "2")
         _copy_version(server, base, 2)
         srv.wait_for(2)
-    finally:
-        srv.stop()
 
 
 def test_version_that_never_loads_reports_its_error_code(server, tmp_path):
     base = tmp_path / sig.MODEL_NAME
     _copy_version(server, base, 1)
-    srv = ModelServer(base, "--max_num_load_retries=1", command=server.command)
-    try:
+    with ModelServer(base, "--max_num_load_retries=1", command=server.command) as srv:
         srv.wait_for(1)
         os.makedirs(base / "2")  # stays empty: no saved_model.pb
         end = time.monotonic() + 60
@@ -551,27 +536,21 @@ def test_version_that_never_loads_reports_its_error_code(server, tmp_path):
         assert entry["status"]["error_message"]
         status = client.model_status(srv.address, sig.MODEL_NAME)
         assert {"version": 1, "state": "AVAILABLE", "error": ""} in status  # still served
-    finally:
-        srv.stop()
 
 
 def test_a_model_that_fails_its_first_load_stops_the_server(server, tmp_path):
     base = tmp_path / sig.MODEL_NAME
     os.makedirs(base / "1")  # no saved_model.pb
-    srv = ModelServer(base, "--max_num_load_retries=1", command=server.command)
-    try:
+    with ModelServer(base, "--max_num_load_retries=1", command=server.command) as srv:
         code = srv.process.wait(timeout=120)
         log = srv.read_log()
-    finally:
-        srv.stop()
     assert code != 0
     assert "Failed to start server. Error: " in log
     assert f"Loading servable: {{name: {sig.MODEL_NAME} version: 1}} failed" in log
 
 
-def test_sigterm_stops_cleanly(tmp_path):
-    base = tmp_path / sig.MODEL_NAME
-    tfstyle.export_saved_model(base, warmup=False, **EXPORT)
+def test_sigterm_stops_cleanly(tmp_path, exported):
+    base = copy_model(exported, tmp_path / sig.MODEL_NAME)
     srv = ModelServer(base)
     srv.wait_for(1)
     assert srv.stop() == 0
@@ -579,9 +558,8 @@ def test_sigterm_stops_cleanly(tmp_path):
         assert "shutting down" in f.read()
 
 
-def test_model_config_file(tmp_path, pngs):
-    base = tmp_path / "models" / "styler"
-    tfstyle.export_saved_model(base, warmup=False, **EXPORT)
+def test_model_config_file(tmp_path, pngs, exported):
+    base = copy_model(exported, tmp_path / "models" / "styler")
     config = tmp_path / "models.config"
     config.write_text(
         f'model_config_list {{ config {{ name: "styler" base_path: "{base}" '
@@ -604,7 +582,7 @@ def test_model_config_file(tmp_path, pngs):
                 assert time.monotonic() < end and process.poll() is None
                 time.sleep(0.3)
         image, _ = client.predict(*pngs, server=f"127.0.0.1:{port}", iterations=1, model="styler")
-        assert image.size == (40, 30)
+        assert image.size == ANSWER_SIZE
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0

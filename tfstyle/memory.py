@@ -17,11 +17,16 @@ import os
 GIB = 2**30
 #: Measured peak resident memory in bytes: {precision: ((pixels, bytes), (pixels, bytes))},
 #: two L-BFGS steps at that size (``min_scale=size``) on VGG19 up to block5_conv1, 2026-11-25,
-#: this project's CPU (benchmarks/README.md). Float32 also measured 1.66 GiB at 512 px.
+#: this project's CPU (benchmarks/README.md).
 PEAK = {
     "float32": ((1024 * 1024, 4.34 * GIB), (2048 * 2048, 14.60 * GIB)),
     "bfloat16": ((1024 * 1024, 3.30 * GIB), (2048 * 2048, 10.12 * GIB)),
 }
+#: A third measurement, not used by ``estimate``: the test that the line holds below the points.
+CHECK_POINT = {"float32": (512 * 512, 1.66 * GIB)}
+#: Where ``available`` reads the system's and the cgroup's numbers.
+MEMINFO = "/proc/meminfo"
+CGROUP = "/sys/fs/cgroup"
 #: The served model, measured (benchmarks/served_memory.py, 2026-12-02, float32, this project's
 #: 2-core AVX2 CPU): peak resident GiB of a process that loaded the export the way
 #: tensorflow_model_server does, after a warm-up (``SERVED_LOADED_GIB``) and with requests at one
@@ -68,18 +73,18 @@ def available() -> float | None:
     where neither can be read (not Linux)."""
     room = []
     try:
-        with open("/proc/meminfo") as f:
+        with open(MEMINFO) as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
                     room.append(int(line.split()[1]) * 1024)
     except (OSError, ValueError, IndexError):
         pass
     try:
-        with open("/sys/fs/cgroup/memory.max") as f:
+        with open(os.path.join(CGROUP, "memory.max")) as f:
             limit = f.read().strip()
-        with open("/sys/fs/cgroup/memory.current") as f:
+        with open(os.path.join(CGROUP, "memory.current")) as f:
             used = int(f.read().strip())
-        with open("/sys/fs/cgroup/memory.stat") as f:  # page cache the kernel can reclaim
+        with open(os.path.join(CGROUP, "memory.stat")) as f:  # page cache the kernel can reclaim
             stat = dict(line.split() for line in f if line.count(" ") == 1)
         used -= int(stat.get("inactive_file", 0))
         if limit != "max":
