@@ -13,7 +13,7 @@ import PIL.Image
 import pytest
 
 import tfstyle
-from tfstyle import cli, files, images
+from tfstyle import cli, files, flags, images
 
 FAST = {"size": 32, "weights": None, "seed": 0, "progress": False}
 
@@ -300,7 +300,7 @@ def test_outputs_get_the_umasks_mode(tmp_path):
 
 def test_a_several_line_error_keeps_its_details(capsys):
     # e.g. Beam's "Pipeline has validations errors:" with the errors on the lines after it
-    cli._fail("Pipeline has validations errors:\nMissing project.\n\nMissing region.")
+    flags.fail("Pipeline has validations errors:\nMissing project.\n\nMissing region.")
     assert capsys.readouterr().err == (
         "tfstyle: error: Pipeline has validations errors: Missing project.; Missing region.\n"
     )

@@ -549,15 +549,6 @@ def test_a_model_that_fails_its_first_load_stops_the_server(server, tmp_path):
     assert f"Loading servable: {{name: {sig.MODEL_NAME} version: 1}} failed" in log
 
 
-def test_sigterm_stops_cleanly(tmp_path, exported):
-    base = copy_model(exported, tmp_path / sig.MODEL_NAME)
-    srv = ModelServer(base)
-    srv.wait_for(1)
-    assert srv.stop() == 0
-    with open(srv.log_path) as f:
-        assert "shutting down" in f.read()
-
-
 def test_model_config_file(tmp_path, pngs, exported):
     base = copy_model(exported, tmp_path / "models" / "styler")
     config = tmp_path / "models.config"

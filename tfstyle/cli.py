@@ -13,32 +13,21 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from tfstyle import flags  # no TensorFlow: it loads after the line below
+from tfstyle import flags, signature  # no TensorFlow: it loads after the line below
 
 # TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) is noise on a command line.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-_fail = flags.fail  # tests/test_hostile.py calls cli._fail; new code calls flags.fail
-
-
-def docstring_args(func: Callable) -> dict[str, str]:
-    """The ``Args:`` section of a Google-style docstring as ``{name: text}``."""
-    doc = inspect.getdoc(func) or ""
-    section = doc.split("Args:", 1)[-1].split("\n\n", 1)[0] if "Args:" in doc else ""
-    helps: dict[str, str] = {}
-    name = None
-    for line in section.splitlines():
-        match = re.match(r"^    (\w+): (.*)$", line)
-        if match:
-            name, text = match.groups()
-            helps[name] = text
-        elif name and line.strip():
-            helps[name] += " " + line.strip()
-    kinds = r"^(int|float|str|bool|list of \w+)( or \w+)?\. "  # "str. ", "str or image. "
-    return {k: re.sub(kinds, "", v) for k, v in helps.items()}
-
+#: The help of the serving commands' flags that are not options (those come from the table).
+_SERVING_HELP = {
+    "model": f"model name on the server. Defaults to {signature.MODEL_NAME}.",
+    "version": "model version; the server's latest when not given.",
+    "timeout": "deadline in seconds of each request (finite, > 0); by default it grows with the "
+    "request's steps and size (client.deadline_for).",
+    "server": "host:port of the gRPC API. Defaults to localhost:8500.",
+}
 
 # -q as in cp or pip -q: silence on success; errors and Ctrl-C are still reported, one line.
 _QUIET_HELP = "print nothing on success (no progress bar, no 'wrote' line)"
@@ -69,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help=_QUIET_HELP)
     p.add_argument("-v", "--verbose", action="store_true", help="say which precision runs, and why")
 
-    from tfstyle import export, signature
+    from tfstyle import export
 
     p = commands.add_parser(
         "export",
@@ -100,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         "request in flight finish and writes the image so far (twice: at once), and a failed "
         "request is tried again on the next server.",
     )
-    helps = {**docstring_args(client.predict), **docstring_args(client.stylize)}
+    helps = _SERVING_HELP
     p.add_argument("content", help="content image file")
     p.add_argument("style", help="style image file")
     p.add_argument("-o", "--output", required=True, help="output image file (e.g. out.png)")
@@ -121,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--iterations",
         type=int,
         default=options.DEFAULTS["iterations"],
-        help=helps["iterations"],
+        help=options.BY_NAME["iterations"].help,
     )
     p.add_argument(
         "--chunk",
@@ -144,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     flags.add_options(p, options.REQUEST_OPTIONS, unset=True)
 
     p = commands.add_parser("status", help="model status from a model server (gRPC)")
-    helps = docstring_args(client.predict)
+    helps = _SERVING_HELP
     p.add_argument("--server", default="localhost:8500", help=helps["server"])
     p.add_argument("--model", default=signature.MODEL_NAME, help=helps["model"])
     p.add_argument("--version", type=int, default=None, help=helps["version"])
