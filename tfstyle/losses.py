@@ -144,6 +144,11 @@ def layer_wasserstein_loss(
             root of its covariance (computed once).
     """
     mean, cov = feature_stats(features)
+    return wasserstein_of_stats(mean, cov, target_mean, target_cov, target_cov_sqrt)
+
+
+def wasserstein_of_stats(mean, cov, target_mean, target_cov, target_cov_sqrt) -> tf.Tensor:
+    """``layer_wasserstein_loss`` of the generated image's mean and covariance."""
     cross = sqrtm(tf.matmul(tf.matmul(target_cov_sqrt, cov), target_cov_sqrt))
     distance = (
         tf.reduce_sum(tf.square(mean - target_mean))
@@ -174,6 +179,15 @@ class GramStyle:
         """``L_style = sum_l w_l E_l`` (``style_loss``)."""
         return style_loss(features, targets, layer_weights)
 
+    def loss_of_moments(self, moments: Sequence[tuple], targets: Sequence, layer_weights):
+        """``loss`` from each layer's ``(M, S1, S2)`` (``tiles.moments``): ``G = S2``."""
+        layer_losses = []
+        for (m, _, gram), target in zip(moments, targets, strict=True):
+            n = tf.cast(tf.shape(gram)[0], gram.dtype)
+            diff = gram - target
+            layer_losses.append(tf.reduce_sum(tf.square(diff)) / (4.0 * n * n * m * m))
+        return tf.reduce_sum(tf.cast(layer_weights, tf.float32) * tf.stack(layer_losses))
+
 
 class WassersteinStyle:
     """Each style layer's features as a Gaussian (mean, covariance) against the style's, by the
@@ -199,6 +213,18 @@ class WassersteinStyle:
             [layer_wasserstein_loss(f, *t) for f, t in zip(features, targets, strict=True)]
         )
         return self.scale * tf.reduce_sum(tf.cast(layer_weights, tf.float32) * layer_losses)
+
+    def loss_of_moments(self, moments: Sequence[tuple], targets: Sequence, layer_weights):
+        """``loss`` from each layer's ``(M, S1, S2)`` (``tiles.moments``): the mean ``S1 / M``
+        and the covariance ``S2 / M - mean mean^T`` (plus ``COVARIANCE_EPS``)."""
+        layer_losses = []
+        for (m, s1, s2), target in zip(moments, targets, strict=True):
+            mean = s1 / m
+            eye = tf.eye(tf.shape(s2)[0], dtype=s2.dtype)
+            cov = s2 / m - mean[:, None] * mean[None, :] + COVARIANCE_EPS * eye
+            layer_losses.append(wasserstein_of_stats(mean, cov, *target))
+        weighted = tf.cast(layer_weights, tf.float32) * tf.stack(layer_losses)
+        return self.scale * tf.reduce_sum(weighted)
 
 
 #: The style losses by name (the ``style_loss`` option).

@@ -1,0 +1,80 @@
+"""Exact tiled steps (issue 24): the objective and its gradient computed crop by crop equal the
+whole image's, for both style losses, both backbones and poolings, odd sizes and edge tiles."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import smooth_image
+
+from tfstyle import options, pipeline, tiles
+from tfstyle.pipeline import LossWeights
+
+SHALLOW = {"content_layers": ("block2_conv2",),
+           "style_layers": ("block1_conv1", "block2_conv1", "block3_conv1")}  # fmt: skip
+
+
+def test_geometry_of_vgg19():
+    assert tiles.receptive_field("block5_conv1") == 156  # ../shared/DESIGN.md
+    assert tiles.geometry(["block1_conv1", "block5_conv1"]) == (16, 80)
+    assert tiles.geometry(["block3_conv1"]) == (4, 12)
+    assert tiles.layer_stride("block4_pool") == 16 and tiles.layer_stride("block4_conv2") == 8
+
+
+@pytest.mark.parametrize("height, width, tile", [(97, 83, 32), (64, 64, 64), (40, 150, 16)])
+def test_layout_covers_every_position_once(height, width, tile):
+    covered = np.zeros((height, width), int)
+    for t in tiles.layout(height, width, tile, stride=8, halo=16):
+        covered[t.top : t.bottom, t.left : t.right] += 1
+        assert t.top % 8 == 0 and t.left % 8 == 0  # pooling windows align
+        assert t.crop_top % 8 == 0 and t.crop_left % 8 == 0
+        assert t.crop_top == max(0, t.top - 16) and t.crop_bottom == min(height, t.bottom + 16)
+    assert (covered == 1).all()
+
+
+def _compare(height, width, tile, **changes):
+    opts = options.Options(weights=None, precision="float32", **changes)
+    objective = pipeline.get(opts).objective
+    content = tf.constant(smooth_image(0, height, width))
+    style = tf.constant(smooth_image(1, 64, 64))
+    image = tf.constant(smooth_image(2, height, width))[None]
+    targets = objective.targets(content, [style], [1.0])
+    n = len(objective.style_layers)
+    weights = LossWeights(tf.constant(1.0), tf.constant(1e4), tf.constant(10.0),
+                          tf.constant([1.0 / n] * n))  # fmt: skip
+    with tf.GradientTape() as tape:
+        tape.watch(image)
+        whole = objective(image, targets, weights)
+    expected = tape.gradient(whole["total"], image)
+
+    layers = objective.content_layers + objective.style_layers
+    stride, halo = tiles.geometry(layers, opts.backbone)
+    layout = tiles.layout(height, width, tile, stride, halo)
+    assert len(layout) > 1
+    strides = {n: tiles.layer_stride(n) for n in layers}
+    content_features = tiles.whole_features(
+        objective.extractor, content[None], objective.content_layers, layout, strides
+    )
+    for name, target in zip(objective.content_layers, targets.content, strict=True):
+        np.testing.assert_allclose(content_features[name], target, rtol=1e-4,
+                                   atol=1e-5 * float(tf.reduce_max(target)))  # fmt: skip
+    tiled_targets = targets._replace(content=tuple(content_features.values()))
+    terms, gradient = tiles.value_and_gradient(
+        objective, image, tiled_targets, weights, layout, strides
+    )
+    for name in ("total", "content", "style", "tv"):
+        assert float(terms[name]) == pytest.approx(float(whole[name]), rel=2e-5), name
+    scale = float(tf.reduce_max(tf.abs(expected)))
+    np.testing.assert_allclose(gradient, expected, rtol=0, atol=5e-5 * scale)
+
+
+@pytest.mark.parametrize(
+    "height, width, tile, changes",
+    [
+        (96, 80, 32, {}),  # the default layers: 80 px halos
+        (97, 83, 32, SHALLOW),  # odd sizes: the last row and column of tiles are short
+        (70, 131, 32, {"backbone": "vgg16", "pooling": "avg"}),
+        (97, 83, 16, {**SHALLOW, "style_loss": "wasserstein"}),
+    ],
+)
+def test_tiled_objective_and_gradient_equal_the_whole_images(height, width, tile, changes):
+    _compare(height, width, tile, **changes)
