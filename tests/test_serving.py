@@ -469,8 +469,11 @@ def test_new_version_is_picked_up(server, pngs):
         client.predict(*pngs, server=server.address, iterations=1, version=1)
 
 
-def test_warmup_file_replays_through_session(server):
-    path = os.path.join(server.base_path, "1", sig.WARMUP_FILE)
+def test_warmup_file_replays_through_session(server, exported):
+    # The server loaded (a failed warm-up request fails the load); here each request is run
+    # on the shared export (the server's copy is of it, warm-up file included) in a session.
+    version = os.path.join(exported, "1")
+    path = os.path.join(version, sig.WARMUP_FILE)
     from tensorflow_serving.apis import prediction_log_pb2
 
     records = list(tf.data.TFRecordDataset(path).as_numpy_iterator())
@@ -488,9 +491,7 @@ def test_warmup_file_replays_through_session(server):
                 | part
             )
         feeds = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
-        out = session_run(
-            os.path.join(server.base_path, "1"), request.model_spec.signature_name, feeds
-        )
+        out = session_run(version, request.model_spec.signature_name, feeds)
         assert out[sig.IMAGE].ndim == 3
 
 

@@ -50,16 +50,17 @@ def _compare(height, width, tile, **changes):
     stride, halo = tiles.geometry(layers, opts.backbone)
     layout = tiles.layout(height, width, tile, stride, halo)
     assert len(layout) > 1
-    strides = {n: tiles.layer_stride(n) for n in layers}
+    strides, channels = tiles.layer_info(objective.extractor, layers)
+    grid = tiles.layout_tensor(height, width, tile, stride, halo)
     content_features = tiles.whole_features(
-        objective.extractor, content[None], objective.content_layers, layout, strides
+        objective.extractor, content[None], objective.content_layers, grid, strides, channels
     )
     for name, target in zip(objective.content_layers, targets.content, strict=True):
         np.testing.assert_allclose(content_features[name], target, rtol=1e-4,
                                    atol=1e-5 * float(tf.reduce_max(target)))  # fmt: skip
     tiled_targets = targets._replace(content=tuple(content_features.values()))
     terms, gradient = tiles.value_and_gradient(
-        objective, image, tiled_targets, weights, layout, strides
+        objective, image, tiled_targets, weights, grid, strides, channels
     )
     for name in ("total", "content", "style", "tv"):
         assert float(terms[name]) == pytest.approx(float(whole[name]), rel=2e-5), name
@@ -78,3 +79,39 @@ def _compare(height, width, tile, **changes):
 )
 def test_tiled_objective_and_gradient_equal_the_whole_images(height, width, tile, changes):
     _compare(height, width, tile, **changes)
+
+
+def test_tiled_step_in_a_graph_of_unknown_size():
+    """The served graph knows a scale's size only when it runs: the same tiles, as ops."""
+    opts = options.Options(weights=None, precision="float32", **SHALLOW)
+    objective = pipeline.get(opts).objective
+    layers = objective.content_layers + objective.style_layers
+    stride, halo = tiles.geometry(layers)
+    strides, channels = tiles.layer_info(objective.extractor, layers)
+    style = tf.constant(smooth_image(1, 64, 64))
+    n = len(objective.style_layers)
+    weights = LossWeights(tf.constant(1.0), tf.constant(1e4), tf.constant(10.0),
+                          tf.constant([1.0 / n] * n))  # fmt: skip
+
+    def step(content, image):
+        grid = tiles.layout_tensor(tf.shape(image)[1], tf.shape(image)[2], 32, stride, halo)
+        whole = tiles.whole_features(
+            objective.extractor, content, objective.content_layers, grid, strides, channels
+        )
+        targets = objective.targets(content[0], [style], [1.0])._replace(
+            content=tuple(whole.values())
+        )
+        return tiles.value_and_gradient(objective, image, targets, weights, grid, strides, channels)
+
+    spec = tf.TensorSpec([1, None, None, 3], tf.float32)
+    graph = tf.function(step, input_signature=[spec, spec])
+    for height, width in ((97, 83), (64, 120)):
+        content = tf.constant(smooth_image(0, height, width))[None]
+        image = tf.constant(smooth_image(2, height, width))[None]
+        (terms, gradient), (eager_terms, eager_gradient) = (
+            graph(content, image),
+            step(content, image),
+        )
+        assert float(terms["total"]) == pytest.approx(float(eager_terms["total"]), rel=1e-5)
+        scale = float(tf.reduce_max(tf.abs(eager_gradient)))
+        np.testing.assert_allclose(gradient, eager_gradient, rtol=0, atol=1e-5 * scale)

@@ -79,42 +79,72 @@ def geometry(layers: Sequence[str], backbone: str = "vgg19") -> tuple[int, int]:
 
 def layout(height: int, width: int, tile: int, stride: int, halo: int) -> list[Tile]:
     """Tiles covering ``height`` x ``width``: interiors of ``tile`` px (rounded up to a multiple
-    of ``stride``; the last row and column take what is left), crops ``halo`` px wider on each
-    side within the image."""
+    of ``stride``; the last row and column take what is left, a sliver under ``stride`` joining
+    the one before), crops ``halo`` px wider on each side within the image."""
+    rows = layout_tensor(height, width, tile, stride, halo).numpy().tolist()
+    return [Tile(*row) for row in rows]
+
+
+def layout_tensor(height, width, tile: int, stride: int, halo: int) -> tf.Tensor:
+    """``layout`` as an int32 ``(tiles, 8)`` tensor of ``Tile`` rows; ``height`` and ``width``
+    may be tensors (a served scale's size is known only when the graph runs)."""
     if tile < 1 or stride < 1 or halo < 0 or halo % stride:
         raise ValueError(f"bad tiling: tile {tile}, stride {stride}, halo {halo}")
     tile = stride * math.ceil(tile / stride)
 
-    def spans(size: int) -> list[tuple[int, int, int, int]]:
-        starts = list(range(0, size, tile))
-        if len(starts) > 1 and size - starts[-1] < stride:  # a sliver: join it to the one before
-            starts.pop()
-        ends = starts[1:] + [size]
-        return [
-            (a, b, max(0, a - halo), min(size, b + halo)) for a, b in zip(starts, ends, strict=True)
-        ]
+    def spans(size):
+        size = tf.cast(size, tf.int32)
+        starts = tf.range(0, size, tile)
+        sliver = (tf.size(starts) > 1) & (size - starts[-1] < stride)
+        starts = tf.cond(sliver, lambda: starts[:-1], lambda: starts)
+        ends = tf.concat([starts[1:], [size]], 0)
+        return tf.stack(
+            [starts, ends, tf.maximum(0, starts - halo), tf.minimum(size, ends + halo)], 1
+        )
 
-    return [
-        Tile(top, bottom, left, right, ct, cb, cl, cr)
-        for top, bottom, ct, cb in spans(height)
-        for left, right, cl, cr in spans(width)
-    ]
+    rows, cols = spans(height), spans(width)
+    r = tf.repeat(rows, tf.shape(cols)[0], axis=0)
+    c = tf.tile(cols, [tf.shape(rows)[0], 1])
+    # Tile order: top, bottom, left, right, crop_top, crop_bottom, crop_left, crop_right.
+    return tf.stack([r[:, 0], r[:, 1], c[:, 0], c[:, 1], r[:, 2], r[:, 3], c[:, 2], c[:, 3]], 1)
 
 
-def interior(features: tf.Tensor, tile: Tile, stride: int) -> tf.Tensor:
+def interior(features: tf.Tensor, tile, stride: int) -> tf.Tensor:
     """The part of a crop's ``(1, h, w, C)`` features at ``stride`` that belongs to the tile's
-    interior (full-image feature rows ``[top // stride, bottom // stride)``, and columns)."""
-    y0, x0 = tile.crop_top // stride, tile.crop_left // stride
-    return features[
-        :,
-        tile.top // stride - y0 : tile.bottom // stride - y0,
-        tile.left // stride - x0 : tile.right // stride - x0,
-        :,
-    ]
+    interior (full-image feature rows ``[top // stride, bottom // stride)``, and columns);
+    ``tile`` a ``Tile`` or a row of ``layout_tensor``."""
+    top, bottom, left, right, crop_top, _, crop_left, _ = (tile[i] for i in range(8))
+    y0, x0 = crop_top // stride, crop_left // stride
+    begin = tf.stack([0, top // stride - y0, left // stride - x0, 0])
+    size = tf.stack([-1, bottom // stride - top // stride, right // stride - left // stride, -1])
+    return tf.slice(features, begin, size)
 
 
-def _crop(image: tf.Tensor, tile: Tile) -> tf.Tensor:
-    return image[:, tile.crop_top : tile.crop_bottom, tile.crop_left : tile.crop_right, :]
+def _crop(image: tf.Tensor, tile) -> tf.Tensor:
+    _, _, _, _, crop_top, crop_bottom, crop_left, crop_right = (tile[i] for i in range(8))
+    begin = tf.stack([0, crop_top, crop_left, 0])
+    return tf.slice(
+        image, begin, tf.stack([-1, crop_bottom - crop_top, crop_right - crop_left, -1])
+    )
+
+
+def _placed(part: tf.Tensor, tile, stride: int, height, width, crop: bool) -> tf.Tensor:
+    """``part`` (a crop's gradient, or an interior's features at ``stride``) zero-padded to
+    the whole image's ``height`` x ``width`` (at that stride)."""
+    top, bottom, left, right, crop_top, crop_bottom, crop_left, crop_right = (
+        tile[i] for i in range(8)
+    )
+    if crop:
+        y0, y1, x0, x1 = crop_top, crop_bottom, crop_left, crop_right
+    else:
+        y0, y1, x0, x1 = top // stride, bottom // stride, left // stride, right // stride
+    return tf.pad(part, [[0, 0], [y0, height - y1], [x0, width - x1], [0, 0]])
+
+
+def layer_info(extractor, layers: Sequence[str]) -> tuple[dict, dict]:
+    """``(strides, channels)``: each layer's pixels per feature position and channel count."""
+    feats = extractor(tf.zeros([1, 32, 32, 3]))
+    return {n: layer_stride(n) for n in layers}, {n: int(feats[n].shape[-1]) for n in layers}
 
 
 def moments(features: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -125,83 +155,114 @@ def moments(features: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     return count, tf.reduce_sum(flat, axis=0), tf.matmul(flat, flat, transpose_a=True)
 
 
-def _add(a: tuple, b: tuple) -> tuple:
-    return tuple(x + y for x, y in zip(a, b, strict=True))
+def _over_tiles(tiles: tf.Tensor, body, initial):
+    """``initial`` carried through ``body(tile, carried)`` for each row of ``tiles``, in a
+    ``tf.while_loop`` (a Python loop when eager)."""
+
+    def step(i, carried):
+        new = body(tiles[i], carried)
+        for a, b in zip(tf.nest.flatten(new), tf.nest.flatten(carried), strict=True):
+            a.set_shape(b.shape)  # what slicing by tensors loses (the batch of 1)
+        return i + 1, new
+
+    _, carried = tf.while_loop(
+        lambda i, _: i < tf.shape(tiles)[0],
+        step,
+        (tf.constant(0), initial),
+        parallel_iterations=1,
+    )
+    return carried
 
 
-def whole_features(extractor, image: tf.Tensor, layers: Sequence[str], tiles: Sequence[Tile],
-                   strides: dict) -> dict:  # fmt: skip
-    """The full-image features of ``layers``, assembled from the interiors of the crops (forward
-    only): for the content targets, computed once per scale."""
-    rows = {}
-    for tile in tiles:
+def _full_shape(image, stride: int):
+    """The feature rows and columns at ``stride`` of a VGG layer on ``image`` (floor halving)."""
+    shape = tf.shape(image)
+    return shape[1] // stride, shape[2] // stride
+
+
+def whole_features(extractor, image: tf.Tensor, layers: Sequence[str], tiles, strides: dict,
+                   channels: dict) -> dict:  # fmt: skip
+    """The full-image features of ``layers`` (``channels``: each one's channel count),
+    assembled from the interiors of the crops, forward only: the content targets, computed
+    once per scale."""
+
+    def body(tile, carried):
         feats = extractor(_crop(image, tile))
-        rows.setdefault((tile.top, tile.bottom), []).append(
-            {n: interior(feats[n], tile, strides[n]) for n in layers}
-        )
-    return {
-        n: tf.concat([tf.concat([part[n] for part in row], axis=2) for row in rows.values()], 1)
-        for n in layers
+        return {
+            n: carried[n] + _placed(interior(feats[n], tile, strides[n]), tile, strides[n],
+                                    *_full_shape(image, strides[n]), crop=False)
+            for n in layers
+        }  # fmt: skip
+
+    initial = {
+        n: tf.zeros(tf.stack([1, *_full_shape(image, strides[n]), channels[n]])) for n in layers
     }
+    return _over_tiles(tiles, body, initial)
 
 
-def style_moments(extractor, image: tf.Tensor, layers: Sequence[str], tiles: Sequence[Tile],
-                  strides: dict) -> list:  # fmt: skip
+def style_moments(extractor, image: tf.Tensor, layers: Sequence[str], tiles, strides: dict,
+                  channels: dict) -> list:  # fmt: skip
     """Each style layer's ``moments`` of the whole image, summed over the crops' interiors."""
-    totals = None
-    for tile in tiles:
+
+    def body(tile, carried):
         feats = extractor(_crop(image, tile))
         parts = [moments(interior(feats[n], tile, strides[n])) for n in layers]
-        totals = (
-            parts if totals is None else [_add(t, p) for t, p in zip(totals, parts, strict=True)]
-        )
-    return totals
+        return [tuple(x + y for x, y in zip(c, p, strict=True))
+                for c, p in zip(carried, parts, strict=True)]  # fmt: skip
+
+    initial = [
+        (tf.constant(0.0), tf.zeros([channels[n]]), tf.zeros([channels[n], channels[n]]))
+        for n in layers
+    ]
+    return _over_tiles(tiles, body, initial)
 
 
-def value_and_gradient(objective, image: tf.Tensor, targets, weights, tiles: Sequence[Tile],
-                       strides: dict) -> tuple[dict, tf.Tensor]:  # fmt: skip
+def value_and_gradient(objective, image: tf.Tensor, targets, weights, tiles, strides: dict,
+                       channels: dict) -> tuple[dict, tf.Tensor]:  # fmt: skip
     """The loss terms (as ``objective(image, targets, weights)`` gives them) and the gradient of
     the total with respect to ``image`` ``(1, H, W, 3)``, computed crop by crop.
 
-    ``targets.content`` holds the whole image's content features (``whole_features``).
+    ``targets.content`` holds the whole image's content features (``whole_features``);
+    ``tiles`` is ``layout_tensor``'s; ``strides`` and ``channels`` give each layer's.
     """
+    from tfstyle import losses
     from tfstyle.pipeline import AREA_REFERENCE
 
     style_layers, content_layers = objective.style_layers, objective.content_layers
     shape = tf.shape(image)
-    per_area = AREA_REFERENCE / tf.cast(shape[1] * shape[2], tf.float32)
+    height, width = shape[1], shape[2]
+    per_area = AREA_REFERENCE / tf.cast(height * width, tf.float32)
     # 1-2: the style loss of the whole image's sums, and its gradient with respect to them.
-    sums = style_moments(objective.extractor, image, style_layers, tiles, strides)
+    sums = style_moments(objective.extractor, image, style_layers, tiles, strides, channels)
     with tf.GradientTape() as tape:
         tape.watch(sums)
         style = objective.style.loss_of_moments(sums, targets.style, weights.style_layers)
     d_sums = tape.gradient(style, sums, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    content_target = dict(zip(content_layers, targets.content, strict=True))
+
     # 3: per crop, the surrogate's gradient (style) and the content loss's, into one gradient.
-    gradient = tf.zeros_like(image)
-    content = tf.constant(0.0)
-    height, width = image.shape[1], image.shape[2]
-    for tile in tiles:
+    def body(tile, carried):
+        gradient, content = carried
         crop = _crop(image, tile)
         with tf.GradientTape() as tape:
             tape.watch(crop)
             feats = objective.extractor(crop)
-            surrogate = 0.0
+            surrogate = tf.constant(0.0)
             for n, (_, d1, d2) in zip(style_layers, d_sums, strict=True):
                 _, s1, s2 = moments(interior(feats[n], tile, strides[n]))
                 surrogate += tf.reduce_sum(d1 * s1) + tf.reduce_sum(d2 * s2)
-            part = 0.0
-            for n, target in zip(content_layers, targets.content, strict=True):
+            part = tf.constant(0.0)
+            for n in content_layers:
                 mine = interior(feats[n], tile, strides[n])
-                theirs = _target_part(target, tile, strides[n])
+                theirs = _target_part(content_target[n], tile, strides[n])
                 part += 0.5 * tf.reduce_sum(tf.square(mine - theirs))
             total = weights.style * surrogate + weights.content * per_area * part
         grad = tape.gradient(total, crop)
-        content += part
-        gradient += tf.pad(grad, [[0, 0], [tile.crop_top, height - tile.crop_bottom],
-                                  [tile.crop_left, width - tile.crop_right], [0, 0]])  # fmt: skip
-    # 4: total variation, on the whole image.
-    from tfstyle import losses
+        placed = _placed(grad, tile, 1, height, width, crop=True)
+        return gradient + placed, content + part
 
+    gradient, content = _over_tiles(tiles, body, (tf.zeros_like(image), tf.constant(0.0)))
+    # 4: total variation, on the whole image.
     with tf.GradientTape() as tape:
         tape.watch(image)
         tv = per_area * losses.total_variation_loss(image)
@@ -212,7 +273,9 @@ def value_and_gradient(objective, image: tf.Tensor, targets, weights, tiles: Seq
     return {"total": total, "content": content, "style": style, "tv": tv}, gradient
 
 
-def _target_part(target: tf.Tensor, tile: Tile, stride: int) -> tf.Tensor:
+def _target_part(target: tf.Tensor, tile, stride: int) -> tf.Tensor:
     """The whole image's content features at the tile's interior."""
-    return target[:, tile.top // stride : tile.bottom // stride,
-                  tile.left // stride : tile.right // stride, :]  # fmt: skip
+    top, bottom, left, right = (tile[i] // stride for i in range(4))
+    return tf.slice(
+        target, tf.stack([0, top, left, 0]), tf.stack([-1, bottom - top, right - left, -1])
+    )
