@@ -183,7 +183,13 @@ def test_1024px_answer_fits_a_stock_grpc_client(stub, pngs):
     # a 1024 px answer is the PNG and the loss: under gRPC's default 4 MiB receive limit. With
     # return_image it would not be.
     answer = stub.Predict(
-        raw_request(pngs, sig.STYLIZE_SIGNATURE, size=np.int32(1024), iterations=np.int32(0)),
+        raw_request(
+            pngs,
+            sig.STYLIZE_SIGNATURE,
+            size=np.int32(1024),
+            iterations=np.int32(0),
+            style_scale=np.float32(0.125),
+        ),  # (the style at 128 px: the answer's size)
         timeout=300,
     )
     assert answer.outputs[sig.IMAGE].dtype == tf.uint8.as_datatype_enum

@@ -115,3 +115,52 @@ def test_tiled_step_in_a_graph_of_unknown_size():
         assert float(terms["total"]) == pytest.approx(float(eager_terms["total"]), rel=1e-5)
         scale = float(tf.reduce_max(tf.abs(eager_gradient)))
         np.testing.assert_allclose(gradient, eager_gradient, rtol=0, atol=1e-5 * scale)
+
+
+RUN = {"size": 96, "iterations": 6, "weights": None, "seed": 0, "progress": False,
+       "precision": "float32", **SHALLOW}  # fmt: skip
+
+
+def test_a_tiled_run_is_the_whole_image_run_to_a_level(content_array, style_array):
+    """Six L-BFGS steps at 96 px in 32 px tiles (9 crops a step) against whole images: the
+    steps agree to float rounding, which a few steps amplify to at most one level of 255."""
+    import tfstyle
+
+    whole = np.asarray(tfstyle.transfer(content_array, style_array, **RUN)).astype(int)
+    tiled = np.asarray(tfstyle.transfer(content_array, style_array, tile_size=32, **RUN))
+    assert tiled.shape == whole.shape == (72, 96, 3)
+    assert np.abs(tiled.astype(int) - whole).max() <= 1
+
+
+def test_served_tiled_model_equals_the_api(tmp_path, pngs):
+    """The exported graph takes the same tiled steps (its scale sizes known only when it runs)."""
+    import os
+
+    from helpers import pixels, session_run
+
+    import tfstyle
+    from tfstyle import export
+    from tfstyle import signature as sig
+
+    exported = {k: v for k, v in RUN.items() if k not in ("iterations", "progress")}
+    path = tfstyle.export_saved_model(tmp_path / "m", tile_size=32, warmup=False, **exported)
+    with open(os.path.join(path, sig.METADATA_FILE)) as f:
+        assert '"tile_size": 32' in f.read()
+    feeds = {sig.CONTENT: pngs[0], sig.STYLE: pngs[1], sig.ITERATIONS: 4}
+    served = pixels(session_run(path, sig.DEFAULT_SIGNATURE, feeds))
+    expected = tfstyle.transfer(*pngs, iterations=4, progress=False, tile_size=32,
+                                **{**exported, **export.EXPORT_DEFAULTS})  # fmt: skip
+    np.testing.assert_array_equal(served, np.asarray(expected))
+
+
+def test_the_memory_check_knows_tiles(monkeypatch):
+    from tfstyle import memory
+
+    gib = 2**30
+    monkeypatch.setattr(memory, "available", lambda: 12.0 * gib)
+    with pytest.raises(ValueError, match="largest size that fits is about"):
+        memory.check(4096, 4096, 4096, "float32")  # whole images: about 56 GiB
+    # Tiled: a crop's network (2.4 GiB at 672 px) and the image's buffers (5.8 GiB at 4096 px).
+    memory.check(4096, 4096, 4096, "float32", crop=512 + 160)  # crops of 672 px
+    with pytest.raises(ValueError, match=r"tiled in 672 px crops\), and 12.0 GiB .* about \d+ px"):
+        memory.check(8192, 8192, 8192, "float32", crop=672)

@@ -50,6 +50,7 @@ def transfer(
     style_layers: Sequence[str] = features.DEFAULT_STYLE_LAYERS,
     style_loss: str = "gram",
     style_layer_weights: Sequence[float] | None = None,
+    tile_size: int | None = None,
     style_blend_weights: Sequence[float] | None = None,
     preserve_colors: bool = False,
     callback: Callable[[int, dict, np.ndarray], None] | None = None,
@@ -181,7 +182,12 @@ class _Eager(pipeline.Hooks):
     def planned(self, scales) -> None:
         self.sizes = [int(v) for v in scales.sizes]
         shape = images.working_shape(*self.content.shape[:2], self.opts.size)
-        memory.check(*(int(v) for v in shape), self.opts.size, self.pipeline.precision.precision)
+        tiling, crop = self.pipeline.objective.tiling, None
+        if tiling is not None and max(int(v) for v in shape) > tiling.tile_size:
+            crop = tiling.crop_side
+        memory.check(
+            *(int(v) for v in shape), self.opts.size, self.pipeline.precision.precision, crop
+        )
 
     def style(self, size):
         return self.stylizer.style_targets(self.request, int(size))

@@ -171,6 +171,10 @@ class GramStyle:
         positions, so that several style images blend by a weighted mean of them."""
         return (gram_matrix(features)[0],)
 
+    def statistics_of_moments(self, moments: tuple) -> tuple:
+        """``statistics`` from a layer's ``(M, S1, S2)`` (``tiles.moments``)."""
+        return (moments[2],)
+
     def target(self, statistics: tuple):
         """The (blended) statistics as the target ``loss`` takes: the Gram matrix ``(C, C)``."""
         return statistics[0]
@@ -202,6 +206,10 @@ class WassersteinStyle:
         """Mean ``(C,)`` and covariance ``(C, C)`` of a layer's features (``feature_stats``)."""
         return feature_stats(features)
 
+    def statistics_of_moments(self, moments: tuple) -> tuple:
+        """``statistics`` from a layer's ``(M, S1, S2)``: ``S1 / M``, ``S2 / M - mean mean^T``."""
+        return _stats_of_moments(*moments)
+
     def target(self, statistics: tuple) -> tuple:
         """``(mean, covariance, its square root)``: the root computed once per target."""
         mean, cov = statistics
@@ -217,14 +225,19 @@ class WassersteinStyle:
     def loss_of_moments(self, moments: Sequence[tuple], targets: Sequence, layer_weights):
         """``loss`` from each layer's ``(M, S1, S2)`` (``tiles.moments``): the mean ``S1 / M``
         and the covariance ``S2 / M - mean mean^T`` (plus ``COVARIANCE_EPS``)."""
-        layer_losses = []
-        for (m, s1, s2), target in zip(moments, targets, strict=True):
-            mean = s1 / m
-            eye = tf.eye(tf.shape(s2)[0], dtype=s2.dtype)
-            cov = s2 / m - mean[:, None] * mean[None, :] + COVARIANCE_EPS * eye
-            layer_losses.append(wasserstein_of_stats(mean, cov, *target))
+        layer_losses = [
+            wasserstein_of_stats(*_stats_of_moments(*m), *target)
+            for m, target in zip(moments, targets, strict=True)
+        ]
         weighted = tf.cast(layer_weights, tf.float32) * tf.stack(layer_losses)
         return self.scale * tf.reduce_sum(weighted)
+
+
+def _stats_of_moments(m, s1, s2) -> tuple[tf.Tensor, tf.Tensor]:
+    """``feature_stats`` from sums over positions (``COVARIANCE_EPS`` included)."""
+    mean = s1 / m
+    eye = tf.eye(tf.shape(s2)[0], dtype=s2.dtype)
+    return mean, s2 / m - mean[:, None] * mean[None, :] + COVARIANCE_EPS * eye
 
 
 #: The style losses by name (the ``style_loss`` option).

@@ -11,7 +11,6 @@ once instead of swapping or being killed by the system after minutes.
 
 from __future__ import annotations
 
-import math
 import os
 
 GIB = 2**30
@@ -94,22 +93,49 @@ def available() -> float | None:
     return min(room) if room else None
 
 
-def check(height: int, width: int, size: int, precision: str) -> None:
+#: A tiled run's buffers of the whole image's size, in bytes per pixel (a model, not yet
+#: measured: issue 24): float32 RGB copies (image, gradient, average, content, a placed crop
+#: gradient, L-BFGS's 2 x 10 history rows) and the content layer's features (block4_conv2: 512
+#: channels at 1/8 of each side).
+TILED_BYTES_PER_PIXEL = 12 * 26 + 4 * 512 / 64
+
+
+def tiled_estimate(height: int, width: int, crop: int, precision: str) -> float:
+    """Estimated peak bytes of a tiled run: the network on one ``crop`` x ``crop`` crop (the
+    measured line), plus the whole image's buffers (``TILED_BYTES_PER_PIXEL``)."""
+    return estimate(min(height, crop), min(width, crop), precision) + (
+        TILED_BYTES_PER_PIXEL * height * width
+    )
+
+
+def check(height: int, width: int, size: int, precision: str, crop: int | None = None) -> None:
     """Raise ``ValueError`` (one line) if a run whose last scale is ``height`` x ``width`` is
-    estimated not to fit in the memory available; name the size, the estimate and the limit."""
+    estimated not to fit in the memory available; name the size, the estimate and the limit.
+    ``crop``: the side of a tiled run's crops (interior and halos), None for whole images."""
     if os.environ.get(ENV, "1").strip() == "0":
         return
     room = available()
-    need = estimate(height, width, precision)
+
+    def need_at(scale: float) -> float:
+        h, w = int(height * scale), int(width * scale)
+        if crop is None:
+            return estimate(h, w, precision)
+        return tiled_estimate(h, w, crop, precision)
+
+    need = need_at(1.0)
     if room is None or need <= room:
         return
-    # The largest size of the same aspect ratio whose estimate fits.
-    base, per_pixel = peak_line(precision)
-    pixels = (room - base) / per_pixel
-    largest = int(size * math.sqrt(max(pixels, 0) / (height * width)))
+    # The largest size of the same aspect ratio whose estimate fits (the estimate grows with
+    # the scale: bisect it).
+    low, high = 0.0, 1.0
+    for _ in range(40):
+        middle = (low + high) / 2
+        low, high = (middle, high) if need_at(middle) <= room else (low, middle)
+    largest = int(size * low)
     fits = f"the largest size that fits is about {largest} px" if largest >= 16 else "no size fits"
+    tiled = "" if crop is None else f", tiled in {crop} px crops"
     raise ValueError(
         f"size: a {width}x{height} result needs about {need / GIB:.1f} GiB of memory "
-        f"(estimated, {precision}), and {room / GIB:.1f} GiB is available here; {fits} "
+        f"(estimated, {precision}{tiled}), and {room / GIB:.1f} GiB is available here; {fits} "
         f"(set {ENV}=0 to try anyway)"
     )

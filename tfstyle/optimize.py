@@ -177,7 +177,8 @@ def get(name: str):
     return OPTIMIZERS[name]
 
 
-def advance(loss_fn: Callable[[tf.Tensor], tf.Tensor], optimizer, learning_rate, state, k):
+def advance(loss_fn: Callable[[tf.Tensor], tf.Tensor], optimizer, learning_rate, state, k,
+            value_and_gradient=None):  # fmt: skip
     """Take ``k`` steps of ``optimizer`` on ``loss_fn(image)`` in one ``tf.while_loop``.
 
     The loop stops early at the first image whose objective or gradient is not finite: the state
@@ -191,6 +192,8 @@ def advance(loss_fn: Callable[[tf.Tensor], tf.Tensor], optimizer, learning_rate,
         state: the optimiser's state (``optimizer.init(image)`` or a previous ``advance``), or
             an ``Averaged`` one (``averaged``), whose average is then updated after each step.
         k: int or int32 scalar tensor, steps to take.
+        value_and_gradient: ``(loss, gradient)`` of an image, for an objective whose gradient
+            is not one tape's (tiled steps, ``tfstyle.tiles``); None differentiates ``loss_fn``.
 
     Returns:
         The new state; ``state.loss`` is the objective of the last image evaluated.
@@ -198,10 +201,13 @@ def advance(loss_fn: Callable[[tf.Tensor], tf.Tensor], optimizer, learning_rate,
     learning_rate = tf.cast(learning_rate, tf.float32)
 
     def step(state):
-        with tf.GradientTape() as tape:
-            tape.watch(state.image)
-            loss = loss_fn(state.image)
-        grad = tape.gradient(loss, state.image)
+        if value_and_gradient is not None:
+            loss, grad = value_and_gradient(state.image)
+        else:
+            with tf.GradientTape() as tape:
+                tape.watch(state.image)
+                loss = loss_fn(state.image)
+            grad = tape.gradient(loss, state.image)
         finite = tf.math.is_finite(loss) & tf.reduce_all(tf.math.is_finite(grad))
         state = tf.cond(
             finite,

@@ -229,6 +229,12 @@ OPTIONS: tuple[Option, ...] = (
            choices=STYLE_LOSSES),
     Option("style_layer_weights", None, "floats", EXPORT, "Weight of each style layer; None "
            "gives each 1 / len(style_layers).", low=0, none=True),
+    Option("tile_size", None, "int", EXPORT, "Largest side in px of the interiors of the "
+           "crops a step is computed on: a scale whose longer side is above it takes each step "
+           "crop by crop (each crop reaching half the deepest layer's receptive field past its "
+           "interior), the same step as on the whole image up to float rounding, with the "
+           "network's memory bounded by the crop (tfstyle/tiles.py). None: whole images.",
+           low=images.MIN_SIDE, high=images.MAX_SIZE, none=True),
     Option("style_blend_weights", None, "floats", CALL, "Weight of each style image when "
            "several are given, normalised to sum to 1; None weighs them equally.",
            low=0, none=True),

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
-from tfstyle import checks, features, images, losses, optimize, plan, precision
+from tfstyle import checks, features, images, losses, optimize, plan, precision, tiles
 from tfstyle.options import INITS, REQUEST_OPTIONS
 
 #: The error of a style side out of range ({}: the side, style_scale, the scale's size).
@@ -80,6 +80,7 @@ class Objective:
         content_layers: layers whose activations are matched to the content image.
         style_layers: layers whose statistics are matched to the style image(s).
         style_loss: the name of the style loss in ``losses.STYLE_LOSSES``.
+        tiling: a ``tiles.Tiling``: images above its size are computed crop by crop.
     """
 
     def __init__(
@@ -88,12 +89,22 @@ class Objective:
         content_layers: Sequence[str],
         style_layers: Sequence[str],
         style_loss: str = "gram",
+        tiling=None,
     ):
         self.extractor = extractor
         self.content_layers = tuple(content_layers)
         self.style_layers = tuple(style_layers)
         #: The style loss (``losses.STYLE_LOSSES``): its statistics, their blend, the loss.
         self.style = losses.get_style_loss(style_loss)
+        #: ``tiles.Tiling`` when images above a size are computed crop by crop, else None.
+        self.tiling = tiling
+
+    def _either(self, image, tiled, whole):
+        """``whole()``, or ``tiled()`` where the tiling says ``image`` ``(1, H, W, 3)`` needs it
+        (decided when the graph runs: a served scale's size is a tensor)."""
+        if self.tiling is None:
+            return whole()
+        return tf.cond(self.tiling.needed(image), tiled, whole)
 
     def targets(
         self, content: tf.Tensor, styles: Sequence[tf.Tensor], blend, style: tuple | None = None
@@ -103,18 +114,37 @@ class Objective:
         ``style``: the style statistics (``style_targets``), if already computed; then
         ``styles`` and ``blend`` are not used.
         """
-        content_features = self.extractor(content[None])
+        image, layers = content[None], self.content_layers
+
+        def whole():
+            feats = self.extractor(image)
+            return tuple(feats[n] for n in layers)
+
+        def tiled():
+            feats = self.tiling.features(image, layers)
+            return tuple(feats[n] for n in layers)
+
+        content_features = self._either(image, tiled, whole)
         if style is None:
             style = self.style_targets(styles, blend)
-        return Targets(tuple(content_features[n] for n in self.content_layers), style)
+        return Targets(content_features, style)
 
     def style_targets(self, styles: Sequence[tf.Tensor], blend) -> tuple:
         """The blended style statistics (``Targets.style``) of style images ``(h, w, 3)``."""
         blend = tf.cast(blend, tf.float32)
         per_style = []  # per style image, per layer: a tuple of statistics
         for style in styles:
-            feats = self.extractor(style[None])
-            per_style.append([self.style.statistics(feats[n]) for n in self.style_layers])
+            image, layers = style[None], self.style_layers
+
+            def whole(image=image, layers=layers):
+                feats = self.extractor(image)
+                return [self.style.statistics(feats[n]) for n in layers]
+
+            def tiled(image=image, layers=layers):
+                moments = self.tiling.moments(image, layers)
+                return [self.style.statistics_of_moments(m) for m in moments]
+
+            per_style.append(self._either(image, tiled, whole))
         blended = [  # the blend weights' mean of each statistic
             tuple(
                 tf.add_n([blend[k] * per_style[k][layer][i] for k in range(len(styles))])
@@ -126,6 +156,29 @@ class Objective:
 
     def __call__(self, image: tf.Tensor, targets: Targets, weights: LossWeights) -> dict:
         """Loss terms of ``image`` ``(1, H, W, 3)``: a dict with total, content, style, tv."""
+        return self._either(
+            image,
+            lambda: self.tiling.value_and_gradient(self, image, targets, weights)[0],
+            lambda: self.terms(image, targets, weights),
+        )
+
+    def value_and_gradient(self, image, targets: Targets, weights: LossWeights):
+        """``(total, d total / d image)``, crop by crop where the tiling says so."""
+
+        def whole():
+            with tf.GradientTape() as tape:
+                tape.watch(image)
+                total = self.terms(image, targets, weights)["total"]
+            return total, tape.gradient(total, image)
+
+        def tiled():
+            terms, gradient = self.tiling.value_and_gradient(self, image, targets, weights)
+            return terms["total"], gradient
+
+        return self._either(image, tiled, whole)
+
+    def terms(self, image: tf.Tensor, targets: Targets, weights: LossWeights) -> dict:
+        """``__call__`` on the whole image at once."""
         feats = self.extractor(image)
         content = losses.content_loss([feats[n] for n in self.content_layers], targets.content)
         style_features = [feats[n] for n in self.style_layers]
@@ -164,8 +217,11 @@ class Pipeline:
             weights=opts.weights,
             precision=opts.precision,
         )
+        tiling = None
+        if opts.tile_size is not None:
+            tiling = tiles.Tiling(extractor, layers, opts.backbone, opts.tile_size)
         self.objective = Objective(
-            extractor, opts.content_layers, opts.style_layers, opts.style_loss
+            extractor, opts.content_layers, opts.style_layers, opts.style_loss, tiling
         )
         self.optimizer = optimize.get(opts.optimizer)
         n = len(opts.style_layers)
@@ -272,7 +328,11 @@ class Pipeline:
         def loss_fn(image):
             return self.objective(image, targets, weights)["total"]
 
-        return optimize.advance(loss_fn, self.optimizer, learning_rate, state, k)
+        def value_and_gradient(image):
+            return self.objective.value_and_gradient(image, targets, weights)
+
+        tiled = value_and_gradient if self.objective.tiling is not None else None
+        return optimize.advance(loss_fn, self.optimizer, learning_rate, state, k, tiled)
 
     def evaluate(self, image, targets: Targets, weights: LossWeights) -> dict:
         """The loss terms of an image ``(1, H, W, 3)``."""
@@ -439,7 +499,7 @@ class Hooks:
 
 #: The options a ``Pipeline`` fixes; the rest are per request or per call.
 FIXED = ("content_layers", "style_layers", "style_layer_weights", "backbone", "pooling",
-         "weights", "precision", "optimizer", "style_loss")  # fmt: skip
+         "weights", "precision", "optimizer", "style_loss", "tile_size")  # fmt: skip
 _PIPELINES: dict = {}
 
 

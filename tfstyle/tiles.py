@@ -279,3 +279,40 @@ def _target_part(target: tf.Tensor, tile, stride: int) -> tf.Tensor:
     return tf.slice(
         target, tf.stack([0, top, left, 0]), tf.stack([-1, bottom - top, right - left, -1])
     )
+
+
+class Tiling:
+    """How a pipeline tiles (the ``tile_size`` option): a scale whose longer side is above
+    ``tile_size`` takes its steps crop by crop, with crops laid out for ``layers``."""
+
+    def __init__(self, extractor, layers: Sequence[str], backbone: str, tile_size: int):
+        self.extractor, self.layers, self.tile_size = extractor, tuple(layers), tile_size
+        self.stride, self.halo = geometry(self.layers, backbone)
+        self.strides, self.channels = layer_info(extractor, self.layers)
+        #: The side of a crop away from the image's edges: the interior and two halos.
+        self.crop_side = self.stride * math.ceil(tile_size / self.stride) + 2 * self.halo
+
+    def needed(self, image: tf.Tensor) -> tf.Tensor:
+        """Whether ``image`` ``(1, H, W, 3)`` is tiled: a bool scalar tensor."""
+        shape = tf.shape(image)
+        return tf.maximum(shape[1], shape[2]) > self.tile_size
+
+    def grid(self, image: tf.Tensor) -> tf.Tensor:
+        """``layout_tensor`` of ``image`` ``(1, H, W, 3)``."""
+        shape = tf.shape(image)
+        return layout_tensor(shape[1], shape[2], self.tile_size, self.stride, self.halo)
+
+    def features(self, image: tf.Tensor, layers: Sequence[str]) -> dict:
+        """``whole_features`` of ``image``."""
+        return whole_features(self.extractor, image, layers, self.grid(image), self.strides,
+                              self.channels)  # fmt: skip
+
+    def moments(self, image: tf.Tensor, layers: Sequence[str]) -> list:
+        """``style_moments`` of ``image``."""
+        return style_moments(self.extractor, image, layers, self.grid(image), self.strides,
+                             self.channels)  # fmt: skip
+
+    def value_and_gradient(self, objective, image, targets, weights) -> tuple[dict, tf.Tensor]:
+        """``value_and_gradient`` of ``image``."""
+        return value_and_gradient(objective, image, targets, weights, self.grid(image),
+                                  self.strides, self.channels)  # fmt: skip
