@@ -77,7 +77,7 @@ def test_exact_arguments_reach_transfer(image_files, tmp_path, capsys, monkeypat
     argv += ["--learning-rate", "0.5", "--backbone", "vgg16", "--precision", "float32"]
     argv += ["--style-scale", "0.5", "--style-loss", "wasserstein"]
     argv += ["--min-scale", "100", "--scale-factor", "1.5", "--steps-ratio", "0.7"]
-    argv += ["--average-decay", "0.5"]
+    argv += ["--average-decay", "0.5", "--tile-size", "48"]
     code, err = run(argv, capsys)
     assert code == 0, err
     ((args, kwargs),) = calls
@@ -105,6 +105,7 @@ def test_exact_arguments_reach_transfer(image_files, tmp_path, capsys, monkeypat
         "style_layers": ["block1_conv1", "block2_conv1"],
         "style_loss": "wasserstein",
         "style_layer_weights": [1.0, 2.0],
+        "tile_size": 48,
         "style_blend_weights": [1.0, 3.0],
         "preserve_colors": True,
         "callback": None,
