@@ -1,7 +1,13 @@
 """Shared fixtures: tiny seeded images and files; TensorFlow kept quiet."""
 
 import os
+import signal
 import tempfile
+
+# Ctrl-C as a terminal delivers it, whatever started pytest: a shell starts background jobs with
+# SIGINT ignored, which Python then leaves ignored, and so would every CLI the tests start (the
+# Ctrl-C tests would wait forever). Handled here, it is the default again in each child.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # precision="auto" caches its measurement: in a directory of this test run, not the user's.

@@ -143,7 +143,7 @@ def test_ctrl_c_keeps_complete_outputs_and_the_same_command_does_the_rest(inputs
         pixels = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
         PIL.Image.fromarray(pixels).save(src / f"{k}.png")
     argv = [sys.executable, "-m", "tfstyle", "batch", str(src), str(inputs / "style.png"), "-o",
-            str(out), "-q", *FLAGS, "--iterations", "10"]  # fmt: skip
+            str(out), "-q", *FLAGS, "--iterations", "20"]  # fmt: skip
 
     def written():
         return sorted(p.name for p in out.glob("*.png") if not p.name.startswith("."))
