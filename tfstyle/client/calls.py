@@ -45,10 +45,18 @@ def build_request(
     **options,
 ):
     """The checked ``PredictRequest`` that ``predict`` sends (options only for ``stylize``)."""
+    inputs = _whole_run(content, style, iterations, signature_name, version, options)
+    return sig.predict_request(model, version, signature_name, inputs)
+
+
+def _whole_run(content, style, iterations, signature_name, version, options: dict) -> dict:
+    """The checked inputs of a request for the whole run (``predict``, ``predict_rest``)."""
     check_request(iterations, signature_name, options)
     check_version(version)
-    inputs = {sig.CONTENT: content, sig.STYLE: style, sig.ITERATIONS: iterations, **options}
-    return sig.predict_request(model, version, signature_name, inputs)
+    return {
+        sig.CONTENT: encode_input(content, "content"), sig.STYLE: encode_input(style, "style"),
+        sig.ITERATIONS: iterations, **options,
+    }  # fmt: skip
 
 
 def predict(
@@ -85,12 +93,7 @@ def predict(
         ServingError: the request failed (one-line message with the reason).
     """
     check_timeout(timeout)
-    check_request(iterations, signature_name, options)
-    check_version(version)
-    inputs = {
-        sig.CONTENT: encode_input(content, "content"), sig.STYLE: encode_input(style, "style"),
-        sig.ITERATIONS: iterations, **options,
-    }  # fmt: skip
+    inputs = _whole_run(content, style, iterations, signature_name, version, options)
     timeout = deadline_for(iterations, options.get("size")) if timeout is None else timeout
     check_server(server)
     with Grpc([server]) as transport:  # only the inputs given (TF Serving >= 2.14 fills the rest)
@@ -122,12 +125,7 @@ def predict_rest(
     parts = urllib.parse.urlsplit(url) if isinstance(url, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"url must look like 'http://localhost:8501'; got {url!r}")
-    check_request(iterations, signature_name, options)
-    check_version(version)
-    inputs = {
-        sig.CONTENT: encode_input(content, "content"), sig.STYLE: encode_input(style, "style"),
-        sig.ITERATIONS: iterations, **options,
-    }  # fmt: skip
+    inputs = _whole_run(content, style, iterations, signature_name, version, options)
     deadline = deadline_for(iterations, options.get("size")) if timeout is None else timeout
     with Rest([url]) as transport:
         if signature_name != sig.DEFAULT_SIGNATURE:
