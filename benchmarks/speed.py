@@ -455,7 +455,9 @@ def per_step_section(bench: Bench, peak: float) -> dict:
     }
     by_size = {args.size: steps}
     for size in args.precision_sizes:
-        other = Problem(size, bench.weights, args.backbone) if size != args.size else problem
+        if size in by_size:  # --size itself: measured above
+            continue
+        other = Problem(size, bench.weights, args.backbone)
         by_size[size] = {
             p: time_per_step(other, optimizer, p, 3, max(args.repeats, 2))
             for p in ("float32", "bfloat16")

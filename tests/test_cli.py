@@ -172,8 +172,9 @@ def test_save_every_writes_intermediate_images(image_files, tmp_path, capsys):
         np.testing.assert_array_equal(np.asarray(final), np.asarray(saved))
 
 
-@pytest.fixture
-def bad_files(tmp_path):
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("bad")
     text = tmp_path / "notes.txt"
     text.write_text("hello")
     wrong = tmp_path / "wrong.weights.h5"
