@@ -69,10 +69,9 @@ def test_lbfgs_falls_back_to_the_gradient_on_bad_curvature():
     n = int(tf.size(x))
     # A stored pair with negative curvature (s . y < 0): the two-loop recursion then points
     # uphill, and the update must take the steepest-descent step instead and forget the pairs.
-    s_row = tf.reshape(tf.ones(n), [1, n])
-    s = tf.concat([tf.zeros([opt.history - 1, n]), s_row], 0)
+    s = (*[tf.zeros([n])] * (opt.history - 1), tf.ones([n]))
     state = state._replace(
-        s=s, y=-s, pairs=tf.constant(1), step=tf.constant(1), prev_x=tf.reshape(x, [-1]) + 1.0
+        s=s, y=tuple(-row for row in s), pairs=tf.constant(1), step=tf.constant(1), prev_x=tf.reshape(x, [-1]) + 1.0
     )
     # prev_x / prev_g chosen so that the new pair is rejected too (s . y = -n <= 0).
     state = state._replace(prev_g=tf.reshape(g, [-1]) - 1.0)

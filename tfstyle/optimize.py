@@ -33,8 +33,11 @@ class LBFGSState(NamedTuple):
     image: tf.Tensor  # (1, H, W, 3) in [0, 1]
     prev_x: tf.Tensor  # (n,) the previous iterate, flattened
     prev_g: tf.Tensor  # (n,) its gradient
-    s: tf.Tensor  # (history, n) iterate differences, newest last
-    y: tf.Tensor  # (history, n) gradient differences, newest last
+    # One (n,) tensor a pair, not a (history, n) stack: shifting a tuple copies no pixels, where
+    # a stack's concat and where held three copies of it at once (63 image-sized buffers, 12
+    # GiB at 4096 px: benchmarks/tiles.py --lbfgs).
+    s: tuple  # `history` iterate differences (n,), newest last
+    y: tuple  # `history` gradient differences (n,), newest last
     pairs: tf.Tensor  # int32, number of valid rows at the end of s and y
     step: tf.Tensor
     loss: tf.Tensor
@@ -82,7 +85,7 @@ class LBFGS:
         """State at step 0 for a starting image ``(1, H, W, 3)``."""
         image = tf.convert_to_tensor(image, tf.float32)
         flat = tf.reshape(image, [-1])
-        rows = tf.zeros(tf.stack([self.history, tf.size(flat)]), tf.float32)
+        rows = tuple(tf.zeros_like(flat) for _ in range(self.history))
         zero = tf.constant(0)
         return LBFGSState(
             image, flat, tf.zeros_like(flat), rows, rows, zero, zero, tf.constant(float("nan"))
@@ -96,13 +99,17 @@ class LBFGS:
         y_new = g - state.prev_g
         sy = tf.tensordot(s_new, y_new, 1)
         accept = tf.logical_and(state.step > 0, sy > 1e-10)
-        s = tf.where(accept, tf.concat([state.s[1:], s_new[None]], 0), state.s)
-        y = tf.where(accept, tf.concat([state.y[1:], y_new[None]], 0), state.y)
+        s, y = tf.cond(
+            accept,
+            lambda: ((*state.s[1:], s_new), (*state.y[1:], y_new)),
+            lambda: (tuple(state.s), tuple(state.y)),
+        )
         pairs = tf.minimum(state.pairs + tf.cast(accept, tf.int32), history)
 
         # Two-loop recursion over the valid rows (the last `pairs` of them).
         valid = tf.cast(tf.range(history) >= history - pairs, tf.float32)
-        rho = valid / tf.where(valid > 0, tf.reduce_sum(s * y, axis=1), 1.0)
+        sy_rows = tf.stack([tf.tensordot(s[j], y[j], 1) for j in range(history)])
+        rho = valid / tf.where(valid > 0, sy_rows, 1.0)
         q = g
         alphas = [None] * history
         for j in reversed(range(history)):
