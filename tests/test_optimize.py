@@ -71,7 +71,11 @@ def test_lbfgs_falls_back_to_the_gradient_on_bad_curvature():
     # uphill, and the update must take the steepest-descent step instead and forget the pairs.
     s = (*[tf.zeros([n])] * (opt.history - 1), tf.ones([n]))
     state = state._replace(
-        s=s, y=tuple(-row for row in s), pairs=tf.constant(1), step=tf.constant(1), prev_x=tf.reshape(x, [-1]) + 1.0
+        s=s,
+        y=tuple(-row for row in s),
+        pairs=tf.constant(1),
+        step=tf.constant(1),
+        prev_x=tf.reshape(x, [-1]) + 1.0,
     )
     # prev_x / prev_g chosen so that the new pair is rejected too (s . y = -n <= 0).
     state = state._replace(prev_g=tf.reshape(g, [-1]) - 1.0)

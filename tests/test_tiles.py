@@ -62,8 +62,10 @@ def _compare(height, width, tile, **changes):
     terms, gradient = tiles.value_and_gradient(
         objective, image, tiled_targets, weights, grid, strides, channels
     )
+    forward = tiles.value(objective, image, tiled_targets, weights, grid, strides, channels)
     for name in ("total", "content", "style", "tv"):
         assert float(terms[name]) == pytest.approx(float(whole[name]), rel=2e-5), name
+        assert float(forward[name]) == pytest.approx(float(terms[name]), rel=1e-6), name
     scale = float(tf.reduce_max(tf.abs(expected)))
     np.testing.assert_allclose(gradient, expected, rtol=0, atol=5e-5 * scale)
 
@@ -166,3 +168,20 @@ def test_the_memory_check_knows_tiles(monkeypatch):
     memory.check(4096, 4096, 4096, "float32", crop=672)
     with pytest.raises(ValueError, match=r"tiled in 672 px crops\), and 23.0 GiB .* about \d+ px"):
         memory.check(8192, 8192, 8192, "float32", crop=672)
+
+
+def test_a_run_that_would_not_fit_whole_takes_tiles(monkeypatch, content_array, style_array):
+    """With ``tile_size`` unset, a run whose last scale would not fit on the whole image takes
+    the steps in ``memory.AUTO_TILE_SIZE`` tiles: the run ``tile_size`` would have given."""
+    import tfstyle
+    from tfstyle import memory
+
+    monkeypatch.setattr(memory, "AUTO_TILE_SIZE", 32)
+    monkeypatch.setattr(memory, "fits", lambda height, width, precision, crop=None: False)
+    stylizer = tfstyle.Stylizer(style_array, **RUN)
+    assert stylizer.pipeline_for(content_array).objective.tiling.tile_size == 32
+    auto = np.asarray(stylizer(content_array))
+    tiled = np.asarray(tfstyle.transfer(content_array, style_array, tile_size=32, **RUN))
+    np.testing.assert_array_equal(auto, tiled)
+    monkeypatch.setattr(memory, "fits", lambda height, width, precision, crop=None: True)
+    assert stylizer.pipeline_for(content_array).objective.tiling is None

@@ -117,7 +117,7 @@ class Stylizer:
             for k, s in enumerate(styles_in)
         ]
         self.init = None if _named_init(opts.init) else images.load_image(opts.init, "init")
-        self._style_targets: dict = {}  # scale size (px) -> Pipeline.style_targets there
+        self._style_targets: dict = {}  # (tile size, scale px) -> Pipeline.style_targets there
         self._lock = threading.Lock()  # one computation per scale, whatever the threads
         #: How many times style targets were computed (once per scale size used).
         self.style_targets_computed = 0
@@ -127,16 +127,33 @@ class Stylizer:
         """The pipeline (network, objective, optimiser) for the options, built on first use."""
         return pipeline.get(self.options)
 
-    def style_targets(self, request: dict, scale: int) -> tuple:
-        """The style targets at ``scale`` px, computed on first use."""
+    def pipeline_for(self, content_img) -> pipeline.Pipeline:
+        """The pipeline for a content image ``(H, W, 3)``: ``network``, or, when ``tile_size``
+        is unset and the last scale would not fit in memory on the whole image, the same
+        options in tiles of ``memory.AUTO_TILE_SIZE`` px (``tfstyle.tiles``)."""
+        opts, whole = self.options, self.network
+        if opts.tile_size is not None:
+            return whole
+        height, width = images.working_shape(*content_img.shape[:2], opts.size)
+        if max(height, width) <= memory.AUTO_TILE_SIZE or memory.fits(
+            height, width, whole.precision.precision
+        ):
+            return whole
+        return pipeline.get(opts.replace(tile_size=memory.AUTO_TILE_SIZE))
+
+    def style_targets(self, pipe: pipeline.Pipeline, request: dict, scale: int) -> tuple:
+        """The style targets at ``scale`` px of ``pipe`` (``pipeline_for``'s), computed on first
+        use."""
+        tiling = pipe.objective.tiling
+        key = (None if tiling is None else tiling.tile_size, scale)
         with self._lock:
-            if scale not in self._style_targets:
-                self._style_targets[scale] = _checked(
-                    self.network.compiled.style_targets,
+            if key not in self._style_targets:
+                self._style_targets[key] = _checked(
+                    pipe.compiled.style_targets,
                     self.styles, self.blend, request, tf.constant(scale),
                 )  # fmt: skip
                 self.style_targets_computed += 1
-            return self._style_targets[scale]
+            return self._style_targets[key]
 
     def __call__(self, content: images.ImageLike) -> PIL.Image.Image:
         """The stylised ``content`` (a path, bytes, a PIL image or an array), a PIL RGB image.
@@ -147,11 +164,12 @@ class Stylizer:
         content_img = images.load_image(content, "content")
         seed = opts.seed if opts.seed is not None else int(np.random.default_rng().integers(2**31))
         request = pipeline.request_tensors(opts, seed, self.init)
-        hooks = _Eager(self, request, content_img)
+        pipe = self.pipeline_for(content_img)
+        hooks = _Eager(self, pipe, request, content_img)
         try:
             with tqdm(total=opts.iterations, disable=not opts.progress, unit="step") as hooks.bar:
                 image, _, _ = _checked(
-                    self.network.run, content_img, self.styles, self.blend,
+                    pipe.run, content_img, self.styles, self.blend,
                     tf.constant(opts.iterations), request, None, None, None, hooks, direct=True,
                 )  # fmt: skip
         except KeyboardInterrupt:  # wherever it lands: in a graph call, the callback, the bar
@@ -166,8 +184,8 @@ class _Eager(pipeline.Hooks):
     ``CHUNK_SECONDS`` with the progress bar and the callback between them, the memory check
     before the first step, and what Ctrl-C returns."""
 
-    def __init__(self, stylizer: Stylizer, request: dict, content):
-        super().__init__(stylizer.network)
+    def __init__(self, stylizer: Stylizer, pipe: pipeline.Pipeline, request: dict, content):
+        super().__init__(pipe)
         self.stylizer, self.opts = stylizer, stylizer.options
         self.request, self.content = request, content
         self.bar = None  # the progress bar, set by the caller
@@ -190,7 +208,7 @@ class _Eager(pipeline.Hooks):
         )
 
     def style(self, size):
-        return self.stylizer.style_targets(self.request, int(size))
+        return self.stylizer.style_targets(self.pipeline, self.request, int(size))
 
     def started(self, index, size, begin, started) -> None:
         self.current, self.state, self.scale = started, started.state, int(size)  # together

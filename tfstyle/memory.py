@@ -110,6 +110,29 @@ def tiled_estimate(height: int, width: int, crop: int, precision: str) -> float:
     )
 
 
+#: The side (px) of the tiles' interiors when a run's last scale would not fit in memory on the
+#: whole image and ``tile_size`` is unset (``Stylizer.pipeline_for``): crops of 672 px with
+#: VGG19's default layers, a tiled step 1.86x a whole one at 1024 px (benchmarks/README.md).
+AUTO_TILE_SIZE = 512
+
+
+def fits(height: int, width: int, precision: str, crop: int | None = None) -> bool:
+    """Whether a run whose last scale is ``height`` x ``width`` is estimated to fit in the
+    memory available (True where that cannot be read or the check is off)."""
+    if os.environ.get(ENV, "1").strip() == "0":
+        return True
+    room = available()
+    if room is None:
+        return True
+    return _need(height, width, precision, crop) <= room
+
+
+def _need(height: int, width: int, precision: str, crop: int | None) -> float:
+    if crop is None:
+        return estimate(height, width, precision)
+    return tiled_estimate(height, width, crop, precision)
+
+
 def check(height: int, width: int, size: int, precision: str, crop: int | None = None) -> None:
     """Raise ``ValueError`` (one line) if a run whose last scale is ``height`` x ``width`` is
     estimated not to fit in the memory available; name the size, the estimate and the limit.
@@ -119,10 +142,7 @@ def check(height: int, width: int, size: int, precision: str, crop: int | None =
     room = available()
 
     def need_at(scale: float) -> float:
-        h, w = int(height * scale), int(width * scale)
-        if crop is None:
-            return estimate(h, w, precision)
-        return tiled_estimate(h, w, crop, precision)
+        return _need(int(height * scale), int(width * scale), precision, crop)
 
     need = need_at(1.0)
     if room is None or need <= room:

@@ -233,7 +233,9 @@ OPTIONS: tuple[Option, ...] = (
            "crops a step is computed on: a scale whose longer side is above it takes each step "
            "crop by crop (each crop reaching half the deepest layer's receptive field past its "
            "interior), the same step as on the whole image up to float rounding, with the "
-           "network's memory bounded by the crop (tfstyle/tiles.py). None: whole images.",
+           "network's memory bounded by the crop (tfstyle/tiles.py). None: whole images, or tiles "
+           "of 512 px when the last scale would not fit in memory on the whole image (transfer, "
+           "the CLI and batch; an export tiles only as set).",
            low=images.MIN_SIDE, high=images.MAX_SIZE, none=True),
     Option("style_blend_weights", None, "floats", CALL, "Weight of each style image when "
            "several are given, normalised to sum to 1; None weighs them equally.",

@@ -158,7 +158,7 @@ class Objective:
         """Loss terms of ``image`` ``(1, H, W, 3)``: a dict with total, content, style, tv."""
         return self._either(
             image,
-            lambda: self.tiling.value_and_gradient(self, image, targets, weights)[0],
+            lambda: self.tiling.value(self, image, targets, weights),
             lambda: self.terms(image, targets, weights),
         )
 

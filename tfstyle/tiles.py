@@ -206,15 +206,65 @@ def style_moments(extractor, image: tf.Tensor, layers: Sequence[str], tiles, str
 
     def body(tile, carried):
         feats = extractor(_crop(image, tile))
-        parts = [moments(interior(feats[n], tile, strides[n])) for n in layers]
-        return [tuple(x + y for x, y in zip(c, p, strict=True))
-                for c, p in zip(carried, parts, strict=True)]  # fmt: skip
+        return _added_moments(carried, feats, layers, tile, strides)
 
-    initial = [
+    return _over_tiles(tiles, body, _zero_moments(layers, channels))
+
+
+def _zero_moments(layers: Sequence[str], channels: dict) -> list:
+    return [
         (tf.constant(0.0), tf.zeros([channels[n]]), tf.zeros([channels[n], channels[n]]))
         for n in layers
     ]
-    return _over_tiles(tiles, body, initial)
+
+
+def _added_moments(carried: list, feats: dict, layers, tile, strides: dict) -> list:
+    """``carried`` plus the ``moments`` of the tile's interior of each layer of ``feats``."""
+    parts = [moments(interior(feats[n], tile, strides[n])) for n in layers]
+    return [tuple(x + y for x, y in zip(c, p, strict=True))
+            for c, p in zip(carried, parts, strict=True)]  # fmt: skip
+
+
+def _content_part(feats: dict, content_target: dict, tile, strides: dict) -> tf.Tensor:
+    """Half the squared distance of the tile's interior features to the content target's."""
+    part = tf.constant(0.0)
+    for n, target in content_target.items():
+        mine = interior(feats[n], tile, strides[n])
+        part += 0.5 * tf.reduce_sum(tf.square(mine - _target_part(target, tile, strides[n])))
+    return part
+
+
+def _terms(image, content, style, weights) -> dict:
+    """The loss terms from the sum of the crops' content parts and the style loss: content
+    and TV per area (as ``Objective.terms``), TV on the whole image."""
+    from tfstyle import losses
+    from tfstyle.pipeline import AREA_REFERENCE
+
+    shape = tf.shape(image)
+    per_area = AREA_REFERENCE / tf.cast(shape[1] * shape[2], tf.float32)
+    tv = per_area * losses.total_variation_loss(image)
+    content = per_area * content
+    total = losses.total_loss(content, style, tv, weights.content, weights.style, weights.tv)
+    return {"total": total, "content": content, "style": style, "tv": tv}
+
+
+def value(objective, image: tf.Tensor, targets, weights, tiles, strides: dict,
+          channels: dict) -> dict:  # fmt: skip
+    """``value_and_gradient``'s loss terms alone, in one forward pass over the crops (the
+    value of a run's last image: no gradient wanted)."""
+    style_layers = objective.style_layers
+    content_target = dict(zip(objective.content_layers, targets.content, strict=True))
+
+    def body(tile, carried):
+        sums, content = carried
+        feats = objective.extractor(_crop(image, tile))
+        sums = _added_moments(sums, feats, style_layers, tile, strides)
+        return sums, content + _content_part(feats, content_target, tile, strides)
+
+    initial = (_zero_moments(style_layers, channels), tf.constant(0.0))
+    sums, content = _over_tiles(tiles, body, initial)
+    style = objective.style.loss_of_moments(sums, targets.style, weights.style_layers)
+    return _terms(image, content, style, weights)
 
 
 def value_and_gradient(objective, image: tf.Tensor, targets, weights, tiles, strides: dict,
@@ -231,7 +281,7 @@ def value_and_gradient(objective, image: tf.Tensor, targets, weights, tiles, str
     style_layers, content_layers = objective.style_layers, objective.content_layers
     shape = tf.shape(image)
     height, width = shape[1], shape[2]
-    per_area = AREA_REFERENCE / tf.cast(height * width, tf.float32)
+    per_area = AREA_REFERENCE / tf.cast(height * width, tf.float32)  # of the content loss
     # 1-2: the style loss of the whole image's sums, and its gradient with respect to them.
     sums = style_moments(objective.extractor, image, style_layers, tiles, strides, channels)
     with tf.GradientTape() as tape:
@@ -251,11 +301,7 @@ def value_and_gradient(objective, image: tf.Tensor, targets, weights, tiles, str
             for n, (_, d1, d2) in zip(style_layers, d_sums, strict=True):
                 _, s1, s2 = moments(interior(feats[n], tile, strides[n]))
                 surrogate += tf.reduce_sum(d1 * s1) + tf.reduce_sum(d2 * s2)
-            part = tf.constant(0.0)
-            for n in content_layers:
-                mine = interior(feats[n], tile, strides[n])
-                theirs = _target_part(content_target[n], tile, strides[n])
-                part += 0.5 * tf.reduce_sum(tf.square(mine - theirs))
+            part = _content_part(feats, content_target, tile, strides)
             total = weights.style * surrogate + weights.content * per_area * part
         grad = tape.gradient(total, crop)
         placed = _placed(grad, tile, 1, height, width, crop=True)
@@ -268,9 +314,7 @@ def value_and_gradient(objective, image: tf.Tensor, targets, weights, tiles, str
         tv = per_area * losses.total_variation_loss(image)
         weighted_tv = weights.tv * tv
     gradient += tape.gradient(weighted_tv, image)
-    content = per_area * content
-    total = losses.total_loss(content, style, tv, weights.content, weights.style, weights.tv)
-    return {"total": total, "content": content, "style": style, "tv": tv}, gradient
+    return _terms(image, content, style, weights), gradient
 
 
 def _target_part(target: tf.Tensor, tile, stride: int) -> tf.Tensor:
@@ -311,6 +355,11 @@ class Tiling:
         """``style_moments`` of ``image``."""
         return style_moments(self.extractor, image, layers, self.grid(image), self.strides,
                              self.channels)  # fmt: skip
+
+    def value(self, objective, image, targets, weights) -> dict:
+        """``value`` of ``image``."""
+        return value(objective, image, targets, weights, self.grid(image), self.strides,
+                     self.channels)  # fmt: skip
 
     def value_and_gradient(self, objective, image, targets, weights) -> tuple[dict, tf.Tensor]:
         """``value_and_gradient`` of ``image``."""
