@@ -185,3 +185,20 @@ def test_a_run_that_would_not_fit_whole_takes_tiles(monkeypatch, content_array, 
     np.testing.assert_array_equal(auto, tiled)
     monkeypatch.setattr(memory, "fits", lambda height, width, precision, crop=None: True)
     assert stylizer.pipeline_for(content_array).objective.tiling is None
+
+
+def test_tiled_steps_report_their_crops(content_array, style_array):
+    """transfer's graphs report each crop of each pass (its progress bar shows them); the
+    exported graph, bit for bit the same steps (above), holds no such report."""
+    import tfstyle
+
+    heard = []
+    with tiles.listening(lambda done, count, what: heard.append((what, done, count))):
+        tfstyle.transfer(content_array, style_array, tile_size=32, **RUN)
+    stride, halo = tiles.geometry(SHALLOW["content_layers"] + SHALLOW["style_layers"])
+    count = len(tiles.layout(48, 64, 32, stride, halo))
+    crops = [(done, count) for done in range(1, count + 1)]
+    for what, passes in (("content features", 1), ("style sums", 4), ("gradients", 4),
+                         ("value", 1)):  # fmt: skip
+        assert [(d, n) for w, d, n in heard if w == what] == crops * passes, what
+    assert heard[-1] == ("value", count, count)

@@ -14,7 +14,7 @@ import PIL.Image
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from tfstyle import checks, features, images, interrupts, memory, options, pipeline
+from tfstyle import checks, features, images, interrupts, memory, options, pipeline, tiles
 from tfstyle.interrupts import Interrupted
 
 StyleInput = images.ImageLike | Sequence[images.ImageLike]
@@ -193,9 +193,20 @@ class _Eager(pipeline.Hooks):
         self.step, self.state, self.current, self.scale = 0, None, None, None  # current: Started
         self.reported = []  # the steps whose image the callback has seen
         self.sizes: list[int] = []
+        self.postfix = "loss=?"  # the bar's, until a step is done
+
+    @property
+    def compiled(self):
+        return self.pipeline.reporting  # tiled steps report their crops to the progress bar
 
     def call(self, fn, *args):
-        return interrupts.run(fn, *args)
+        with tiles.listening(self.crop_done):
+            return interrupts.run(fn, *args)
+
+    def crop_done(self, done: int, count: int, what: str) -> None:
+        """A tiled pass's ``done``-th crop of ``count`` (``what``: the pass): on the bar, whose
+        steps may take minutes."""
+        self.bar.set_postfix_str(f"{self.postfix}, {what}: crop {done}/{count}")
 
     def planned(self, scales) -> None:
         self.sizes = [int(v) for v in scales.sizes]
@@ -226,8 +237,8 @@ class _Eager(pipeline.Hooks):
             if every is not None:
                 n = min(n, every - self.step % every)
             began = time.perf_counter()
-            new = interrupts.run(
-                self.pipeline.compiled.advance,
+            new = self.call(
+                self.compiled.advance,
                 state, started.targets, started.weights, learning_rate, tf.constant(n),
             )  # fmt: skip
             loss = float(new.loss)
@@ -238,18 +249,20 @@ class _Eager(pipeline.Hooks):
                 elapsed = time.perf_counter() - began
                 chunk = max(1, min(4 * chunk, round(n * CHUNK_SECONDS / max(elapsed, 1e-6))))
             self.bar.update(n)
-            self.bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+            self.postfix = f"loss={loss:.4g}"
+            self.bar.set_postfix_str(self.postfix, refresh=False)
             if every is not None and self.step % every == 0 and self.step < self.opts.iterations:
                 self.report()
         return state
 
     def finished(self, state, started) -> None:
+        self.bar.set_postfix_str(self.postfix)  # not the last crop's
         if self.every is not None:  # after the last step, at the last scale
             self.report()
 
     def report(self) -> None:
         """The callback, with the current image at its scale and its loss terms."""
-        run, started = self.pipeline.compiled, self.current
+        run, started = self.compiled, self.current
         terms = run.evaluate(self.state.image, started.targets, started.weights)
         losses = {k: float(v) for k, v in terms.items()}
         image, _ = run.finish(

@@ -104,7 +104,13 @@ class Objective:
         (decided when the graph runs: a served scale's size is a tensor)."""
         if self.tiling is None:
             return whole()
-        return tf.cond(self.tiling.needed(image), tiled, whole)
+        # The whole-image branch as a function call: inlined into the cond, its network and
+        # gradient held memory in proportion to the image even when the tiles ran (2.4 GiB at
+        # 1536 px, where the tiles alone needed 0.3: benchmarks/tiles.py --memory).
+        whole_call = tf.function(
+            whole, autograph=False, experimental_attributes={"_noinline": True}
+        )
+        return tf.cond(self.tiling.needed(image), tiled, whole_call)
 
     def targets(
         self, content: tf.Tensor, styles: Sequence[tf.Tensor], blend, style: tuple | None = None
@@ -376,7 +382,8 @@ class Pipeline:
             reached, upsampled if a coarser scale was running), the objective at the image
             reached (at its scale, before colour work), and the image reached ``(h, w, 3)``.
         """
-        run, hooks = self.compiled, hooks or Hooks(self)
+        hooks = hooks or Hooks(self)
+        run = hooks.compiled
         sizes, steps = schedule(
             tf.shape(content), [tf.shape(s) for s in styles], iterations, request
         )
@@ -445,10 +452,25 @@ class Pipeline:
         as ``tf.function``s."""
         return _Compiled(self)
 
+    @functools.cached_property
+    def reporting(self) -> _Compiled:
+        """``compiled``, traced so that tiled steps report each crop done to
+        ``tiles.listening`` (``transfer``'s progress bar); ``compiled`` itself when nothing is
+        tiled. Never exported: its graphs hold ``tf.py_function``s."""
+        return self.compiled if self.objective.tiling is None else _Compiled(self, report=True)
+
 
 class _Compiled:
-    def __init__(self, pipeline: Pipeline):
+    def __init__(self, pipeline: Pipeline, report: bool = False):
         def fn(method):
+            if report:
+                traced = method
+
+                @functools.wraps(method)
+                def method(*args, **kwargs):
+                    with tiles.reporting():
+                        return traced(*args, **kwargs)
+
             return tf.function(
                 method,
                 reduce_retracing=True,
@@ -472,6 +494,11 @@ class Hooks:
     def __init__(self, pipeline: Pipeline):
         self.pipeline = pipeline
 
+    @property
+    def compiled(self) -> _Compiled:
+        """The compiled steps the run calls (``Pipeline.compiled``)."""
+        return self.pipeline.compiled
+
     def call(self, fn, *args):
         """``fn(*args)``: each compiled step (``initial``, ``start``, ``finish``) goes here."""
         return fn(*args)
@@ -489,9 +516,7 @@ class Hooks:
 
     def advance(self, started: Started, state, learning_rate, begin, k):
         """Take the ``k`` steps of a scale from ``state``; the new state."""
-        return self.pipeline.compiled.advance(
-            state, started.targets, started.weights, learning_rate, k
-        )
+        return self.compiled.advance(state, started.targets, started.weights, learning_rate, k)
 
     def finished(self, state, started: Started) -> None:
         """The last scale's steps are done (``state``), before the result is returned."""

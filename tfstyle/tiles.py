@@ -21,9 +21,11 @@ Memory is one crop's activations plus image-sized buffers.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import tensorflow as tf
@@ -155,14 +157,62 @@ def moments(features: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     return count, tf.reduce_sum(flat, axis=0), tf.matmul(flat, flat, transpose_a=True)
 
 
-def _over_tiles(tiles: tf.Tensor, body, initial):
+#: Whether the graph being traced in this thread reports each crop done (``reporting``).
+_TRACING = threading.local()
+#: Who hears of each crop done in a reporting graph: ``listener(done, count, what)``.
+_LISTENERS: list[Callable[[int, int, str], None]] = []
+
+
+@contextlib.contextmanager
+def reporting():
+    """Graphs traced inside report each crop done to ``listening``'s listeners (through a
+    ``tf.py_function``: for ``transfer``'s progress bar, never in an export)."""
+    before = getattr(_TRACING, "on", False)
+    _TRACING.on = True
+    try:
+        yield
+    finally:
+        _TRACING.on = before
+
+
+@contextlib.contextmanager
+def listening(listener: Callable[[int, int, str], None]):
+    """``listener(done, count, what)`` hears of each crop done meanwhile (in any thread)."""
+    _LISTENERS.append(listener)
+    try:
+        yield
+    finally:
+        _LISTENERS.remove(listener)
+
+
+def _crop_done(done, count, what) -> int:
+    for listener in list(_LISTENERS):
+        try:
+            listener(int(done), int(count), what.numpy().decode())
+        except Exception:  # noqa: BLE001 - a progress display must not stop a run
+            pass
+    return 0
+
+
+def _over_tiles(tiles: tf.Tensor, body, initial, what: str = "crops"):
     """``initial`` carried through ``body(tile, carried)`` for each row of ``tiles``, in a
-    ``tf.while_loop`` (a Python loop when eager)."""
+    ``tf.while_loop`` (a Python loop when eager); ``what``: the pass, as a reporting graph
+    (``reporting``) names it to listeners."""
+    report = getattr(_TRACING, "on", False)
 
     def step(i, carried):
         new = body(tiles[i], carried)
         for a, b in zip(tf.nest.flatten(new), tf.nest.flatten(carried), strict=True):
             a.set_shape(b.shape)  # what slicing by tensors loses (the batch of 1)
+        if report:  # after the crop's work: it reads one value of each result
+            probes = [tf.reshape(x, [-1])[:1] for x in tf.nest.flatten(new)]
+            done = tf.py_function(
+                lambda d, n, w, *_: _crop_done(d, n, w),
+                [i + 1, tf.shape(tiles)[0], tf.constant(what), *probes],
+                tf.int32,
+            )
+            with tf.control_dependencies([done]):
+                new = tf.nest.map_structure(tf.identity, new)
         return i + 1, new
 
     _, carried = tf.while_loop(
@@ -197,7 +247,7 @@ def whole_features(extractor, image: tf.Tensor, layers: Sequence[str], tiles, st
     initial = {
         n: tf.zeros(tf.stack([1, *_full_shape(image, strides[n]), channels[n]])) for n in layers
     }
-    return _over_tiles(tiles, body, initial)
+    return _over_tiles(tiles, body, initial, "content features")
 
 
 def style_moments(extractor, image: tf.Tensor, layers: Sequence[str], tiles, strides: dict,
@@ -208,7 +258,7 @@ def style_moments(extractor, image: tf.Tensor, layers: Sequence[str], tiles, str
         feats = extractor(_crop(image, tile))
         return _added_moments(carried, feats, layers, tile, strides)
 
-    return _over_tiles(tiles, body, _zero_moments(layers, channels))
+    return _over_tiles(tiles, body, _zero_moments(layers, channels), "style sums")
 
 
 def _zero_moments(layers: Sequence[str], channels: dict) -> list:
@@ -262,7 +312,7 @@ def value(objective, image: tf.Tensor, targets, weights, tiles, strides: dict,
         return sums, content + _content_part(feats, content_target, tile, strides)
 
     initial = (_zero_moments(style_layers, channels), tf.constant(0.0))
-    sums, content = _over_tiles(tiles, body, initial)
+    sums, content = _over_tiles(tiles, body, initial, "value")
     style = objective.style.loss_of_moments(sums, targets.style, weights.style_layers)
     return _terms(image, content, style, weights)
 
@@ -307,7 +357,9 @@ def value_and_gradient(objective, image: tf.Tensor, targets, weights, tiles, str
         placed = _placed(grad, tile, 1, height, width, crop=True)
         return gradient + placed, content + part
 
-    gradient, content = _over_tiles(tiles, body, (tf.zeros_like(image), tf.constant(0.0)))
+    gradient, content = _over_tiles(
+        tiles, body, (tf.zeros_like(image), tf.constant(0.0)), "gradients"
+    )
     # 4: total variation, on the whole image.
     with tf.GradientTape() as tape:
         tape.watch(image)
