@@ -134,7 +134,8 @@ class Stylizer:
         opts, whole = self.options, self.network
         if opts.tile_size is not None:
             return whole
-        height, width = images.working_shape(*content_img.shape[:2], opts.size)
+        shape = images.working_shape(*content_img.shape[:2], opts.size)
+        height, width = (int(v) for v in shape)
         if max(height, width) <= memory.AUTO_TILE_SIZE or memory.fits(
             height, width, whole.precision.precision
         ):
