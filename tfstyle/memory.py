@@ -94,12 +94,11 @@ def available() -> float | None:
 
 
 #: A tiled run's memory beyond one crop's network, in bytes per pixel of the image: measured,
-#: float32, VGG19, one scale of 3072 px in 512 px tiles (crops of 672 px): peak 12.45 GiB
-#: (benchmarks/tiles.py, 2026-12-03), less the crop's network on the line of ``PEAK`` (2.4 GiB).
-#: Its float32 copies of the image (image, gradient, average, L-BFGS's 2 x 10 history rows, a
-#: placed crop gradient) and the content features account for about a third of it; what holds
-#: the rest is not found yet (issue 24), so this is the measured figure, not that sum.
-TILED_BYTES_PER_PIXEL = (12.45 * GIB - 2.39 * GIB) / (3072 * 3072)
+#: float32, VGG19, a one-step run at one scale of 4096 px in 512 px tiles (crops of 672 px):
+#: peak 5.24 GiB (benchmarks/tiles.py --memory, 2026-12-03), less the crop's network on the
+#: line of ``PEAK`` (2.39 GiB); plus what one step cannot show, L-BFGS's history filling up
+#: (10 pairs: 20 float32 image-sized vectors, 240 bytes a pixel). About 9 GiB at 4096 px.
+TILED_BYTES_PER_PIXEL = (5.24 * GIB - 2.39 * GIB) / (4096 * 4096) + 20 * 3 * 4
 
 
 def tiled_estimate(height: int, width: int, crop: int, precision: str) -> float:
