@@ -53,9 +53,14 @@ def peak_gib(size: int, tile_size: int, steps: int) -> dict:
         "print(json.dumps({'peak_kib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
         "'seconds': time.time() - t}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = _in_fresh_process(code)
     return {"peak_gib": result["peak_kib"] / 2**20, "seconds": result["seconds"]}
+
+
+def _in_fresh_process(code: str) -> dict:
+    """The JSON that ``code``, run by a fresh Python, prints last."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def lbfgs_peak_gib(size: int, steps: int = 4) -> dict:
@@ -75,8 +80,7 @@ def lbfgs_peak_gib(size: int, steps: int = 4) -> dict:
         "print(json.dumps({'before_kib': before,\n"
         "                  'peak_kib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = _in_fresh_process(code)
     extra = (result["peak_kib"] - result["before_kib"]) * 1024
     return {"gib": extra / 2**30, "vectors": extra / (size * size * 3 * 4)}
 

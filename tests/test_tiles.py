@@ -178,7 +178,8 @@ def test_a_run_that_would_not_fit_whole_takes_tiles(monkeypatch, content_array, 
     from tfstyle import memory
 
     monkeypatch.setattr(memory, "AUTO_TILE_SIZE", 32)
-    monkeypatch.setattr(memory, "fits", lambda height, width, precision, crop=None: False)
+    # The whole image does not fit; its tiles do.
+    monkeypatch.setattr(memory, "fits", lambda height, width, precision, crop=None: bool(crop))
     stylizer = tfstyle.Stylizer(style_array, **RUN)
     assert stylizer.pipeline_for(content_array).objective.tiling.tile_size == 32
     auto = np.asarray(stylizer(content_array))

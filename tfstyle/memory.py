@@ -136,16 +136,14 @@ def check(height: int, width: int, size: int, precision: str, crop: int | None =
     """Raise ``ValueError`` (one line) if a run whose last scale is ``height`` x ``width`` is
     estimated not to fit in the memory available; name the size, the estimate and the limit.
     ``crop``: the side of a tiled run's crops (interior and halos), None for whole images."""
-    if os.environ.get(ENV, "1").strip() == "0":
+    if fits(height, width, precision, crop):
         return
-    room = available()
+    room = available()  # known: fits is True where it is not
 
     def need_at(scale: float) -> float:
         return _need(int(height * scale), int(width * scale), precision, crop)
 
     need = need_at(1.0)
-    if room is None or need <= room:
-        return
     # The largest size of the same aspect ratio whose estimate fits (the estimate grows with
     # the scale: bisect it).
     low, high = 0.0, 1.0
@@ -153,10 +151,10 @@ def check(height: int, width: int, size: int, precision: str, crop: int | None =
         middle = (low + high) / 2
         low, high = (middle, high) if need_at(middle) <= room else (low, middle)
     largest = int(size * low)
-    fits = f"the largest size that fits is about {largest} px" if largest >= 16 else "no size fits"
+    say = f"the largest size that fits is about {largest} px" if largest >= 16 else "no size fits"
     tiled = "" if crop is None else f", tiled in {crop} px crops"
     raise ValueError(
         f"size: a {width}x{height} result needs about {need / GIB:.1f} GiB of memory "
-        f"(estimated, {precision}{tiled}), and {room / GIB:.1f} GiB is available here; {fits} "
+        f"(estimated, {precision}{tiled}), and {room / GIB:.1f} GiB is available here; {say} "
         f"(set {ENV}=0 to try anyway)"
     )
