@@ -9,13 +9,22 @@ For each of --sizes it runs ``tfstyle.transfer`` on the bundled example images t
   over positions, reproduced exactly by scaling ``content_weight`` and ``tv_weight`` by
   ``H * W / 512**2``), unless --no-old.
 
-and prints, per run, the wall time, the ratio of the weighted style term to the weighted content
+and prints, per run, the wall time, its cost in full-resolution steps (``cost``: the schedule's
+steps weighted by each scale's area over the full one; with --cost also ``measured_cost``, the
+wall time over a full-resolution step's, measured), the **style strength** at full resolution
+(``1 - L_style(result) / L_style(content photo)``, the default objective's Gram style term judged
+at the result's own size against the style resized to it, float32: 1 is the style's statistics
+matched, 0 the photo's; also per style layer, in the JSON: the total is mostly the layers with
+the largest terms), the ratio of the weighted style term to the weighted content
 term at the result (each run's own objective), the result's full-resolution objective under the
 default objective, the mean absolute Laplacian of its pixels (noise), and a Gram distance to the
 style judged at 256 px (per style layer,
 ``||G(x) - G(style)|| / ||G(style)||`` with ``G`` the Gram matrix over positions divided by their
 count, averaged over the layers; the content photo's own distance is printed for scale). It
 writes each image, ``quality.json`` and ``sizes.jpg`` (sizes across, old above new) to --out.
+
+Issue 24's target for the default: the strength at 1024, 2048 and 4096 px within 0.10 of
+256 px's, at a cost under 40 full-resolution steps at 1024 px.
 
 --same-time also runs single-scale at each size for the wall time the default run took (its
 step time measured first) and compares the full-resolution objectives reached.
@@ -46,9 +55,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 import tfstyle  # noqa: E402
-from tfstyle import images, losses, options, pipeline  # noqa: E402
+from tfstyle import images, losses, memory, options, pipeline  # noqa: E402
 
 JUDGE_SIZE = 256
+WHOLE_SIZE = 2048  # above it the judging evaluations run in tiles
 
 
 def old_weights(size: int, opts) -> dict:
@@ -99,6 +109,8 @@ def terms(opts, image: np.ndarray, size: int, **weights) -> dict:
     """The loss terms of ``image`` (float (H, W, 3)) under the objective of ``opts`` at ``size``,
     with ``weights`` replacing the loss weights; the ratio of weighted style to content."""
     opts = opts.replace(size=size, precision="float32", **weights)
+    if size > WHOLE_SIZE and opts.tile_size is None:  # exact (tests/test_tiles.py), and fits
+        opts = opts.replace(tile_size=memory.AUTO_TILE_SIZE)
     pipe = pipeline.get(opts)
     content = images.load_image(common.CONTENT, "content")
     style = images.load_image(common.STYLE, "style")
@@ -111,6 +123,48 @@ def terms(opts, image: np.ndarray, size: int, **weights) -> dict:
     weighted_content = opts.content_weight * t["content"]
     t["style_to_content"] = opts.style_weight * t["style"] / max(weighted_content, 1e-30)
     return t
+
+
+def strengths(reference, image: np.ndarray, photo_terms: list, size: int) -> dict:
+    """The style strength ``1 - L_style(image) / L_style(photo)`` under the ``reference``
+    objective at ``size``, in all (``total``) and per style layer (``by_layer``, each layer's
+    term alone); ``photo_terms`` is ``layer_terms`` of the content photo."""
+    own = layer_terms(reference, image, size)
+    return {"total": 1 - sum(own) / sum(photo_terms),
+            "by_layer": [1 - a / b for a, b in zip(own, photo_terms, strict=True)]}  # fmt: skip
+
+
+def layer_terms(reference, image: np.ndarray, size: int) -> list:
+    """Each style layer's Gram term of ``image`` under ``reference`` at ``size`` (weight 1)."""
+    n = len(reference.style_layers)
+    return [
+        terms(reference, image, size, style_layer_weights=tuple(float(i == k) for i in range(n)))[
+            "style"
+        ]
+        for k in range(n)
+    ]
+
+
+def schedule_cost(kwargs: dict, iterations: int) -> tuple[float, list]:
+    """The run's cost in full-resolution steps (each scale's steps times its area over the last
+    scale's) and its schedule as ``[(longer side, steps), ...]``."""
+    opts = options.Options(**kwargs)
+    with PIL.Image.open(common.CONTENT) as content, PIL.Image.open(common.STYLE) as style:
+        shapes = [(content.height, content.width, 3)], [(style.height, style.width, 3)]
+    sizes, steps = pipeline.schedule(
+        shapes[0][0], shapes[1], tf.constant(iterations), pipeline.request_tensors(opts, 0)
+    )
+    ladder = [(int(a), int(b)) for a, b in zip(sizes.numpy(), steps.numpy(), strict=True)]
+    return sum(n * (s / ladder[-1][0]) ** 2 for s, n in ladder), ladder
+
+
+def step_seconds(kwargs: dict, size: int) -> float:
+    """Seconds a full-resolution step takes (single scale, 7 steps minus 2, traced first)."""
+    single = {**kwargs, "size": size, "min_scale": size}
+    run(single, 2)
+    _, two = run(single, 2)
+    _, seven = run(single, 7)
+    return max((seven - two) / 5, 1e-3)
 
 
 def run(kwargs: dict, iterations: int) -> tuple[np.ndarray, float]:
@@ -158,6 +212,8 @@ def main(argv=None) -> int:
     p.add_argument("--precision", default="auto")
     p.add_argument("--no-old", action="store_true", help="skip the single-scale old runs")
     p.add_argument("--same-time", action="store_true")
+    p.add_argument("--cost", action="store_true",
+                   help="measure a full-resolution step too: each run's measured cost")  # fmt: skip
     p.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
                    help="options for the new runs, e.g. min_scale=256 steps_ratio=0.5")  # fmt: skip
     p.add_argument("--out", default=os.path.join(common.ROOT, "benchmarks", "results", "quality"))
@@ -169,12 +225,16 @@ def main(argv=None) -> int:
     opts = options.Options(**{**base, **extra})
     common.print_machine(opts)
     judge = Judge(opts)
+    reference = options.Options(**base)  # the default objective: what the strength is judged by
+    content_photo = images.load_image(common.CONTENT, "content")
     photo = judge.distance(images.load_image(common.CONTENT, "content"))
     print(f"Gram distance to the style at {JUDGE_SIZE} px: the content photo {photo:.3f}")
     results, pictures = [], {"old": {}, "new": {}}
     run({**base, **extra, "size": 64}, 2)  # build and trace once
     for size in args.sizes:
         kwargs = {**base, **extra, "size": size}
+        photo_terms = layer_terms(reference, np.asarray(content_photo, np.float32), size)
+        per_step = step_seconds(kwargs, size) if args.cost else None
         variants = {"new": kwargs}
         if not args.no_old:
             variants["old"] = {**kwargs, "min_scale": size, **old_weights(size, opts)}
@@ -182,10 +242,16 @@ def main(argv=None) -> int:
             image, wall = run(kw, args.iterations)
             own = terms(opts, image, size, **{k: kw[k] for k in kw if k.endswith("_weight")})
             new = terms(opts, image, size)
-            row = {"run": name, "size": size, "wall_s": wall, "objective": new["total"],
+            cost, ladder = schedule_cost(kw, args.iterations)
+            strength = strengths(reference, image, photo_terms, size)
+            row = {"run": name, "size": size, "wall_s": wall, "cost": cost, "schedule": ladder,
+                   "strength": strength["total"], "strength_by_layer": strength["by_layer"],
+                   "objective": new["total"],
                    "style_to_content": own["style_to_content"],
                    "gram_distance": judge.distance(image),
                    "high_frequency": high_frequency(image)}  # fmt: skip
+            if per_step is not None:
+                row["step_s"], row["measured_cost"] = per_step, wall / per_step
             results.append(row)
             pictures[name][size] = image
             PIL.Image.fromarray(np.uint8(np.round(image * 255))).save(
@@ -196,6 +262,7 @@ def main(argv=None) -> int:
                 single, wall_s, steps = single_scale_for(wall, kwargs, size)
                 row = {"run": "single-scale, same time", "size": size, "wall_s": wall_s,
                        "steps": steps, "objective": terms(opts, single, size)["total"],
+                       "strength": strengths(reference, single, photo_terms, size)["total"],
                        "gram_distance": judge.distance(single),
                        "high_frequency": high_frequency(single)}  # fmt: skip
                 results.append(row)
@@ -204,11 +271,13 @@ def main(argv=None) -> int:
         json.dump({"options": {**base, **extra}, "photo_gram_distance": photo,
                    "results": results}, f, indent=2)  # fmt: skip
     grid(os.path.join(args.out, "sizes.jpg"), {k: v for k, v in pictures.items() if v}, args.sizes)
-    print(f"{'run':<26}{'size':>6}{'wall s':>9}{'style/content':>15}{'objective':>12}"
-          f"{'Gram d':>8}{'noise':>8}")  # fmt: skip
+    print(f"{'run':<26}{'size':>6}{'wall s':>9}{'cost':>7}{'strength':>9}{'style/content':>15}"
+          f"{'objective':>12}{'Gram d':>8}{'noise':>8}")  # fmt: skip
     for r in results:
         ratio = f"{r['style_to_content']:.3g}" if "style_to_content" in r else "-"
-        print(f"{r['run']:<26}{r['size']:>6}{r['wall_s']:>9.1f}{ratio:>15}"
+        cost = f"{r['cost']:.1f}" if "cost" in r else "-"
+        strength = f"{r['strength']:.3f}" if "strength" in r else "-"
+        print(f"{r['run']:<26}{r['size']:>6}{r['wall_s']:>9.1f}{cost:>7}{strength:>9}{ratio:>15}"
               f"{r['objective']:>12.4g}{r['gram_distance']:>8.3f}"
               f"{r.get('high_frequency', float('nan')):>8.4f}")  # fmt: skip
     return 0

@@ -6,10 +6,11 @@ the weights), then, for each ``--sizes`` x ``--concurrent``, a fresh process loa
 ``tensorflow_model_server`` does (``tf.compat.v1.saved_model.loader.load`` into one session,
 default session options: one inter-op and one intra-op pool of all cores), replays a small
 warm-up request, and runs that many ``stylize`` requests at once from as many threads, at one
-scale (``min_scale = size``: the largest scale's memory from the first step). It prints the
-peak resident memory (``VmHWM``) after the warm-up (the loaded model) and after the requests,
-the memory per request ((peak - loaded) / concurrent), and the seconds per step (one request:
-the difference between a request of ``--steps`` steps and one of 1 step).
+scale (``min_scale = size``: the largest scale's memory from the first step). An export whose
+``max_size`` is above 1024 takes the requests above 1024 px in tiles (``export.tiling_for``). It
+prints the peak resident memory (``VmHWM``) after the warm-up (the loaded model) and after the
+requests, the memory per request ((peak - loaded) / concurrent), and the seconds per step (one
+request: the difference between a request of ``--steps`` steps and one of 1 step).
 
     python benchmarks/served_memory.py --sizes 512 1024 --concurrent 1 2 \\
         --out benchmarks/results/<date>-served-memory
@@ -144,6 +145,12 @@ def main(argv=None) -> int:
                 seed=0, precision=args.precision, size=min(args.sizes),
                 max_size=max(args.sizes), warmup=False,
             )  # fmt: skip
+        from tfstyle import signature as sig
+
+        with open(os.path.join(path, sig.METADATA_FILE)) as f:
+            meta = json.load(f)
+        say(f"export: max_size {meta['max_size']}, tile_size {meta['options']['tile_size']} "
+            "(requests above it in tiles)")  # fmt: skip
         results = []
         for size in args.sizes:
             for n in args.concurrent:

@@ -82,6 +82,7 @@ CHANGES = {
     "iterations": ({"iterations": 4}, {}),
     "style_scale": ({"style_scale": 0.5}, {}),
     "min_scale": ({"min_scale": 32}, {}),
+    "scale_span": ({"scale_span": 1.0}, {"min_scale": 16}),  # one scale, not 16, 32, 64 px
     "scale_factor": ({"scale_factor": 4.0}, {"min_scale": 16, "iterations": 6}),
     "steps_ratio": ({"steps_ratio": 2.0}, {"min_scale": 32}),
     "average_decay": ({"average_decay": 0.9}, {}),

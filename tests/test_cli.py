@@ -77,6 +77,7 @@ def test_exact_arguments_reach_transfer(image_files, tmp_path, capsys, monkeypat
     argv += ["--learning-rate", "0.5", "--backbone", "vgg16", "--precision", "float32"]
     argv += ["--style-scale", "0.5", "--style-loss", "wasserstein"]
     argv += ["--min-scale", "100", "--scale-factor", "1.5", "--steps-ratio", "0.7"]
+    argv += ["--scale-span", "3"]
     argv += ["--average-decay", "0.5", "--tile-size", "48"]
     code, err = run(argv, capsys)
     assert code == 0, err
@@ -87,6 +88,7 @@ def test_exact_arguments_reach_transfer(image_files, tmp_path, capsys, monkeypat
         "iterations": 2,
         "style_scale": 0.5,
         "min_scale": 100,
+        "scale_span": 3.0,
         "scale_factor": 1.5,
         "steps_ratio": 0.7,
         "average_decay": 0.5,

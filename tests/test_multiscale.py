@@ -26,6 +26,13 @@ def schedule(shape, iterations, style_shape=(64, 64, 3), **kwargs):
         ((768, 1024, 3), 200, {"size": 1024}, [128, 256, 512, 1024], [123, 49, 20, 8]),
         ((768, 1024, 3), 200, {"size": 1024, "steps_ratio": 1.0}, [128, 256, 512, 1024],
          [50, 50, 50, 50]),
+        # The ladder keeps its proportions (scale_span 8): a print gets the 1024 px run's shares.
+        ((768, 1024, 3), 200, {"size": 4096}, [512, 1024, 2048, 4096], [123, 49, 20, 8]),
+        ((768, 1024, 3), 200, {"size": 2000}, [250, 500, 1000, 2000], [123, 49, 20, 8]),
+        ((768, 1024, 3), 200, {"size": 4096, "scale_span": 4096},
+         [128, 256, 512, 1024, 2048, 4096], [120, 49, 19, 8, 3, 1]),
+        ((768, 1024, 3), 200, {"size": 1024, "scale_span": 2, "min_scale": 16}, [512, 1024],
+         [143, 57]),
         # The last scale is size itself, however the factor falls.
         ((48, 64, 3), 10, {"size": 300, "min_scale": 100, "scale_factor": 1.5},
          [100, 150, 225, 300], [6, 3, 0, 1]),  # the last scale gets a step
@@ -56,6 +63,7 @@ def test_steps_always_sum_to_iterations():
         kwargs = {
             "size": int(rng.integers(16, 4097)),
             "min_scale": int(rng.integers(16, 4097)),
+            "scale_span": float(rng.uniform(1, 4096)),
             "scale_factor": float(rng.uniform(1.1, 16)),
             "steps_ratio": float(rng.uniform(0.01, 16)),
         }

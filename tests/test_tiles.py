@@ -204,3 +204,21 @@ def test_tiled_steps_report_their_crops(content_array, style_array):
                          ("value", 1)):  # fmt: skip
         assert [(d, n) for w, d, n in heard if w == what] == crops * passes, what
     assert heard[-1] == ("value", count, count)
+
+
+
+def test_a_print_size_export_tiles_the_requests_above_1024_px():
+    """An export with ``max_size`` above 1024 and ``tile_size`` unset tiles the requests above
+    1024 px, so that the memory it records per request is bounded by a crop, not the image."""
+    from tfstyle import export, features, memory
+
+    assert export.tiling_for(None, 1024) is None  # a default export: whole images, as before
+    assert export.tiling_for(None, 4096) == export.SERVED_TILE_SIZE == 1024
+    assert export.tiling_for(256, 4096) == 256  # as set
+    stride, halo = tiles.geometry(features.DEFAULT_CONTENT_LAYERS + features.DEFAULT_STYLE_LAYERS)
+    crop = 1024 + 2 * halo
+    assert (stride, crop) == (16, 1184)
+    per_request = export.memory_metadata(4096, 1024, crop)["per_request"]
+    assert per_request["1024"] == round(memory.served_per_request_gib(1024), 2)  # whole
+    assert memory.served_per_request_gib(crop) < per_request["4096"]
+    assert per_request["4096"] < memory.served_per_request_gib(4096) / 4  # whole: about 62 GiB

@@ -31,6 +31,7 @@ def transfer(
     size: int = 512,
     iterations: int = 200,
     min_scale: int = 128,
+    scale_span: float = 8.0,
     scale_factor: float = 2.0,
     steps_ratio: float = 0.4,
     style_scale: float = 1.0,

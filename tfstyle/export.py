@@ -27,6 +27,11 @@ DEFAULT_MAX_ITERATIONS = options.EXPORT_LIMITS["max_iterations"].default
 #: Where an export's default differs from ``transfer``'s: the model runs on the server, so the
 #: precision cannot be measured here; float32 is right on every server.
 EXPORT_DEFAULTS = {"precision": "float32"}
+#: An export whose ``max_size`` is above this, with ``tile_size`` unset, takes the requests above
+#: it in tiles of this side (``tile_size``): a request up to 1024 px runs on the whole image, as
+#: in a 1024 px export, and a larger one holds one crop's network (1184 px with VGG19's default
+#: layers) and its image-sized buffers, never the whole image's network (``tiling_for``).
+SERVED_TILE_SIZE = 1024
 
 
 def export_saved_model(
@@ -81,6 +86,7 @@ def export_saved_model(
     limits = options.EXPORT_LIMITS
     dataclasses.replace(limits["max_size"], low=opts.size, none=False).check(max_size)
     limits["max_iterations"].check(max_iterations)
+    opts = opts.replace(tile_size=tiling_for(opts.tile_size, max_size))
     path = _version_dir(model_dir, version)
 
     served = _Served(pipeline.get(opts), opts, max_size, max_iterations)
@@ -97,7 +103,7 @@ def export_saved_model(
     # loads any numeric directory) never sees a half-written version.
     with files.atomic_path(path, directory=True) as tmp:
         archive.write_out(tmp, verbose=False)
-        _write_metadata(tmp, opts, max_size, max_iterations)
+        _write_metadata(tmp, opts, max_size, max_iterations, served.crop_side)
         if warmup:
             _write_warmup(tmp, max(opts.size // 8, 2 * images.MIN_SIDE), served.defaults)
     return path
@@ -108,11 +114,22 @@ export_saved_model.__doc__ = export_saved_model.__doc__.replace(
 )
 
 
+def tiling_for(tile_size: int | None, max_size: int) -> int | None:
+    """The ``tile_size`` an export takes: ``tile_size`` as set, else ``SERVED_TILE_SIZE`` when
+    ``max_size`` is above it (a served request's memory stays bounded by a crop), else None."""
+    if tile_size is None and max_size > SERVED_TILE_SIZE:
+        return SERVED_TILE_SIZE
+    return tile_size
+
+
 class _Served:
     """The exported computation: request checks, in-graph decoding, then the one pipeline."""
 
     def __init__(self, pipe: pipeline.Pipeline, opts, max_size: int, max_iterations: int):
         self.pipeline = pipe
+        tiling = pipe.objective.tiling
+        #: The side of a tiled request's crops, None when requests run on whole images.
+        self.crop_side = None if tiling is None else tiling.crop_side
         self.limits = {"size": max_size, sig.ITERATIONS: max_iterations}
         contract = sig.stylize_inputs()
         #: The inputs both signatures require: content, style, iterations.
@@ -272,7 +289,7 @@ def _version_dir(model_dir, version: int | None) -> str:
     return path
 
 
-def _write_metadata(path: str, opts, max_size: int, max_iterations: int) -> None:
+def _write_metadata(path: str, opts, max_size: int, max_iterations: int, crop) -> None:
     """What exported this model (serve it with tensorflow/serving of the same TF version)."""
     from importlib.metadata import version
 
@@ -289,17 +306,24 @@ def _write_metadata(path: str, opts, max_size: int, max_iterations: int) -> None
         # Measured on the served model in float32 (tfstyle.memory; bfloat16 needs less): the
         # loaded model, the peaks with 1 and 2 requests at once, and a bound on what each
         # request running at once adds at a square size (512, 1024 and max_size px).
-        "memory_gib": {
-            "process": memory.SERVED_LOADED_GIB,
-            "measured_peak": {str(side): {str(n): gib for n, gib in peaks.items()}
-                              for side, peaks in memory.SERVED_PEAK_GIB.items()},
-            "per_request": {str(side): round(memory.served_per_request_gib(side), 2)
-                            for side in (512, 1024, max_size)},
-        },
+        "memory_gib": memory_metadata(max_size, opts.tile_size, crop),
     }  # fmt: skip
     os.makedirs(os.path.join(path, "assets.extra"), exist_ok=True)
     with open(os.path.join(path, sig.METADATA_FILE), "w") as f:
         json.dump(meta, f, indent=2)
+
+
+def memory_metadata(max_size: int, tile_size: int | None, crop: int | None) -> dict:
+    """The export's ``memory_gib``: the served model's measured peaks (float32; bfloat16 needs
+    less) and a bound on what each request running at once adds at a square size (512, 1024 and
+    ``max_size`` px), in ``tile_size`` tiles of ``crop`` px crops above ``tile_size``."""
+    return {
+        "process": memory.SERVED_LOADED_GIB,
+        "measured_peak": {str(side): {str(n): gib for n, gib in peaks.items()}
+                          for side, peaks in memory.SERVED_PEAK_GIB.items()},
+        "per_request": {str(side): round(memory.served_per_request_gib(side, tile_size, crop), 2)
+                        for side in (512, 1024, max_size)},
+    }  # fmt: skip
 
 
 def _write_warmup(path: str, side: int, defaults: dict) -> None:

@@ -35,13 +35,19 @@ SERVED_LOADED_GIB = 0.87
 SERVED_PEAK_GIB = {512: {1: 2.15, 2: 2.55}, 1024: {1: 5.06, 2: 6.30}}
 
 
-def served_per_request_gib(side: int) -> float:
+def served_per_request_gib(
+    side: int, tile_size: int | None = None, crop: int | None = None
+) -> float:
     """A bound on what one request at ``side`` px (square) adds to a server's memory: the
     measured peak of one request alone above the loaded model, on the line through the two
-    measured sides (requests running at once measured less each: they share the threads)."""
+    measured sides (requests running at once measured less each: they share the threads). In
+    tiles (``side`` above an export's ``tile_size``, crops of ``crop`` px): a ``crop`` px
+    request's network plus the tiled run's bytes per pixel of the image."""
     base, per_pixel = _line(
         *((s * s, SERVED_PEAK_GIB[s][1] - SERVED_LOADED_GIB) for s in (512, 1024))
     )
+    if tile_size is not None and side > tile_size:
+        return served_per_request_gib(min(side, crop)) + TILED_BYTES_PER_PIXEL * side**2 / GIB
     return base + per_pixel * side * side
 
 

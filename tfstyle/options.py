@@ -167,6 +167,12 @@ OPTIONS: tuple[Option, ...] = (
            "scale starting from the previous one's result upsampled (coarse to fine: large "
            "structure forms cheaply at a small size). At least size runs at size alone.",
            low=images.MIN_SIDE, high=images.MAX_SIZE, dtype="int32"),
+    Option("scale_span", 8.0, "float", REQUEST, "Largest ratio between size and the first "
+           "scale: the first scale is at least size / scale_span px (and at least min_scale), "
+           "so the ladder keeps its proportions at any size: a 1024 px run starts at 128 px, a "
+           "4096 px one at 512 px, each scale getting the share of the steps a 1024 px run gives "
+           "it (a print is not an enlarged thumbnail). 4096 lifts the bound.",
+           low=1, high=images.MAX_SIZE, dtype="float32"),
     Option("scale_factor", 2.0, "float", REQUEST, "Ratio between successive scales.",
            low=1.1, high=16, dtype="float32"),
     Option("steps_ratio", 0.4, "float", REQUEST, "How the iterations are shared between "
@@ -235,7 +241,8 @@ OPTIONS: tuple[Option, ...] = (
            "interior), the same step as on the whole image up to float rounding, with the "
            "network's memory bounded by the crop (tfstyle/tiles.py). None: whole images, or tiles "
            "of 512 px when the last scale would not fit in memory on the whole image (transfer, "
-           "the CLI and batch; an export tiles only as set).",
+           "the CLI and batch; an export whose max_size is above 1024 takes requests above "
+           "1024 px in tiles of 1024 px).",
            low=images.MIN_SIDE, high=images.MAX_SIZE, none=True),
     Option("style_blend_weights", None, "floats", CALL, "Weight of each style image when "
            "several are given, normalised to sum to 1; None weighs them equally.",

@@ -1,8 +1,8 @@
 """The one pipeline: from decoded images to the stylised image, for the API and the served model.
 
-The image is optimised coarse to fine, at a ladder of sizes (``schedule``: from ``min_scale`` up
-to ``size``, ``scale_factor`` apart, the steps shared by ``steps_ratio``). ``Pipeline.initial``
-gives the starting image at the first size. At each size, ``Pipeline.start`` resizes the images
+The image is optimised coarse to fine, at a ladder of sizes (``schedule``: from ``min_scale``, or
+``size / scale_span`` if larger, up to ``size``, ``scale_factor`` apart, the steps shared by
+``steps_ratio``). ``Pipeline.initial`` gives the starting image at the first size. At each size, ``Pipeline.start`` resizes the images
 to that size, computes the targets (content activations, style Gram matrices) and the
 optimiser's fresh state at the previous size's image, upsampled (``Pipeline.style_targets`` gives
 the style part alone, for a caller that reuses it); ``Pipeline.advance`` takes ``k``
@@ -555,8 +555,9 @@ def get(opts) -> Pipeline:
 def schedule(shape, style_shapes, iterations, request: dict) -> tuple[tf.Tensor, tf.Tensor]:
     """The scales of a run and the steps taken at each: two int32 vectors of the same length.
 
-    The ladder of sizes (longer sides, px) starts at ``min_scale`` (raised, if need be, until the
-    shorter side of the content and of each style is ``images.MIN_SIDE``; at most ``size``) and
+    The ladder of sizes (longer sides, px) starts at ``min_scale`` or ``size / scale_span``,
+    whichever is larger (raised, if need be, until the shorter side of the content and of each
+    style is ``images.MIN_SIDE``; at most ``size``) and
     grows by ``scale_factor`` until ``size``: ``s[i + 1] = min(round(s[i] * scale_factor),
     size)``. The ``iterations`` are shared in proportion to ``steps_ratio ** i`` (``i`` = 0 at
     the coarsest scale), rounded so that they sum to ``iterations``, the last scale getting at
@@ -587,7 +588,10 @@ def schedule(shape, style_shapes, iterations, request: dict) -> tuple[tf.Tensor,
     fits = [smallest(shape)] + [tf.math.ceil(smallest(s) / style_scale) for s in style_shapes]
     fits = tf.cast(tf.minimum(tf.reduce_max(tf.stack(fits)), images.MAX_SIZE), tf.int32)
     with tf.control_dependencies([style_fits]):
-        first = tf.minimum(size, tf.maximum(tf.cast(request["min_scale"], tf.int32), fits))
+        span = tf.cast(request["scale_span"], tf.float64)
+        relative = tf.cast(tf.math.ceil(tf.cast(size, tf.float64) / span), tf.int32)
+        lowest = tf.maximum(tf.cast(request["min_scale"], tf.int32), relative)
+        first = tf.minimum(size, tf.maximum(lowest, fits))
 
     def grow(s, previous, ladder):
         up = tf.cast(tf.round(tf.cast(s, tf.float64) * factor), tf.int32)
