@@ -2,8 +2,8 @@
 
 The image is optimised coarse to fine, at a ladder of sizes (``schedule``: from ``min_scale``, or
 ``size / scale_span`` if larger, up to ``size``, ``scale_factor`` apart, the steps shared by
-``steps_ratio``). ``Pipeline.initial`` gives the starting image at the first size. At each size, ``Pipeline.start`` resizes the images
-to that size, computes the targets (content activations, style Gram matrices) and the
+``steps_ratio``). ``Pipeline.initial`` gives the starting image at the first size. At each size,
+``Pipeline.start`` resizes the images to that size, computes the targets (content activations, style Gram matrices) and the
 optimiser's fresh state at the previous size's image, upsampled (``Pipeline.style_targets`` gives
 the style part alone, for a caller that reuses it); ``Pipeline.advance`` takes ``k``
 optimisation steps in one ``tf.while_loop``. ``Pipeline.finish`` gives the final image and its
