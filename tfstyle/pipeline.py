@@ -3,14 +3,15 @@
 The image is optimised coarse to fine, at a ladder of sizes (``schedule``: from ``min_scale``, or
 ``size / scale_span`` if larger, up to ``size``, ``scale_factor`` apart, the steps shared by
 ``steps_ratio``). ``Pipeline.initial`` gives the starting image at the first size. At each size,
-``Pipeline.start`` resizes the images to that size, computes the targets (content activations, style Gram matrices) and the
-optimiser's fresh state at the previous size's image, upsampled (``Pipeline.style_targets`` gives
-the style part alone, for a caller that reuses it); ``Pipeline.advance`` takes ``k``
-optimisation steps in one ``tf.while_loop``. ``Pipeline.finish`` gives the final image and its
-objective. ``Pipeline.run`` drives them over the run plan (``tfstyle.plan``), once for both
-callers: the exported signature calls it in its graph, ``tfstyle.transfer`` eagerly with
-``Hooks`` (``advance`` in chunks, so that a progress bar, callbacks and Ctrl-C run between
-them). Both call the same ``tf.function``s, so they compute the same pixels.
+``Pipeline.start`` resizes the images to that size, computes the targets (content activations,
+style Gram matrices) and the optimiser's fresh state at the previous size's image, upsampled
+(``Pipeline.style_targets`` gives the style part alone, for a caller that reuses it);
+``Pipeline.advance`` takes ``k`` optimisation steps in one ``tf.while_loop``. ``Pipeline.finish``
+gives the final image and its objective. ``Pipeline.run`` drives them over the run plan
+(``tfstyle.plan``), once for both callers: the exported signature calls it in its graph,
+``tfstyle.transfer`` eagerly with ``Hooks`` (``advance`` in chunks, so that a progress bar,
+callbacks and Ctrl-C run between them). Both call the same ``tf.function``s, so they compute the
+same pixels.
 
 The per-request values (size, weights, learning rate, seed, init, preserve_colors) arrive as a
 dict of tensors, ``request``, with the dtypes of ``options.REQUEST_OPTIONS``; everything fixed by
