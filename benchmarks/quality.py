@@ -109,6 +109,17 @@ def terms(opts, image: np.ndarray, size: int, **weights) -> dict:
     """The loss terms of ``image`` (float (H, W, 3)) under the objective of ``opts`` at ``size``,
     with ``weights`` replacing the loss weights; the ratio of weighted style to content."""
     opts = opts.replace(size=size, precision="float32", **weights)
+    evaluate, _ = evaluator(opts, image, size)
+    t = evaluate()
+    weighted_content = opts.content_weight * t["content"]
+    t["style_to_content"] = opts.style_weight * t["style"] / max(weighted_content, 1e-30)
+    return t
+
+
+def evaluator(opts, image: np.ndarray, size: int):
+    """``(evaluate, weights)``: ``evaluate(weights=None)`` gives the loss terms of ``image`` at
+    ``size`` under ``opts`` (the targets computed once), with ``weights`` (``LossWeights``)
+    replacing the run's ``weights``."""
     if size > WHOLE_SIZE and opts.tile_size is None:  # exact (tests/test_tiles.py), and fits
         opts = opts.replace(tile_size=memory.AUTO_TILE_SIZE)
     pipe = pipeline.get(opts)
@@ -119,10 +130,12 @@ def terms(opts, image: np.ndarray, size: int, **weights) -> dict:
     image = tf.convert_to_tensor(image, tf.float32)
     if image.shape[:2] != started.content.shape[:2]:
         image = images.resize(image, *started.content.shape[:2])
-    t = {k: float(v) for k, v in pipe.compiled.evaluate(image[None], *started[1:3]).items()}
-    weighted_content = opts.content_weight * t["content"]
-    t["style_to_content"] = opts.style_weight * t["style"] / max(weighted_content, 1e-30)
-    return t
+
+    def evaluate(weights=None) -> dict:
+        terms = pipe.compiled.evaluate(image[None], started.targets, weights or started.weights)
+        return {k: float(v) for k, v in terms.items()}
+
+    return evaluate, started.weights
 
 
 def strengths(reference, image: np.ndarray, photo_terms: list, size: int) -> dict:
@@ -136,9 +149,11 @@ def strengths(reference, image: np.ndarray, photo_terms: list, size: int) -> dic
 
 def layer_terms(reference, image: np.ndarray, size: int) -> list:
     """Each style layer's Gram term of ``image`` under ``reference`` at ``size`` (weight 1)."""
-    n = len(reference.style_layers)
+    opts = reference.replace(size=size, precision="float32")
+    evaluate, weights = evaluator(opts, image, size)
+    n = len(opts.style_layers)
     return [
-        terms(reference, image, size, style_layer_weights=tuple(float(i == k) for i in range(n)))[
+        evaluate(weights._replace(style_layers=tf.one_hot(k, n, dtype=weights.style_layers.dtype)))[
             "style"
         ]
         for k in range(n)
@@ -227,7 +242,7 @@ def main(argv=None) -> int:
     judge = Judge(opts)
     reference = options.Options(**base)  # the default objective: what the strength is judged by
     content_photo = images.load_image(common.CONTENT, "content")
-    photo = judge.distance(images.load_image(common.CONTENT, "content"))
+    photo = judge.distance(content_photo)
     print(f"Gram distance to the style at {JUDGE_SIZE} px: the content photo {photo:.3f}")
     results, pictures = [], {"old": {}, "new": {}}
     run({**base, **extra, "size": 64}, 2)  # build and trace once

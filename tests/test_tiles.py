@@ -206,7 +206,6 @@ def test_tiled_steps_report_their_crops(content_array, style_array):
     assert heard[-1] == ("value", count, count)
 
 
-
 def test_a_print_size_export_tiles_the_requests_above_1024_px():
     """An export with ``max_size`` above 1024 and ``tile_size`` unset tiles the requests above
     1024 px, so that the memory it records per request is bounded by a crop, not the image."""

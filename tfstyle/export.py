@@ -289,7 +289,7 @@ def _version_dir(model_dir, version: int | None) -> str:
     return path
 
 
-def _write_metadata(path: str, opts, max_size: int, max_iterations: int, crop) -> None:
+def _write_metadata(path: str, opts, max_size: int, max_iterations: int, crop: int | None) -> None:
     """What exported this model (serve it with tensorflow/serving of the same TF version)."""
     from importlib.metadata import version
 
