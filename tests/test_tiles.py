@@ -119,6 +119,32 @@ def test_tiled_step_in_a_graph_of_unknown_size():
         np.testing.assert_allclose(gradient, eager_gradient, rtol=0, atol=1e-5 * scale)
 
 
+def test_a_traced_step_of_known_size_builds_only_the_branch_it_takes():
+    """A size known when traced (the API's scales) decides tiles or not in Python: the graph
+    holds no tf.cond between the two (its branches ran 1.2x slower: benchmarks/README.md), and
+    a served size (unknown) keeps the cond."""
+    opts = options.Options(weights=None, precision="float32", tile_size=48, **SHALLOW)
+    objective = pipeline.get(opts).objective
+    style = tf.constant(smooth_image(1, 40, 40))  # below the tiles: never tiled
+    n = len(objective.style_layers)
+    weights = LossWeights(tf.constant(1.0), tf.constant(1e4), tf.constant(10.0),
+                          tf.constant([1.0 / n] * n))  # fmt: skip
+
+    def ops(spec):
+        def step(image):
+            targets = objective.targets(image[0], [style], [1.0])
+            return objective.value_and_gradient(image, targets, weights)
+
+        graph = tf.function(step).get_concrete_function(spec).graph
+        return {op.type for op in graph.get_operations()}
+
+    whole = ops(tf.TensorSpec([1, 40, 40, 3], tf.float32))
+    assert not whole & {"If", "StatelessIf", "While", "StatelessWhile"}
+    assert ops(tf.TensorSpec([1, 64, 64, 3], tf.float32)) & {"While", "StatelessWhile"}
+    unknown = ops(tf.TensorSpec([1, None, None, 3], tf.float32))
+    assert unknown & {"If", "StatelessIf"}
+
+
 RUN = {"size": 64, "iterations": 4, "weights": None, "seed": 0, "progress": False,
        "precision": "float32", **SHALLOW}  # fmt: skip
 

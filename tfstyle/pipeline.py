@@ -101,10 +101,15 @@ class Objective:
         self.tiling = tiling
 
     def _either(self, image, tiled, whole):
-        """``whole()``, or ``tiled()`` where the tiling says ``image`` ``(1, H, W, 3)`` needs it
-        (decided when the graph runs: a served scale's size is a tensor)."""
+        """``whole()``, or ``tiled()`` where the tiling says ``image`` ``(1, H, W, 3)`` needs it:
+        decided when traced if the size is known then, else when the graph runs (a served
+        scale's size is a tensor)."""
         if self.tiling is None:
             return whole()
+        height, width = image.shape[1:3]
+        if height is not None and width is not None:  # known when traced: no tf.cond, whose
+            # branches ran 1.2x slower than the same graph outside one (benchmarks/tiles.py)
+            return tiled() if max(height, width) > self.tiling.tile_size else whole()
         # The whole-image branch as a function call: inlined into the cond, its network and
         # gradient held memory in proportion to the image even when the tiles ran (2.4 GiB at
         # 1536 px, where the tiles alone needed 0.3: benchmarks/tiles.py --memory).
