@@ -145,6 +145,20 @@ def test_a_traced_step_of_known_size_builds_only_the_branch_it_takes():
     assert unknown & {"If", "StatelessIf"}
 
 
+def test_a_tiled_run_traces_each_scale_at_its_size(content_array, style_array):
+    """So that each scale's graph holds only the branch it takes (above), a tiled API run
+    traces its steps once per scale, at the scale's size, not once generically."""
+    import tfstyle
+
+    run = {**RUN, "min_scale": 16, "iterations": 6, "tile_size": 32}
+    tfstyle.transfer(content_array, style_array, **run)
+    advance = pipeline.get(options.Options(**run)).reporting.advance
+    shapes = [tuple(f.inputs[0].shape) for f in advance._list_all_concrete_functions()]
+    assert len(shapes) == len(set(shapes)) >= 2  # one trace per scale
+    assert all(None not in shape for shape in shapes)
+    assert max(shapes) == (1, 48, 64, 3)
+
+
 RUN = {"size": 64, "iterations": 4, "weights": None, "seed": 0, "progress": False,
        "precision": "float32", **SHALLOW}  # fmt: skip
 

@@ -479,7 +479,9 @@ class _Compiled:
 
             return tf.function(
                 method,
-                reduce_retracing=True,
+                # A tiled run traces each scale at its own size, so that the graph chooses
+                # tiles or not when traced (``Objective._either``); others trace once generically.
+                reduce_retracing=not report,
                 autograph=False,
                 experimental_attributes={"_noinline": True},
             )
