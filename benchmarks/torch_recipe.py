@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 import weakref
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -69,6 +70,9 @@ TORCH_THREADS = (1, 2)
 
 def _torch():
     """The torch module, or an ImportError saying how to install it."""
+    # PyPI's torch wheel is built for CUDA and warns, where CUDA libraries are absent, that no
+    # GPU will be used: the recipe runs on the CPU by design, so that warning says nothing.
+    warnings.filterwarnings("ignore", message="CUDA initialization", category=UserWarning)
     try:
         import torch
     except ImportError as err:
