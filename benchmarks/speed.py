@@ -191,11 +191,14 @@ def run_tfstyle(problem: Problem, iterations: int, every: int, target: float) ->
     return result
 
 
-def shortest_run(problem: Problem, target: float, extra: dict, limit: int) -> dict | None:
+def shortest_run(
+    problem: Problem, target: float, extra: dict, limit: int, start: int = 8
+) -> dict | None:
     """The fewest ``iterations`` whose ``transfer`` run (its defaults, updated by ``extra``) ends
-    at an image whose full-size objective is at most ``target``: the count grows by half from 8
-    until a run gets there, then is bisected. The run's wall time includes everything a user
-    waits for but tracing. None if no run of at most ``limit`` iterations gets there."""
+    at an image whose full-size objective is at most ``target``: the count grows by half from
+    ``start`` until a run gets there, then is bisected to within 5 % (one iteration below 20).
+    The run's wall time includes everything a user waits for but tracing. None if no run of at
+    most ``limit`` iterations gets there."""
     kwargs = {**problem.options, "seed": 0, "progress": False, **extra}
     tfstyle.transfer(CONTENT, STYLE, iterations=2, **kwargs)  # trace
     tried = {}
@@ -208,13 +211,13 @@ def shortest_run(problem: Problem, target: float, extra: dict, limit: int) -> di
         tried[n] = {"iterations": n, "wall_s": wall, "objective": value}
         return value <= target
 
-    low, n = 0, 8
+    low, n = 0, start
     while not reaches(n):
         low, n = n, n + n // 2
         if n > limit:
             return None
     high = n
-    while high - low > 1:
+    while high - low > max(1, high // 20):
         mid = (low + high) // 2
         low, high = (low, mid) if reaches(mid) else (mid, high)
     return {**tried[high], "tried": [tried[k] for k in sorted(tried)]}
@@ -378,6 +381,13 @@ class Bench:
     optimizer: str
 
 
+#: The sections a run may leave out (--sections); the TF tutorial's recipe always runs: its
+#: objective is the target the others are measured against.
+SECTIONS = ("step", "tfstyle", "torch", "shortest", "memory")
+#: The shortest runs' schedules (--schedules): name -> transfer options at --size.
+SCHEDULES = {"default": lambda size: {}, "single": lambda size: {"min_scale": size}}
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--size", type=int, default=256)
@@ -407,6 +417,26 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=int,
         default=300,
         help="evaluations of the PyTorch tutorial's recipe (0: skip it; needs torch)",
+    )
+    p.add_argument(
+        "--sections",
+        nargs="+",
+        choices=SECTIONS,
+        default=list(SECTIONS),
+        help="what to measure besides the machine and the TF tutorial's recipe (default: all)",
+    )
+    p.add_argument(
+        "--schedules",
+        nargs="+",
+        choices=SCHEDULES,
+        default=list(SCHEDULES),
+        help="tfstyle's schedules for the shortest runs: default (coarse to fine), single scale",
+    )
+    p.add_argument(
+        "--start-iterations",
+        type=int,
+        default=8,
+        help="the shortest runs' first try (then x1.5 until one gets there, then bisected)",
     )
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     p.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
@@ -574,8 +604,11 @@ def shortest_runs_section(bench: Bench, baseline: dict, recipe: dict) -> dict:
         recipes["PyTorch tutorial"] = {"wall_s": recipe["wall_s"], "target": recipe["best_last20"]}
     shortest = []
     for name, r in recipes.items():
-        for schedule, extra in (("default", {}), ("single scale", {"min_scale": size})):
-            run = shortest_run(bench.problem, r["target"], extra, limit=limit)
+        for schedule in bench.args.schedules:
+            extra = SCHEDULES[schedule](size)
+            start = bench.args.start_iterations
+            run = shortest_run(bench.problem, r["target"], extra, limit=limit, start=start)
+            schedule = {"single": "single scale"}.get(schedule, schedule)
             row = {"recipe": name, "schedule": schedule, "target": r["target"], "run": run}
             if run:
                 row["ratio"] = r["wall_s"] / run["wall_s"]
@@ -610,12 +643,15 @@ def memory_section(bench: Bench) -> dict:
 
 
 def print_table(bench: Bench, result: dict) -> None:
-    """The summary table of a run's ``result`` (speed.json's entries)."""
+    """The summary table of a run's ``result`` (speed.json's entries; the sections a run left
+    out have no rows)."""
     args, ran = bench.args, bench.ran
-    peak, flops = result["peak_gflops"], result["step_flops"]
-    baseline, ours = result["baseline"], result["tfstyle"]
-    transfer_steps = {True: result["transfer_step_s"]["progress_on"],
-                      False: result["transfer_step_s"]["progress_off"]}  # fmt: skip
+    peak, flops = result["peak_gflops"], result.get("step_flops")
+    baseline, ours = result["baseline"], result.get("tfstyle")
+    transfer_steps = {}
+    if "transfer_step_s" in result:
+        transfer_steps = {True: result["transfer_step_s"]["progress_on"],
+                          False: result["transfer_step_s"]["progress_off"]}  # fmt: skip
     rows = [
         ("float32 matmul peak", f"{peak:.0f} GFLOP/s"),
         *[
@@ -624,7 +660,7 @@ def print_table(bench: Bench, result: dict) -> None:
                 f"{s:.3f} s ({flops / s / 1e9:.0f} GFLOP/s, "
                 f"{s / (flops / 1e9 / peak):.2f}x what the peak allows)",
             )
-            for p, s in result["step_s_by_precision"].items()
+            for p, s in result.get("step_s_by_precision", {}).items()
         ],
         *[
             (f"transfer() step, progress {'on' if p else 'off'}, {ran}", f"{s:.3f} s")
@@ -634,13 +670,19 @@ def print_table(bench: Bench, result: dict) -> None:
             f"baseline, {args.baseline_steps} steps",
             f"{baseline['wall_s']:.1f} s -> {baseline['final_objective']:.4g}",
         ),
-        (
-            "tfstyle to that objective",
-            f"{ours.get('wall_to_target_s') or 0:.1f} s ({ours['steps_to_target']} steps)"
-            if ours.get("wall_to_target_s")
-            else "not reached",
+        *(
+            [
+                (
+                    "tfstyle to that objective",
+                    f"{ours.get('wall_to_target_s') or 0:.1f} s ({ours['steps_to_target']} steps)"
+                    if ours.get("wall_to_target_s")
+                    else "not reached",
+                ),
+                ("speed-up", f"{result['ratio']:.1f}x" if "ratio" in result else "-"),
+            ]
+            if ours
+            else []
         ),
-        ("speed-up", f"{result['ratio']:.1f}x" if "ratio" in result else "-"),
         *[
             (
                 f"shortest run to the {r['recipe']} ({r['schedule']})",
@@ -648,14 +690,14 @@ def print_table(bench: Bench, result: dict) -> None:
                 if r["run"]
                 else "not reached",
             )
-            for r in result["shortest_runs"]
+            for r in result.get("shortest_runs", [])
         ],
         *[
             (
                 f"peak memory at {m['size']} px",
                 f"{m['peak_rss_mib']:.0f} MiB" if "error" not in m else m["error"],
             )
-            for m in result["memory"]
+            for m in result.get("memory", [])
         ],
     ]
     width = max(len(name) for name, _ in rows)
@@ -667,8 +709,11 @@ def write_results(bench: Bench, result: dict) -> None:
     out = bench.args.out
     with open(os.path.join(out, "speed.json"), "w") as f:
         json.dump(result, f, indent=1)
+    if "tfstyle" not in result:
+        print(f"wrote {out}/speed.json (no tfstyle curve to plot: --sections left it out)")
+        return
     plot(os.path.join(out, "speed.png"), result["baseline"], result["tfstyle"], bench.label,
-         result["torch_recipe"])  # fmt: skip
+         result.get("torch_recipe"))  # fmt: skip
     print(f"wrote {out}/speed.json and speed.png")
 
 
@@ -681,13 +726,20 @@ def main(argv=None) -> int:
     os.makedirs(args.out, exist_ok=True)
     bench = set_up(args, weights)
     result = {"label": bench.label, "size": args.size}
+    sections = set(args.sections)
     result.update(peak_section(bench))
-    result.update(per_step_section(bench, result["peak_gflops"]))
+    if "step" in sections:
+        result.update(per_step_section(bench, result["peak_gflops"]))
     result.update(baseline_section(bench))
-    result.update(tfstyle_section(bench, result["baseline"]))
-    result.update(torch_recipe_section(bench))
-    result.update(shortest_runs_section(bench, result["baseline"], result["torch_recipe"]))
-    result.update(memory_section(bench))
+    if "tfstyle" in sections:
+        result.update(tfstyle_section(bench, result["baseline"]))
+    recipe = torch_recipe_section(bench) if "torch" in sections else {}
+    result.update(recipe)
+    if "shortest" in sections:
+        shortest = shortest_runs_section(bench, result["baseline"], recipe.get("torch_recipe", {}))
+        result.update(shortest)
+    if "memory" in sections:
+        result.update(memory_section(bench))
     print_table(bench, result)
     write_results(bench, result)
     return 0

@@ -161,3 +161,20 @@ def test_chunking_script_rebuilds_the_state_at_each_chunk(tmp_path, capsys):
     two = next(r for r in chunked if r["chunk"] == 2 and not r["rounded"])
     assert two["objective"] != whole["objective"]
     assert "chunks of 2, uint8 between" in capsys.readouterr().out
+
+
+def test_script_measures_only_the_sections_asked_for(tmp_path, capsys):
+    argv = ["--size", "32", "--baseline-steps", "6", "--iterations", "10", "--peak-size", "256",
+            "--sections", "shortest", "--schedules", "default", "--start-iterations", "2",
+            "--torch-evaluations", "0", "--out", str(tmp_path)]  # fmt: skip
+    assert speed.main(argv) == 0
+    out = capsys.readouterr().out
+    with open(tmp_path / "speed.json") as f:
+        result = json.load(f)
+    assert not {"tfstyle", "memory", "torch_recipe", "step_s"} & set(result)
+    [row] = result["shortest_runs"]  # the TF recipe's target, the default schedule only
+    assert row["schedule"] == "default"
+    if row["run"]:
+        assert row["run"]["tried"][0]["iterations"] == 2
+    assert "shortest run to the TF tutorial (default)" in out and "baseline: 6 steps" in out
+    assert not (tmp_path / "speed.png").exists()
