@@ -165,6 +165,7 @@ class ModelServer:
                 f"--model_base_path={self.base_path}",
                 "--file_system_poll_wait_seconds=1",
                 "--load_retry_interval_micros=500000",  # TF Serving's default: 1 min
+                *(["--host=127.0.0.1"] if command == STANDIN else []),  # loopback only
                 *flags,
             ],
             stdout=self.log,

@@ -276,6 +276,21 @@ def test_parts_carry_the_image_bit_for_bit(model_dir, pngs):
             },
             "resume_bytes: not an exact image .*: its values are not all numbers in",
         ),
+        # A resume image is never larger than the export's max_size (1024): its sides are
+        # refused from the header, before its pixels take memory (issue 29).
+        (
+            {
+                sig.START_STEP: 1,
+                sig.RESUME_BYTES: images.EXACT_PREFIX
+                + tf.io.encode_png(tf.zeros([8, 2 * 1025, 3], tf.uint16)).numpy(),
+            },
+            r"resume_bytes: not an exact image .*: its header declares 2050x8 px \(each side at "
+            r"most 1024\)",
+        ),
+        (
+            {sig.START_STEP: 1, sig.RESUME_BYTES: png_bytes(np.zeros((1, 1025, 3)))},
+            "resume_bytes: each side must be between 1 and 1024 px; got 1025x1",
+        ),
     ],
 )
 def test_bad_inputs_fail_inside_the_graph(loaded, pngs, feeds, message):

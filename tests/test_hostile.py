@@ -7,13 +7,14 @@ import subprocess
 import sys
 import threading
 import time
+import tracemalloc
 
 import numpy as np
 import PIL.Image
 import pytest
 
 import tfstyle
-from tfstyle import cli, files, flags, images
+from tfstyle import batch_files, cli, features, files, flags, images, options, precision
 
 FAST = {"size": 32, "weights": None, "seed": 0, "progress": False}
 
@@ -153,6 +154,11 @@ def test_output_equal_to_an_input_is_refused_before_any_work(image_files, tmp_pa
         ("{dir}/missing/out.png", "directory does not exist"),
         ("{dir}/file/out.png", "directory does not exist"),
         ("{dir}/out.tiffy", "unknown image file extension"),
+        # Formats Pillow reads but cannot write, or cannot write with RGB pixels (issue 29).
+        ("{dir}/out.psd", "'.psd' images of RGB pixels cannot be written"),
+        ("{dir}/out.fits", "'.fits' images of RGB pixels cannot be written"),
+        ("{dir}/out.cur", "'.cur' images of RGB pixels cannot be written"),
+        ("{dir}/out.xbm", "'.xbm' images of RGB pixels cannot be written"),
     ],
 )
 def test_bad_output_locations_fail_before_any_work(image_files, tmp_path, capsys, output, message):
@@ -192,6 +198,81 @@ def test_content_files_that_are_not_images_fail_before_reading(
 ):
     with pytest.raises(ValueError, match=message):
         tfstyle.transfer(make(tmp_path), style_array, **FAST)
+
+
+def _fifo(d) -> str:
+    os.mkfifo(d / "fifo.png")
+    return str(d / "fifo.png")
+
+
+def _link(d, target) -> str:
+    os.symlink(target, d / "link.png")
+    return str(d / "link.png")
+
+
+SPECIAL = {  # what it is -> (make it in a directory, the message)
+    "fifo": (_fifo, r"is not a regular file \(it is a FIFO\)"),
+    "device link": (lambda d: _link(d, "/dev/zero"), r"is not a regular file \(it is a device\)"),
+    "/dev/null": (lambda d: "/dev/null", r"is not a regular file \(it is a device\)"),
+    "link loop": (lambda d: _link(d, d / "link.png"), "cannot read .*: Too many levels"),
+    "dangling link": (lambda d: _link(d, d / "gone.png"), "is a link to nothing"),
+}
+READERS = {  # every reader of a file named by the user (or by the environment)
+    "load_image": lambda path: images.load_image(path, "content"),
+    "batch read": lambda path: batch_files.read(path, "content", 2**20),
+    "weights": lambda path: features.check_weights(path),
+    "init": lambda path: options.Options(init=path),
+}
+
+
+def _within(seconds, call):
+    """``call()``'s exception, raised here, or a failure if it is still running after
+    ``seconds`` (a FIFO opened for reading waits forever for a writer)."""
+    outcome = {}
+
+    def target():
+        try:
+            call()
+        except BaseException as err:  # noqa: BLE001
+            outcome["error"] = err
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "still waiting on a special file"
+    if "error" in outcome:
+        raise outcome["error"]
+
+
+@pytest.mark.parametrize("reader", READERS)
+@pytest.mark.parametrize("special", SPECIAL)
+def test_special_files_are_refused_at_once_by_every_reader(tmp_path, reader, special):
+    make, message = SPECIAL[special]
+    path = make(tmp_path)
+    with pytest.raises((ValueError, OSError), match=message):
+        _within(10, lambda: READERS[reader](path))
+
+
+@pytest.mark.parametrize("make", [_fifo, lambda d: _link(d, "/dev/zero"), "big"])
+def test_a_special_or_huge_precision_cache_is_ignored_at_once(tmp_path, monkeypatch, make):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    path = cache / os.path.basename(precision.cache_path())
+    if make == "big":
+        _sparse(path, 2**30)  # a 1 GB file: not read into memory
+    else:
+        os.rename(make(tmp_path), path)
+    monkeypatch.setenv(precision.CACHE_ENV, str(cache))
+    assert precision.cache_path() == str(path)
+    outcome = []
+    tracemalloc.start()
+    try:
+        _within(10, lambda: outcome.append(precision._read_cache()))  # noqa: SLF001
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert outcome == [{}]
+    assert peak < 16 * 2**20, f"{peak / 2**20:.0f} MiB taken to read the cache"  # never 1 GB
 
 
 def _sparse(path, size: int) -> str:
@@ -312,7 +393,7 @@ def test_a_several_line_error_keeps_its_details(capsys):
         (["--server", "localhost:99999"], "server must be host:port with a port between 1"),
         (["--server", "localhost"], "server must be host:port"),
         (["--version", "-5"], "version must be an integer between 1 and"),
-        (["--rest", ""], "url must look like"),
+        (["--rest", ""], "--rest must be a URL; got ''"),
         (
             ["--rest", "http://a:8501,ftp://b"],
             "url must look like 'http://localhost:8501'; got 'ftp",
@@ -344,3 +425,24 @@ def test_request_arguments_are_checked(image_files, tmp_path, capsys, argv, matc
 def test_export_version_beyond_int64_is_refused(tmp_path):
     with pytest.raises(ValueError, match="version must be between 1 and 9223372036854775807"):
         tfstyle.export_saved_model(tmp_path / "m", version=2**63, weights=None)
+
+
+@pytest.mark.parametrize("closed", [1, 2])
+def test_a_closed_standard_stream_does_not_fail_a_good_run(image_files, tmp_path, closed):
+    """``>&-`` or ``2>&-``: the image is written and the exit code is 0 (issue 29)."""
+    content, style = image_files
+    out = tmp_path / "out.png"
+    argv = ["transfer", content, style, "-o", str(out), "--size", "32", "--iterations", "2",
+            "--weights", "none"]  # fmt: skip
+    other = subprocess.PIPE
+    shell = ["sh", "-c", f'exec "$@" {closed}>&-', "sh"]  # the shell's own way of closing it
+    proc = subprocess.run(
+        [*shell, sys.executable, "-m", "tfstyle", *argv],
+        stdout=other if closed == 2 else None, stderr=other if closed == 1 else None,
+        env=cli_env(), timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc
+    with PIL.Image.open(out) as img:
+        assert max(img.size) == 32
+    if closed == 1:
+        assert b"Traceback" not in proc.stderr and b"wrote" in proc.stderr

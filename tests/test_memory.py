@@ -79,3 +79,10 @@ def test_the_check_can_be_turned_off(monkeypatch):
         memory.check(2048, 2048, 2048, "float32")
     monkeypatch.setenv("TFSTYLE_MEMORY_CHECK", "0")
     memory.check(2048, 2048, 2048, "float32")  # no error
+    monkeypatch.setenv("TFSTYLE_MEMORY_CHECK", "off")
+    memory.check(2048, 2048, 2048, "float32")  # no error
+    monkeypatch.setenv("TFSTYLE_MEMORY_CHECK", "nope")  # not silently taken as on (issue 29)
+    with pytest.raises(
+        ValueError, match="TFSTYLE_MEMORY_CHECK must be 0 .off. or 1 .on.; got 'nope'"
+    ):
+        memory.check(2048, 2048, 2048, "float32")

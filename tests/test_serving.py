@@ -428,6 +428,9 @@ def test_cli_request_and_status(server, pngs, tmp_path, capsys):
     assert image_size(out) == (32, 24)
     assert cli.main([*argv, "--rest", server.url]) == 1  # one transport, not two
     assert "give one of them" in capsys.readouterr().err
+    for flag, value in (("--server", ""), ("--rest", " ")):  # an empty variable, not the default
+        assert cli.main([*rest, flag, value]) == 1
+        assert f"{flag} must be" in capsys.readouterr().err
     assert cli.main(["status", "--server", server.address]) == 0
     assert "tfstyle version 1: AVAILABLE" in capsys.readouterr().out
     assert cli.main([*argv[:-1], "50", "--timeout", "0.05"]) == 1
@@ -566,7 +569,7 @@ def test_model_config_file(tmp_path, pngs, exported):
     port = free_port()
     log = open(tmp_path / "log.txt", "w")  # noqa: SIM115
     process = subprocess.Popen(
-        [*STANDIN, f"--port={port}", f"--model_config_file={config}"],
+        [*STANDIN, "--host=127.0.0.1", f"--port={port}", f"--model_config_file={config}"],
         stdout=log,
         stderr=subprocess.STDOUT,
     )

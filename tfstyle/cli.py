@@ -145,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 on success, 1 on any bad input, 130 on Ctrl-C)."""
+    """Run the CLI; returns the exit status (0 on success, 1 on any bad input, 130 on Ctrl-C,
+    143 when ``batch`` is stopped by SIGTERM)."""
     with _native_stderr_quiet():
         return _main(argv)
 
@@ -267,7 +268,7 @@ def _transfer(args: argparse.Namespace) -> int:
     files.check_output(args.output, inputs)
     stem, ext = os.path.splitext(args.output)
     if args.save_every:  # OUT.NNNN.png for every N steps must not be an input either
-        pattern = re.compile(re.escape(os.path.abspath(stem)) + r"\.(\d{4,})" + re.escape(ext))
+        pattern = re.compile(re.escape(os.path.abspath(stem)) + r"\.([0-9]{4,})" + re.escape(ext))
         for source in inputs:
             match = isinstance(source, str) and pattern.fullmatch(os.path.abspath(source))
             if match and int(match.group(1)) % args.save_every == 0:
@@ -328,7 +329,13 @@ def _request(args: argparse.Namespace) -> int:
         raise ValueError("--signature names the signature of one request: add --chunk 0")
     if args.server is not None and args.rest is not None:
         raise ValueError("--server is for gRPC, --rest for REST: give one of them")
-    server = args.server or "localhost:8500"
+    for flag, value, form in (
+        ("--server", args.server, "HOST:PORT"),
+        ("--rest", args.rest, "a URL"),
+    ):
+        if value is not None and not value.strip():  # an empty shell variable: not the default
+            raise ValueError(f"{flag} must be {form}; got {value!r}")
+    server = "localhost:8500" if args.server is None else args.server
     common = dict(
         iterations=args.iterations, model=args.model, version=args.version, timeout=args.timeout
     )
@@ -367,10 +374,29 @@ def _status(args: argparse.Namespace) -> int:
 def entry() -> None:
     """The ``tfstyle`` command: ``main``, then exit without tearing TensorFlow down (which takes
     over a second and would hold up Ctrl-C); every file is already complete and closed."""
+    _open_standard_streams()
     code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a pipe whose reader is gone
+            stream.flush()
     os._exit(code)
+
+
+def _open_standard_streams() -> None:
+    """Put /dev/null where a standard stream was closed (``2>&-``): otherwise the first file
+    opened would take its descriptor (and TensorFlow's log lines would go into an image), and
+    Python, finding no stream, would make a finished run fail at its last line."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)  # the lowest free descriptor: fd itself
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    for name, fd in (("stdin", 0), ("stdout", 1), ("stderr", 2)):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))  # noqa: SIM115
 
 
 if __name__ == "__main__":

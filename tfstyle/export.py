@@ -193,7 +193,7 @@ class _Served:
             style_img = images.decode(style, sig.STYLE)
             resume_img = tf.cond(
                 start > 0,
-                lambda: images.decode_resume(resume, sig.RESUME_BYTES),
+                lambda: images.decode_resume(resume, sig.RESUME_BYTES, self.limits["size"]),
                 lambda: tf.zeros([1, 1, 3]),
             )
         image, loss, reached = self.pipeline.run(
@@ -274,7 +274,7 @@ def _version_dir(model_dir, version: int | None) -> str:
         raise type(err)(f"model_dir: cannot create {model_dir!r}: {err.strerror}") from None
     files.check_writable_dir(model_dir, "model_dir")
     existing = (
-        [int(n) for n in os.listdir(model_dir) if re.fullmatch(r"\d{1,18}", n)]
+        [int(n) for n in os.listdir(model_dir) if re.fullmatch(r"[0-9]{1,18}", n)]
         if os.path.isdir(model_dir)
         else []
     )

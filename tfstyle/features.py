@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from tfstyle import files
+
 BACKBONES = ("vgg19", "vgg16")
 POOLINGS = ("max", "avg")
 #: Compute precision of the convolutions ("bfloat16": mixed, float32 weights and outputs).
@@ -128,9 +130,8 @@ def check_weights(weights: Weights) -> tuple:
             f"weights must be 'imagenet', None or a path to a weights file; got {weights!r}"
         )
     path = os.path.abspath(os.fspath(weights))
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"weights: no such file: {os.fspath(weights)!r}")
-    return (path, os.stat(path).st_mtime_ns)  # a rewritten file is loaded again
+    info = files.check_regular(os.fspath(weights), "weights")  # not a FIFO, a device, a directory
+    return (path, info.st_mtime_ns)  # a rewritten file is loaded again
 
 
 @functools.cache

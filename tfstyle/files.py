@@ -1,4 +1,5 @@
-"""Output files: checked before any work, written whole or not at all, never over an input.
+"""Files: inputs read only when they are regular files of a bounded size; outputs checked before
+any work, written whole or not at all, never over an input.
 
 Every output tfstyle writes (an image, an export) goes to a temporary name in the same directory
 and is renamed into place when complete, so a crash, Ctrl-C or a full disk never leaves a
@@ -8,11 +9,61 @@ half-written file under the real name.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 
 import PIL.Image
+
+
+def check_regular(path, name: str, limit: int | None = None) -> os.stat_result:
+    """Raise, naming the input ``name``, unless ``path`` is (or links to) a regular file of at
+    most ``limit`` bytes: never a FIFO, a device or a directory, which would block or never end
+    when read. Returns its ``os.stat`` result."""
+    path = os.fspath(path)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        if os.path.lexists(path):
+            raise FileNotFoundError(f"{name}: {path!r} is a link to nothing") from None
+        raise FileNotFoundError(f"{name}: no such file: {path!r}") from None
+    except OSError as err:  # a link loop, a too-long name, a directory without permission
+        raise OSError(f"{name}: cannot read {path!r}: {err.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{name}: {path!r} is not a regular file (it is {_kind(info.st_mode)})")
+    if limit is not None and info.st_size > limit:
+        raise ValueError(f"{name}: {path!r} is larger than {_size(limit)}, the most it may be")
+    return info
+
+
+def read_regular(path, name: str, limit: int) -> bytes:
+    """The bytes of ``path``, a regular file of at most ``limit`` bytes (``check_regular``),
+    opened without blocking and checked again once open (it may have been swapped meanwhile)."""
+    check_regular(path, name, limit)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(os.fspath(path), flags)
+    except OSError as err:
+        raise OSError(f"{name}: cannot read {os.fspath(path)!r}: {err.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{name}: {os.fspath(path)!r} is not a regular file")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{name}: {os.fspath(path)!r} is larger than {_size(limit)}")
+    return data
+
+
+def _kind(mode: int) -> str:
+    kinds = {stat.S_ISDIR: "a directory", stat.S_ISFIFO: "a FIFO", stat.S_ISCHR: "a device",
+             stat.S_ISBLK: "a device", stat.S_ISSOCK: "a socket"}  # fmt: skip
+    return next((kind for test, kind in kinds.items() if test(mode)), "not a file")
+
+
+def _size(limit: int) -> str:
+    return f"{limit // 2**20} MiB" if limit >= 2**20 else f"{limit} bytes"
 
 
 def check_output(path: str, inputs: Iterable = (), name: str = "output") -> None:
@@ -23,14 +74,30 @@ def check_output(path: str, inputs: Iterable = (), name: str = "output") -> None
     ext = os.path.splitext(path)[1].lower()
     if ext not in PIL.Image.registered_extensions():
         raise ValueError(f"{name}: unknown image file extension {ext!r}; use .png or .jpg")
+    _check_format(ext, name)
     check_writable_dir(os.path.dirname(os.path.abspath(path)), name)
-    _check_name_length(path, name)
+    check_name_length(path, name)
     for source in inputs:
         if isinstance(source, (str, os.PathLike)) and _same_file(path, source):
             raise ValueError(
                 f"{name}: {path!r} is also an input ({os.fspath(source)!r}); "
                 f"writing it would destroy the input: choose another output path"
             )
+
+
+def _check_format(ext: str, name: str) -> None:
+    """Raise unless Pillow can write an RGB image (what tfstyle writes) in the format of ``ext``:
+    tried on a one-pixel image, so a read-only format (.psd, .fits, .cur) or one that cannot hold
+    RGB pixels (.xbm) is refused before the work, not after it."""
+    fmt = PIL.Image.registered_extensions()[ext]
+    try:
+        if fmt not in PIL.Image.SAVE:
+            raise OSError(f"Pillow reads {fmt} but cannot write it")
+        PIL.Image.new("RGB", (1, 1)).save(io.BytesIO(), format=fmt)
+    except Exception as err:  # noqa: BLE001 (Pillow's plugins raise what they like)
+        raise ValueError(
+            f"{name}: {ext!r} images of RGB pixels cannot be written ({err}); use .png or .jpg"
+        ) from None
 
 
 def check_writable_dir(directory: str, name: str) -> None:
@@ -47,7 +114,9 @@ def check_writable_dir(directory: str, name: str) -> None:
         raise type(err)(message) from None
 
 
-def _check_name_length(path: str, name: str) -> None:
+def check_name_length(path: str, name: str) -> None:
+    """Raise ``OSError`` naming ``name`` if the file name of ``path`` is longer than its file
+    system allows."""
     base = os.path.basename(path)
     try:
         limit = os.pathconf(os.path.dirname(os.path.abspath(path)), "PC_NAME_MAX")

@@ -7,12 +7,24 @@ neither of them, and no TensorFlow (the options table is read when a parser is b
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
+
+#: What argparse takes for a negative number, not an option: its own ``-1`` and ``-.5``, and
+#: also ``-1e-320``, ``-inf`` and ``-nan``, so that they reach the option's own check (which
+#: names what is allowed) instead of "expected one argument".
+NEGATIVE_NUMBER = re.compile(
+    r"^-([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$|^-(inf|infinity|nan)$", re.I
+)
 
 
 class Parser(argparse.ArgumentParser):
     """Usage errors end in one line on stderr and exit status 1, like every other bad input."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = NEGATIVE_NUMBER  # argparse's own, widened
 
     def error(self, message):
         raise SystemExit(fail(f"{message} (see '{self.prog} --help')"))

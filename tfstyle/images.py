@@ -14,7 +14,7 @@ import PIL.Image
 import PIL.ImageOps
 import tensorflow as tf
 
-from tfstyle import checks
+from tfstyle import checks, files
 
 #: Smallest allowed working size (shorter side of the optimised image): VGG pools it four times.
 MIN_SIDE = 16
@@ -43,21 +43,15 @@ def load_image(source: ImageLike, name: str = "image") -> np.ndarray:
 
     Raises:
         FileNotFoundError: a path that does not exist.
-        ValueError: anything that is not a readable image, with what is allowed.
+        OSError: a path that cannot be read (no permission, a link to itself).
+        ValueError: anything that is not a readable image (a FIFO, a device, a directory, a
+            file over 512 MiB, bytes that are not an image), with what is allowed.
     """
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"{name}: no such file: {path!r}")
-        if not os.path.isfile(path):  # a directory, a device such as /dev/zero, a pipe
-            raise ValueError(f"{name}: {path!r} is not a regular file")
-        if os.path.getsize(path) > _MAX_ENCODED_BYTES:  # before reading it into memory
-            raise ValueError(
-                f"{name}: {path!r} is larger than {_MAX_ENCODED_BYTES // 2**20} MiB; "
-                "not an image this tool can use"
-            )
-        with open(path, "rb") as f:
-            data = f.read()
+        # A regular file (not a directory, a device such as /dev/zero or a pipe), bounded in size
+        # before it is read into memory.
+        data = files.read_regular(path, name, _MAX_ENCODED_BYTES)
         array = _decode_bytes(data, name, f"{path!r} is not a readable image file")
     elif isinstance(source, (bytes, bytearray, memoryview)):
         array = _decode_bytes(bytes(source), name, "the bytes given are not an encoded image")
@@ -82,11 +76,8 @@ _MAGIC = (b"\x89PNG", b"BM", b"\xff\xd8\xff", b"GIF8")  # PNG, BMP (may carry al
 _MAX_ENCODED_BYTES = 512 * 2**20
 
 
-def _sides_message(name: str) -> str:
-    return (
-        f"{name}: each side must be between 1 and {MAX_INPUT_SIDE} px; "
-        "got {}x{} (width x height)"
-    )
+def _sides_message(name: str, max_side: int = MAX_INPUT_SIDE) -> str:
+    return f"{name}: each side must be between 1 and {max_side} px; got {{}}x{{}} (width x height)"
 
 
 def _check_sides(height: int, width: int, name: str) -> None:
@@ -138,20 +129,21 @@ def _exif_orient(data: bytes, array: np.ndarray) -> np.ndarray:
     return array.reshape(-1, 3)[moved]
 
 
-def decode(data: tf.Tensor, name: str) -> tf.Tensor:
+def decode(data: tf.Tensor, name: str, max_side: int = MAX_INPUT_SIDE) -> tf.Tensor:
     """Encoded PNG/JPEG/GIF/BMP bytes (a scalar string tensor) -> float RGB ``(H, W, 3)``.
 
     TensorFlow ops, run by the exported model and by ``load_image``. The size the header
-    declares is checked before the pixels are decoded; alpha is composited over white; 16-bit
-    PNGs keep their precision. Raises ``InvalidArgumentError`` naming ``name`` otherwise.
+    declares is checked (each side at most ``max_side``) before the pixels are decoded; alpha is
+    composited over white; 16-bit PNGs keep their precision. Raises ``InvalidArgumentError``
+    naming ``name`` otherwise.
     """
     # The decoders' own errors ("Invalid JPEG data") do not say which input: the name scope
     # does, and ``checks.message_of`` puts it in front.
     with tf.name_scope(checks.decoder_scope(name)):
-        return _decode(data, name)
+        return _decode(data, name, max_side)
 
 
-def _decode(data: tf.Tensor, name: str) -> tf.Tensor:
+def _decode(data: tf.Tensor, name: str, max_side: int) -> tf.Tensor:
     prefixes = tf.stack([tf.strings.substr(data, 0, len(m)) for m in _MAGIC])
     matches = tf.equal(prefixes, list(_MAGIC))
     with tf.control_dependencies(
@@ -172,8 +164,9 @@ def _decode(data: tf.Tensor, name: str) -> tf.Tensor:
         height,
     )
     with tf.control_dependencies([readable]):
-        sides_ok = tf.maximum(height, width) <= MAX_INPUT_SIDE
-    with tf.control_dependencies([checks.check(sides_ok, _sides_message(name), width, height)]):
+        sides_ok = tf.maximum(height, width) <= max_side
+    message = _sides_message(name, max_side)
+    with tf.control_dependencies([checks.check(sides_ok, message, width, height)]):
         data = tf.identity(data)
 
     def rgba():  # PNG and BMP may carry alpha
@@ -219,11 +212,12 @@ def encode_exact(image: tf.Tensor) -> tf.Tensor:
     return tf.strings.join([EXACT_PREFIX, png])
 
 
-def decode_exact(data: tf.Tensor, name: str) -> tf.Tensor:
+def decode_exact(data: tf.Tensor, name: str, max_side: int = MAX_INPUT_SIDE) -> tf.Tensor:
     """``encode_exact``'s string -> the float32 ``(h, w, 3)`` image, checked: an
     ``InvalidArgumentError`` naming ``name`` for anything ``encode_exact`` cannot have written
-    (no prefix, not a 16-bit PNG of even width, a side over ``MAX_INPUT_SIDE``, values that are
-    not finite numbers in [0, 1])."""
+    (no prefix, not a 16-bit PNG of even width, a side over ``max_side``, values that are not
+    finite numbers in [0, 1]). The sides are checked from the header before any pixel is
+    decoded, and the halves widened one at a time."""
     with tf.name_scope(checks.decoder_scope(name)):
         not_ours = f"{name}: not an exact image (what this model returns as {name})"
         prefixed = tf.equal(tf.strings.substr(data, 0, len(EXACT_PREFIX)), EXACT_PREFIX)
@@ -235,15 +229,16 @@ def decode_exact(data: tf.Tensor, name: str) -> tf.Tensor:
             height, double = _header_shape(tf.identity(png), is_png)
         width = double // 2
         sides = checks.check(
-            (tf.minimum(height, width) >= 1) & (tf.maximum(height, width) <= MAX_INPUT_SIDE)
+            (tf.minimum(height, width) >= 1) & (tf.maximum(height, width) <= max_side)
             & tf.equal(double % 2, 0),
-            f"{not_ours}: its header declares {{}}x{{}} px",
+            f"{not_ours}: its header declares {{}}x{{}} px (each side at most {max_side})",
             double, height,
         )  # fmt: skip
         with tf.control_dependencies([sides]):
             halves = tf.io.decode_png(tf.identity(png), channels=3, dtype=tf.uint16)
-        upper, lower = tf.split(tf.cast(halves, tf.uint32), 2, axis=1)
-        bits = tf.bitwise.bitwise_or(tf.bitwise.left_shift(upper, 16), lower)
+        upper, lower = tf.split(halves, 2, axis=1)
+        bits = tf.bitwise.left_shift(tf.cast(upper, tf.uint32), 16)
+        bits = tf.bitwise.bitwise_or(bits, tf.cast(lower, tf.uint32))
         image = tf.bitcast(bits, tf.float32)
         in_range = checks.check(
             tf.reduce_all((image >= 0.0) & (image <= 1.0)),  # false for NaN too
@@ -253,11 +248,16 @@ def decode_exact(data: tf.Tensor, name: str) -> tf.Tensor:
             return tf.identity(image)
 
 
-def decode_resume(data: tf.Tensor, name: str) -> tf.Tensor:
+def decode_resume(data: tf.Tensor, name: str, max_side: int = MAX_INPUT_SIDE) -> tf.Tensor:
     """An image to continue from: ``encode_exact``'s string (bit for bit), or any image
-    ``decode`` reads (PNG, JPEG, GIF, BMP); float32 ``(H, W, 3)``."""
+    ``decode`` reads (PNG, JPEG, GIF, BMP); float32 ``(H, W, 3)``, each side at most
+    ``max_side`` (a served model's ``max_size``: no run it does is larger)."""
     exact = tf.equal(tf.strings.substr(data, 0, len(EXACT_PREFIX)), EXACT_PREFIX)
-    return tf.cond(exact, lambda: decode_exact(data, name), lambda: decode(data, name))
+    return tf.cond(
+        exact,
+        lambda: decode_exact(data, name, max_side),
+        lambda: decode(data, name, max_side),
+    )
 
 
 def _header_shape(data: tf.Tensor, matches: tf.Tensor):

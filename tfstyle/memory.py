@@ -60,6 +60,18 @@ def _line(point0, point1) -> tuple[float, float]:
 
 #: Set to 0 to run whatever the estimate says.
 ENV = "TFSTYLE_MEMORY_CHECK"
+#: What ``ENV`` may be set to: off, on (unset or empty: on).
+ENV_VALUES = {"0": False, "false": False, "no": False, "off": False,
+              "1": True, "true": True, "yes": True, "on": True, "": True}  # fmt: skip
+
+
+def check_is_on() -> bool:
+    """Whether the memory check is on (``ENV``); a value it does not know is an error, not
+    silently taken as on."""
+    value = os.environ.get(ENV, "1")
+    if value.strip().lower() not in ENV_VALUES:
+        raise ValueError(f"{ENV} must be 0 (off) or 1 (on); got {value!r}")
+    return ENV_VALUES[value.strip().lower()]
 
 
 def peak_line(precision: str) -> tuple[float, float]:
@@ -124,7 +136,7 @@ AUTO_TILE_SIZE = 512
 def fits(height: int, width: int, precision: str, crop: int | None = None) -> bool:
     """Whether a run whose last scale is ``height`` x ``width`` is estimated to fit in the
     memory available (True where that cannot be read or the check is off)."""
-    if os.environ.get(ENV, "1").strip() == "0":
+    if not check_is_on():
         return True
     room = available()
     if room is None:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from tfstyle import checks, features, images, losses, optimize, precision, signature
+from tfstyle import checks, features, files, images, losses, optimize, precision, signature
 
 INPUT, REQUEST, EXPORT, CALL = "input", "request", "export", "call"
 #: Ways of matching the style (``style_loss``): the registry's names.
@@ -122,8 +122,14 @@ class Option:
             if not callable(value):
                 raise ValueError(f"{name} must be callable or None; got {value!r}")
         elif self.kind == "init":
-            if isinstance(value, str) and value not in self.choices and not os.path.isfile(value):
-                raise ValueError(f"{name} must be {self.allowed()}; got {value!r} (no such file)")
+            if isinstance(value, str) and value not in self.choices:
+                if not os.path.lexists(value):  # a misspelt choice, most likely
+                    allowed = self.allowed()
+                    raise ValueError(f"{name} must be {allowed}; got {value!r} (no such file)")
+                try:  # an image file: a regular one (not a FIFO, a device, a looping link)
+                    files.check_regular(value, name)
+                except (OSError, ValueError) as err:
+                    raise ValueError(f"{err} ({name} must be {self.allowed()})") from None
             if not isinstance(value, images.IMAGE_TYPES):
                 raise ValueError(f"{name} must be {self.allowed()}; got {type(value).__name__}")
 

@@ -21,10 +21,13 @@ import hashlib
 import json
 import os
 import platform
+import re
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
+
+from tfstyle import files
 
 #: Every value of the ``precision`` option; the last two are what a model runs.
 PRECISIONS = ("auto", "float32", "bfloat16")
@@ -154,6 +157,8 @@ def _from_entry(entry: dict, cpu: str) -> Choice | None:
         return None
     if not (f32 > 0 and bf16 > 0) or not isinstance(when, str):
         return None
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", when):  # printed: a date, nothing else
+        return None
     speedup = f32 / bf16
     precision = decide(f32, bf16)
     if precision == "bfloat16":
@@ -170,9 +175,8 @@ def _from_entry(entry: dict, cpu: str) -> Choice | None:
 
 def _read_cache() -> dict:
     """The cached entries; an unreadable or corrupt file reads as empty (and is rewritten)."""
-    try:
-        with open(cache_path(), encoding="utf-8") as f:
-            data = json.load(f)
+    try:  # a regular file of a sane size: a FIFO or a link to /dev/zero would never end
+        data = json.loads(files.read_regular(cache_path(), "precision cache", 2**20))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

@@ -181,7 +181,7 @@ def _versions(base: str) -> list[int]:
     return [
         int(n)
         for n in os.listdir(base)
-        if re.fullmatch(r"\d{1,18}", n) and os.path.isdir(os.path.join(base, n))
+        if re.fullmatch(r"[0-9]{1,18}", n) and os.path.isdir(os.path.join(base, n))
     ]
 
 

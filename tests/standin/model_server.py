@@ -95,6 +95,12 @@ def parse_flags(argv=None) -> argparse.Namespace:
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--port", type=int, default=8500, help="gRPC port (default 8500)")
+    p.add_argument(
+        "--host",
+        default="0.0.0.0",
+        help="the address to listen on (the stand-in's own flag; TF Serving listens on every "
+        "address, 0.0.0.0, as this does by default; 127.0.0.1 keeps it to this machine)",
+    )
     p.add_argument("--rest_api_port", type=int, default=0, help="REST port; 0 disables REST")
     p.add_argument(
         "--rest_api_timeout_in_ms",
@@ -190,7 +196,9 @@ def shut_down(manager: ModelManager, grpc_server, http: RestServer | None, grace
         "stopping: no new requests; %d in flight get %g s to finish", manager.in_flight(), grace
     )
     manager.stop()
-    grpc_stopped = grpc_server.stop(grace)  # refuses new RPCs now, cancels the rest after grace
+    # gRPC refuses new RPCs now; the runs in flight are cancelled below, at the grace period's
+    # end, and gRPC's own cancelling (a second later) is only the backstop, not a race with it.
+    grpc_stopped = grpc_server.stop(grace + 1.0)
     if http is not None:
         http.stopping = True
         http.shutdown()
@@ -248,14 +256,14 @@ def serve(argv=None) -> int:
         PredictionService(manager, args.no_deadline_timeout_in_ms), server
     )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(manager), server)
-    server.add_insecure_port(f"0.0.0.0:{args.port}")
+    server.add_insecure_port(f"{args.host}:{args.port}")
     server.start()
-    log.info("Running gRPC ModelServer at 0.0.0.0:%d ...", args.port)
+    log.info("Running gRPC ModelServer at %s:%d ...", args.host, args.port)
 
     http = None
     if args.rest_api_port:
         http = RestServer(
-            ("0.0.0.0", args.rest_api_port),
+            (args.host, args.rest_api_port),
             manager,
             args.rest_api_timeout_in_ms,
             args.no_deadline_timeout_in_ms,

@@ -82,7 +82,7 @@ class RestHandler(BaseHTTPRequestHandler):
     default_request_version = "HTTP/1.0"  # answer even a garbled request line with headers
     timeout = 120  # seconds a connection may stay silent (idle keep-alive, a stalled body)
     server: RestServer
-    _path = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d{1,18}))?(/metadata|:predict)?$")
+    _path = re.compile(r"^/v1/models/([^/:]+)(?:/versions/([0-9]{1,18}))?(/metadata|:predict)?$")
 
     def log_message(self, fmt, *args):
         log.debug("rest: " + fmt, *args)

@@ -7,9 +7,10 @@ import io
 import math
 import numbers
 import os
+import re
 import urllib.parse
 
-from tfstyle import images
+from tfstyle import files, images
 from tfstyle import signature as sig
 
 #: Seconds allowed for a request: a base plus this much per iteration at 512 px and below, growing
@@ -84,7 +85,8 @@ def check_server(server) -> None:
         not host or "/" in host or any(c.isspace() for c in host)
         or (":" in host and not (host.startswith("[") and host.endswith("]")))
     )  # fmt: skip
-    if not isinstance(server, str) or bad_host or not port.isdigit() or not 1 <= int(port) <= 65535:
+    port_ok = re.fullmatch("[0-9]{1,5}", port) and 1 <= int(port) <= 65535  # never "²" or "٣"
+    if not isinstance(server, str) or bad_host or not port_ok:
         raise ValueError(
             f"server must be host:port with a port between 1 and 65535 (e.g. localhost:8500); "
             f"got {server!r}"
@@ -150,10 +152,8 @@ def encode_input(image: images.ImageLike, name: str) -> bytes:
     if isinstance(image, (bytes, bytearray)):
         return bytes(image)
     if isinstance(image, (str, os.PathLike)):
-        if not os.path.isfile(image):
-            raise FileNotFoundError(f"{name}: no such file: {os.fspath(image)!r}")
-        with open(image, "rb") as f:
-            return f.read()
+        # a regular file (never a FIFO or a device, which would block), bounded before it is read
+        return files.read_regular(image, name, images._MAX_ENCODED_BYTES)
     buf = io.BytesIO()
     images.to_pil(images.load_image(image, name)).save(buf, format="PNG")
     return buf.getvalue()
