@@ -160,6 +160,7 @@ def test_ctrl_c_keeps_complete_outputs_and_the_same_command_does_the_rest(inputs
         "tfstyle: interrupted; the outputs written are complete: run the same command again to "
         "do the rest"
     ]
+    assert not [p for p in os.listdir(out) if p.startswith(".tfstyle-batch-")]  # its own: gone
     kept = written()
     assert 1 <= len(kept) < 6
     for name in kept:  # every output under its own name is whole
@@ -171,6 +172,30 @@ def test_ctrl_c_keeps_complete_outputs_and_the_same_command_does_the_rest(inputs
     assert again.returncode == 0, again.stderr
     assert f"tfstyle: {6 - len(kept)} done, {len(kept)} skipped, 0 failed;" in again.stderr
     assert written() == [f"{k}.png.png" for k in range(6)]
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_batch_as_ctrl_c_does(inputs, tmp_path):
+    """A scheduler's SIGTERM: the run's own files removed, a line saying so, exit 143."""
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "tfstyle", "batch", str(inputs / "in"), str(inputs / "style.png"),
+            "-o", str(out), "-q", *FLAGS, "--iterations", "200"]  # fmt: skip
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+
+    def staged():
+        return out.is_dir() and [p for p in os.listdir(out) if p.startswith(".tfstyle-batch-")]
+
+    while not staged():  # the run has begun
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the batch ended or hung before it began: {proc.communicate()[1]}")
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1].startswith("tfstyle: terminated; the outputs written are")
+    assert not staged()
 
 
 def _declaring(width: int, height: int) -> bytes:
@@ -308,8 +333,8 @@ def test_bad_style_is_named(inputs, tmp_path, capsys):
     assert lines == [lines[0]] and "style: the bytes given are not an encoded image" in lines[0]
     code = cli.main(["batch", str(inputs / "in"), str(inputs / "in"), "-o", str(tmp_path), *FLAGS])
     lines = capsys.readouterr().err.strip().splitlines()
-    assert code == 1 and lines == [f"tfstyle: error: style: {str(inputs / 'in')!r} is a directory, "
-                                   "not an image file"]  # fmt: skip
+    assert code == 1 and lines == [f"tfstyle: error: style: {str(inputs / 'in')!r} is not a "
+                                   "regular file (it is a directory)"]  # fmt: skip
 
 
 def test_inputs_and_output_names(inputs, tmp_path):
@@ -360,3 +385,66 @@ def test_transfer_does_not_import_beam():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def _one_image(path, side=40):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    PIL.Image.fromarray(np.full((side, side, 3), 128, np.uint8)).save(path)
+
+
+def test_batchs_own_file_names_are_never_an_outputs(inputs, tmp_path, capsys):
+    """An input directory named like the dead-letter file, or a directory already there, is
+    refused before any work; nothing is deleted (issue 29)."""
+    source = tmp_path / "src"
+    _one_image(source / batch_files.DEAD_LETTER / "x.png")
+    out = tmp_path / "out"
+    argv = ["batch", str(source), str(inputs / "style.png"), "-o", str(out), *FLAGS]
+    assert cli.main(argv) == 1
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "an input directory named 'failed.jsonl' would put its outputs in" in line
+    assert not out.exists() or not os.listdir(out)
+
+    (source / batch_files.DEAD_LETTER / "x.png").rename(source / "x.png")
+    kept = out / batch_files.DEAD_LETTER / "notes.txt"
+    kept.parent.mkdir(parents=True)
+    kept.write_text("mine")
+    assert cli.main(argv) == 1
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "failed.jsonl' exists and is not a file" in line
+    assert kept.read_text() == "mine" and not (out / "x.png.png").exists()
+
+
+def test_a_stopped_batch_removes_only_its_own_files(inputs, tmp_path, monkeypatch, capsys):
+    """Ctrl-C removes this run's staging directory and nothing else, even outputs under names
+    like Beam's temporary ones (issue 29)."""
+    source, out = tmp_path / "src", tmp_path / "out"
+    _one_image(source / "beam-temp-failed.jsonl-1" / "a.png")
+    _one_image(source / "b.png")
+    finished = out / "beam-temp-failed.jsonl-1" / "a.png.png"
+    _one_image(finished)  # an earlier run's output
+    seen = []
+
+    def interrupted(pipeline, out_dir, todo, progress):
+        seen.extend(n for n in os.listdir(out_dir) if n.startswith(".tfstyle-batch-"))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch, "_run_watched", interrupted)
+    argv = ["batch", str(source), str(inputs / "style.png"), "-o", str(out), *FLAGS]
+    assert cli.main(argv) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert len(seen) == 1  # the run staged its files in a directory of its own ...
+    assert sorted(os.listdir(out)) == ["beam-temp-failed.jsonl-1"]  # ... and removed only that
+    assert finished.stat().st_size > 0
+
+
+def test_an_output_name_too_long_fails_before_the_work(inputs, tmp_path):
+    """An input whose name is allowed but whose output's (``.png`` added) is not: a line in the
+    dead letter saying so, not a stylisation lost at the write (issue 29)."""
+    long_name = "a" * 250 + ".jpg"  # 254 bytes; its output, 258
+    _one_image(tmp_path / "src" / long_name)
+    counts = batch.run(str(tmp_path / "src"), str(inputs / "style.png"), str(tmp_path / "out"),
+                       workers=1, progress=False, **OPTIONS)  # fmt: skip
+    assert (counts.done, counts.failed) == (0, 1)
+    lines = (tmp_path / "out" / "failed.jsonl").read_text().splitlines()
+    [record] = [json.loads(line) for line in lines]
+    assert record["error"].startswith("output: file name longer than 255 bytes")

@@ -13,7 +13,9 @@ input paths.
   targets once per worker and scale (``tfstyle.api.Stylizer`` keeps them), not once per image.
 - **Nothing lost, nothing done twice:** an input that fails (not an image, too small, too large,
   unreadable) is written with its error as a line of ``OUT_DIR/failed.jsonl``
-  (``{"input": ..., "error": ...}``) while the others complete; an output that exists is not
+  (``{"input": ..., "error": ...}``; written in a hidden directory of the run's own and moved
+  into place at the end, so a stopped run removes only that, and an input directory of that
+  name is refused) while the others complete; an output that exists is not
   made again, and every output is written under a temporary name and renamed when complete, so
   a rerun of a stopped job does only what is missing.
 - **Metrics** (namespace ``tfstyle``): ``done``, ``skipped``, ``failed``, and ``models_loaded``
@@ -38,7 +40,7 @@ import time
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from tfstyle import api, batch_files, checks, flags, images, interrupts, options
+from tfstyle import api, batch_files, checks, files, flags, images, interrupts, memory, options
 
 #: The options a batch takes: every option of ``transfer`` but the per-call callbacks and bar.
 BATCH_OPTIONS = tuple(
@@ -127,34 +129,40 @@ def run(
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"{name}: a path or URL is needed; got {value!r}")
     _check_beam_args(runner, pipeline_args)
+    memory.check_is_on()  # a TFSTYLE_MEMORY_CHECK it does not know: here, not on every input
     styles = [batch_files.absolute(s) for s in styles]
     if isinstance(kwargs.get("init"), str) and kwargs["init"] not in options.INITS:
         kwargs = {**kwargs, "init": batch_files.absolute(kwargs["init"])}
     _stylizer(styles, kwargs)  # checks the options and images now, not on the workers
     out_dir = batch_files.absolute(out_dir)
     root, inputs = batch_files.list_inputs(batch_files.absolute(content), out_dir)
+    todo = {batch_files.output_path(p, root, out_dir) for p in inputs}
+    batch_files.check_own_names(out_dir, todo)  # before OUT_DIR is made: a refused run makes none
     batch_files.check_out_dir(out_dir)
 
     from apache_beam.io import WriteToText
 
-    todo = {batch_files.output_path(p, root, out_dir) for p in inputs}
     todo -= batch_files.existing(out_dir)
-    pipeline = beam.Pipeline(*_runner_and_options(runner, workers, pipeline_args))
-    failures = (
-        pipeline
-        | "Inputs" >> beam.Create(inputs)
-        | "Stylize" >> Stylize(styles, out_dir, root=root, **kwargs)
-    )
-    dead_letter = FileSystems.join(out_dir, batch_files.DEAD_LETTER)
-    _ = (
-        failures
-        | "Json" >> beam.Map(json.dumps)
-        | "DeadLetter" >> WriteToText(dead_letter, shard_name_template="")
-    )
     totals = dict.fromkeys(Counts._fields, 0)
-    for counter in _run_watched(pipeline, out_dir, todo, progress)["counters"]:
-        value = counter.committed if counter.committed is not None else counter.attempted
-        totals[counter.key.metric.name] += value or 0
+    # The dead-letter file is written in a directory of this run's own, and moved into place
+    # when the run is done: a stopped run removes that directory and nothing else.
+    with batch_files.staging(out_dir) as staging:
+        pipeline = beam.Pipeline(*_runner_and_options(runner, workers, pipeline_args))
+        failures = (
+            pipeline
+            | "Inputs" >> beam.Create(inputs)
+            | "Stylize" >> Stylize(styles, out_dir, root=root, **kwargs)
+        )
+        dead_letter = FileSystems.join(staging, batch_files.DEAD_LETTER)
+        _ = (
+            failures
+            | "Json" >> beam.Map(json.dumps)
+            | "DeadLetter" >> WriteToText(dead_letter, shard_name_template="")
+        )
+        for counter in _run_watched(pipeline, out_dir, todo, progress)["counters"]:
+            value = counter.committed if counter.committed is not None else counter.attempted
+            totals[counter.key.metric.name] += value or 0
+        batch_files.publish(dead_letter, out_dir)
     return Counts(**totals)
 
 
@@ -257,24 +265,32 @@ def add_parser(commands) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     """The ``batch`` command: 0 when every input is done or skipped, 1 when some failed (they
-    are in OUT_DIR/failed.jsonl) or on bad input, 130 on Ctrl-C. It ends with one line of counts
-    (with ``-q``, only when some input failed)."""
+    are in OUT_DIR/failed.jsonl) or on bad input, 130 on Ctrl-C, 143 on SIGTERM (which stops it
+    as Ctrl-C does). It ends with one line of counts (with ``-q``, only when some input
+    failed)."""
+    import signal
     import sys
 
     values = {name: getattr(args, name) for name in BATCH_OPTIONS}
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    if on_main_thread:  # SIGTERM (a scheduler, kill) stops the run as Ctrl-C does, cleanly
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         counts = run(
             args.content, args.style, args.output, runner=args.runner, workers=args.workers,
             pipeline_args=args.beam_args, progress=not args.quiet, **values,
         )  # fmt: skip
-    except KeyboardInterrupt:
-        batch_files.remove_beam_temp(batch_files.absolute(args.output))
+    except KeyboardInterrupt as stop:  # run() has removed its own temporary files
+        how = "terminated" if isinstance(stop, _Terminated) else "interrupted"
         print(
-            "tfstyle: interrupted; the outputs written are complete: run the same command "
+            f"tfstyle: {how}; the outputs written are complete: run the same command "
             "again to do the rest",
             file=sys.stderr,
         )
-        return 130
+        return 128 + signal.SIGTERM if isinstance(stop, _Terminated) else 130
+    finally:
+        if on_main_thread:  # None: a handler not set from Python, which cannot be put back
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
     if args.quiet and not counts.failed:
         return 0
     failed = f"{counts.failed} failed"
@@ -289,6 +305,14 @@ def main(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 1 if counts.failed else 0
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be, so that a batch stops the same clean way."""
+
+
+def _terminate(signum, frame):
+    raise _Terminated
 
 
 def _beam():
@@ -383,9 +407,13 @@ class _Model:
             self.loads, self.targets = 0, computed
 
 
-def _stylize(model: _Model, path: str) -> bytes | _Failure:
-    """The PNG of input ``path`` stylised, or why it failed."""
+def _stylize(model: _Model, job: tuple[str, str]) -> bytes | _Failure:
+    """The PNG of ``job``'s input path stylised, or why it failed; ``job`` is (input path,
+    output path), and an output name the file system cannot have fails before the work."""
+    path, output = job
     try:
+        if "://" not in output:
+            files.check_name_length(output, "output")
         image = model.stylizer(_read(path, "content"))
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
@@ -449,7 +477,7 @@ def _beam_classes() -> None:
             return _Model(stylizer)
 
         def run_inference(self, batch, model: _Model, inference_args=None):
-            return [PredictionResult(job, _stylize(model, job[0])) for job in batch]
+            return [PredictionResult(job, _stylize(model, job)) for job in batch]
 
         def validate_inference_args(self, inference_args) -> None:
             if inference_args:

@@ -7,7 +7,9 @@ needs it (``gs://`` and the other schemes Beam has installed work wherever it do
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import uuid
 
 from tfstyle import files
@@ -44,7 +46,8 @@ def list_inputs(content: str, out_dir: str) -> tuple[str, list[str]]:
 
     Raises:
         FileNotFoundError: ``content`` does not exist.
-        ValueError: it names no file, or ``out_dir`` is where the inputs are.
+        ValueError: it names no file, or a special file (a FIFO, a device), or ``out_dir`` is
+            where the inputs are.
     """
     FileSystems = file_systems()
     local = FileSystems.get_scheme(content) is None
@@ -54,6 +57,8 @@ def list_inputs(content: str, out_dir: str) -> tuple[str, list[str]]:
     elif local and os.path.isfile(content):
         root, pattern, wanted = os.path.dirname(content), content, None
     elif local and not os.path.isdir(content):
+        if os.path.lexists(content):  # a FIFO, a device, a link to nothing or to itself
+            files.check_regular(content, "content")
         raise FileNotFoundError(f"content: no such file or directory: {content!r}")
     else:  # a directory; elsewhere than here, a prefix unless it is a file
         if not local and FileSystems.exists(content):
@@ -140,15 +145,53 @@ def check_out_dir(out_dir: str) -> None:
     files.check_writable_dir(out_dir, "OUT_DIR")
 
 
-def remove_beam_temp(out_dir: str) -> None:
-    """Remove what an interrupted run's dead-letter writer left in a local OUT_DIR (Beam writes
-    ``failed.jsonl`` through a temporary directory beside it)."""
-    import glob
-    import shutil
+def check_own_names(out_dir: str, outputs: set[str]) -> None:
+    """Raise unless ``OUT_DIR/failed.jsonl`` is free for the dead-letter file: no output under it
+    (an input directory of that name) and nothing there but a file (a directory there, with
+    files in it, is never replaced)."""
+    own = file_systems().join(out_dir, DEAD_LETTER)
+    if any(_inside(output, own) is not None for output in outputs):
+        raise ValueError(
+            f"content: an input directory named {DEAD_LETTER!r} would put its outputs in "
+            f"{own!r}, batch's list of failed inputs; rename it or choose another OUT_DIR"
+        )
+    if "://" not in out_dir and os.path.lexists(own) and not os.path.isfile(own):
+        raise ValueError(
+            f"OUT_DIR: {own!r} exists and is not a file; batch writes its list of failed inputs "
+            "there: move it away or choose another OUT_DIR"
+        )
 
+
+@contextlib.contextmanager
+def staging(out_dir: str):
+    """A directory of this run's own (``OUT_DIR/.tfstyle-batch-<random>``), where Beam writes the
+    dead-letter file and its temporary files; removed, whole, when the run ends however it ends.
+    A hidden name is never an output's (``list_inputs`` leaves hidden files out), so removing it
+    removes only what this run wrote there."""
+    FileSystems = file_systems()
+    path = FileSystems.join(out_dir, f".tfstyle-batch-{uuid.uuid4().hex}")
     if "://" not in out_dir:
-        for path in glob.glob(os.path.join(glob.escape(out_dir), f"beam-temp-{DEAD_LETTER}-*")):
+        os.mkdir(path)
+    try:
+        yield path
+    finally:
+        if "://" in out_dir:
+            with contextlib.suppress(Exception):  # nothing may have been written there
+                FileSystems.delete([path + "/"])
+        else:
             shutil.rmtree(path, ignore_errors=True)
+
+
+def publish(staged: str, out_dir: str) -> None:
+    """Move the staged dead-letter file to ``OUT_DIR/failed.jsonl`` (replacing an earlier run's)."""
+    FileSystems = file_systems()
+    final = FileSystems.join(out_dir, DEAD_LETTER)
+    if "://" not in out_dir:
+        os.replace(staged, final)
+        return
+    if FileSystems.exists(final):
+        FileSystems.delete([final])
+    FileSystems.rename([staged], [final])
 
 
 def complete(output: str) -> bool:
@@ -168,14 +211,15 @@ def existing(out_dir: str) -> set[str]:
 
 
 def read(path: str, name: str, limit: int) -> bytes:
-    """The bytes of a file of at most ``limit`` bytes; errors name the input as ``name``."""
+    """The bytes of a file of at most ``limit`` bytes; errors name the input as ``name``. A local
+    file must be a regular one (never a FIFO or a device, which would block or never end)."""
+    if "://" not in path:
+        return files.read_regular(path, name, limit)
     FileSystems = file_systems()
     from apache_beam.io.filesystem import CompressionTypes
 
     if not FileSystems.exists(path):
         raise FileNotFoundError(f"{name}: no such file: {path!r}")
-    if "://" not in path and os.path.isdir(path):
-        raise IsADirectoryError(f"{name}: {path!r} is a directory, not an image file")
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
         data = f.read(limit + 1)
     if len(data) > limit:
