@@ -159,6 +159,12 @@ def test_output_equal_to_an_input_is_refused_before_any_work(image_files, tmp_pa
         ("{dir}/out.fits", "'.fits' images of RGB pixels cannot be written"),
         ("{dir}/out.cur", "'.cur' images of RGB pixels cannot be written"),
         ("{dir}/out.xbm", "'.xbm' images of RGB pixels cannot be written"),
+        # Formats that would shrink or stretch the image without a word.
+        ("{dir}/out.icns", "'.icns' images of RGB pixels cannot be written (ICNS holds fixed"),
+        (
+            "{dir}/out.ico",
+            "'.ico' images are at most 256 px a side (a larger one is shrunk); got size 512",
+        ),
     ],
 )
 def test_bad_output_locations_fail_before_any_work(image_files, tmp_path, capsys, output, message):
@@ -168,6 +174,15 @@ def test_bad_output_locations_fail_before_any_work(image_files, tmp_path, capsys
     assert cli.main(argv) == 1
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_an_icon_small_enough_is_written_at_its_size(image_files, tmp_path):
+    content, style = image_files
+    out = tmp_path / "out.ico"
+    argv = ["transfer", content, style, "-o", str(out), "--size", "32", "--iterations", "1"]
+    assert cli.main([*argv, "--weights", "none", "-q"]) == 0
+    with PIL.Image.open(out) as img:
+        assert img.format == "ICO" and max(img.size) == 32
 
 
 def test_writes_are_whole_or_absent(tmp_path):

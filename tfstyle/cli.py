@@ -265,7 +265,7 @@ def _transfer(args: argparse.Namespace) -> int:
         raise ValueError(f"--save-every must be >= 0; got {args.save_every}")
     values = {o.name: getattr(args, o.name) for o in options.OPTIONS if o.flag}
     inputs = [args.content, *args.style, args.init, args.weights]
-    files.check_output(args.output, inputs)
+    files.check_output(args.output, inputs, size=args.size)
     stem, ext = os.path.splitext(args.output)
     if args.save_every:  # OUT.NNNN.png for every N steps must not be an input either
         pattern = re.compile(re.escape(os.path.abspath(stem)) + r"\.([0-9]{4,})" + re.escape(ext))
@@ -320,7 +320,7 @@ def _export(args: argparse.Namespace) -> int:
 def _request(args: argparse.Namespace) -> int:
     from tfstyle import client, files, options, signature
 
-    files.check_output(args.output, [args.content, args.style])
+    files.check_output(args.output, [args.content, args.style], size=args.size)
     values = {n: getattr(args, n) for n in options.REQUEST_OPTIONS}
     values = {n: v for n, v in values.items() if v is not None}
     if args.chunk < 0:

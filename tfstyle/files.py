@@ -66,8 +66,18 @@ def _size(limit: int) -> str:
     return f"{limit // 2**20} MiB" if limit >= 2**20 else f"{limit} bytes"
 
 
-def check_output(path: str, inputs: Iterable = (), name: str = "output") -> None:
-    """Raise unless an image can be written at ``path``: a known extension, an existing writable
+#: Formats Pillow writes only up to a side (larger images are shrunk without a word).
+_MAX_SIDES = {"ICO": 256}
+#: Formats that store fixed square sizes only (any other image is stretched).
+_SQUARE_ONLY = ("ICNS",)
+
+
+def check_output(
+    path: str, inputs: Iterable = (), name: str = "output", size: int | None = None
+) -> None:
+    """Raise unless an image can be written at ``path``: a known extension whose format can hold
+    the image (RGB pixels, a longer side of ``size`` px; None: not known, refused by a format of
+    limited size such as .ico), an existing writable
     directory, not a directory itself, and not one of ``inputs`` (paths of files read)."""
     if os.path.isdir(path):
         raise IsADirectoryError(f"{name}: {path!r} is a directory; give a file name")
@@ -75,6 +85,13 @@ def check_output(path: str, inputs: Iterable = (), name: str = "output") -> None
     if ext not in PIL.Image.registered_extensions():
         raise ValueError(f"{name}: unknown image file extension {ext!r}; use .png or .jpg")
     _check_format(ext, name)
+    fmt = PIL.Image.registered_extensions()[ext]
+    if fmt in _MAX_SIDES and (size is None or size > _MAX_SIDES[fmt]):
+        raise ValueError(
+            f"{name}: {ext!r} images are at most {_MAX_SIDES[fmt]} px a side (a larger one is "
+            f"shrunk); got size {size if size is not None else '(not given)'}: use .png or "
+            f".jpg, or a size of at most {_MAX_SIDES[fmt]}"
+        )
     check_writable_dir(os.path.dirname(os.path.abspath(path)), name)
     check_name_length(path, name)
     for source in inputs:
@@ -91,6 +108,8 @@ def _check_format(ext: str, name: str) -> None:
     RGB pixels (.xbm) is refused before the work, not after it."""
     fmt = PIL.Image.registered_extensions()[ext]
     try:
+        if fmt in _SQUARE_ONLY:
+            raise OSError(f"{fmt} holds fixed square sizes only: the image would be stretched")
         if fmt not in PIL.Image.SAVE:
             raise OSError(f"Pillow reads {fmt} but cannot write it")
         PIL.Image.new("RGB", (1, 1)).save(io.BytesIO(), format=fmt)
@@ -127,10 +146,12 @@ def check_name_length(path: str, name: str) -> None:
 
 
 def save_image(image: PIL.Image.Image, path: str) -> None:
-    """Save ``image`` at ``path`` (format from the extension), atomically."""
+    """Save ``image`` at ``path`` (format from the extension), atomically, at its own size (an
+    icon holds just that size, not Pillow's default list of smaller ones)."""
     fmt = PIL.Image.registered_extensions()[os.path.splitext(path)[1].lower()]
+    extra = {"sizes": [image.size]} if fmt == "ICO" else {}
     with atomic_path(path) as tmp:
-        image.save(tmp, format=fmt)
+        image.save(tmp, format=fmt, **extra)
 
 
 @contextlib.contextmanager
