@@ -87,12 +87,18 @@ def layout(height: int, width: int, tile: int, stride: int, halo: int) -> list[T
     return [Tile(*row) for row in rows]
 
 
+def interior_side(tile: int, stride: int) -> int:
+    """The side of a tile's interior: ``tile`` rounded up to the deepest layer's ``stride``, so
+    that every crop's origin lies on the stride (pooling windows align)."""
+    return stride * math.ceil(tile / stride)
+
+
 def layout_tensor(height, width, tile: int, stride: int, halo: int) -> tf.Tensor:
     """``layout`` as an int32 ``(tiles, 8)`` tensor of ``Tile`` rows; ``height`` and ``width``
     may be tensors (a served scale's size is known only when the graph runs)."""
     if tile < 1 or stride < 1 or halo < 0 or halo % stride:
         raise ValueError(f"bad tiling: tile {tile}, stride {stride}, halo {halo}")
-    tile = stride * math.ceil(tile / stride)
+    tile = interior_side(tile, stride)
 
     def spans(size):
         size = tf.cast(size, tf.int32)
@@ -386,7 +392,7 @@ class Tiling:
         self.stride, self.halo = geometry(self.layers, backbone)
         self.strides, self.channels = layer_info(extractor, self.layers)
         #: The side of a crop away from the image's edges: the interior and two halos.
-        self.crop_side = self.stride * math.ceil(tile_size / self.stride) + 2 * self.halo
+        self.crop_side = interior_side(tile_size, self.stride) + 2 * self.halo
 
     def needed(self, image: tf.Tensor) -> tf.Tensor:
         """Whether ``image`` ``(1, H, W, 3)`` is tiled: a bool scalar tensor."""
