@@ -102,6 +102,9 @@ CHANGES = {
     "style_layer_weights": ({"style_layer_weights": [1.0, 0.0, 0.0, 0.0, 0.0]}, {}),
     "style_loss": ({"style_loss": "wasserstein"}, {}),
     "style_blend_weights": ({"style_blend_weights": [3.0, 1.0]}, {}),
+    "masks": ({"masks": [np.repeat([[1.0] * 32 + [0.0] * 32], 48, axis=0)]}, {}),
+    "style_masks": ({"style_masks": [np.repeat([[1.0]] * 32 + [[0.0]] * 32, 64, axis=1)]}, {}),
+    "content_mask": ({"content_mask": np.repeat([[1.0] * 32 + [0.2] * 32], 48, axis=0)}, {}),
     "preserve_colors": ({"preserve_colors": True}, {}),
 }
 #: Options that must not change the pixels.

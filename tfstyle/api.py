@@ -14,7 +14,7 @@ import PIL.Image
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from tfstyle import checks, features, images, interrupts, memory, options, pipeline, tiles
+from tfstyle import checks, features, images, interrupts, masks, memory, options, pipeline, tiles
 from tfstyle.interrupts import Interrupted
 
 StyleInput = images.ImageLike | Sequence[images.ImageLike]
@@ -53,6 +53,9 @@ def transfer(
     style_layer_weights: Sequence[float] | None = None,
     tile_size: int | None = None,
     style_blend_weights: Sequence[float] | None = None,
+    masks: Sequence[images.ImageLike] | None = None,
+    style_masks: Sequence[images.ImageLike | None] | None = None,
+    content_mask: images.ImageLike | None = None,
     preserve_colors: bool = False,
     callback: Callable[[int, dict, np.ndarray], None] | None = None,
     callback_every: int = 10,
@@ -88,6 +91,9 @@ def transfer(
     return Stylizer(style, **values)(content)
 
 
+_masks = masks  # the module, where an argument of the same name hides it
+
+
 class Stylizer:
     """One style and one set of options, for any number of content images: what ``transfer``
     does, with the work that does not depend on the content done once.
@@ -118,6 +124,22 @@ class Stylizer:
             for k, s in enumerate(styles_in)
         ]
         self.init = None if _named_init(opts.init) else images.load_image(opts.init, "init")
+        count = len(self.styles)
+        for name in ("masks", "style_masks"):
+            _masks.check_count(getattr(opts, name), count, name)
+        #: Per style, None or its region of the style image (``style_masks``), loaded, checked.
+        self.style_masks = None
+        if opts.style_masks is not None:
+            self.style_masks = [
+                None if m is None else _loaded_mask(m, f"style_masks[{k}]", self.styles[k])
+                for k, m in enumerate(opts.style_masks)
+            ]
+        #: The regions (``masks``) and the content weight map, loaded; checked against each
+        #: content image when it comes.
+        self.masks = _loaded_masks(opts.masks)
+        self.content_mask = (
+            None if opts.content_mask is None else _masks.load(opts.content_mask, "content_mask")
+        )
         self._style_targets: dict = {}  # (tile size, scale px) -> Pipeline.style_targets there
         self._lock = threading.Lock()  # one computation per scale, whatever the threads
         #: How many times style targets were computed (once per scale size used).
@@ -147,7 +169,7 @@ class Stylizer:
         """The style targets at ``scale`` px of ``pipe`` (``pipeline_for``'s), computed on first
         use."""
         tiling = pipe.objective.tiling
-        key = (None if tiling is None else tiling.tile_size, scale)
+        key = (None if tiling is None else tiling.tile_size, scale, "masks" in request)
         with self._lock:
             if key not in self._style_targets:
                 self._style_targets[key] = _checked(
@@ -157,15 +179,39 @@ class Stylizer:
                 self.style_targets_computed += 1
             return self._style_targets[key]
 
-    def __call__(self, content: images.ImageLike) -> PIL.Image.Image:
+    def __call__(self, content: images.ImageLike, masks=None, content_mask=None) -> PIL.Image.Image:
         """The stylised ``content`` (a path, bytes, a PIL image or an array), a PIL RGB image.
+
+        ``masks`` and ``content_mask``, if given, replace the options' for this image (one
+        mask set per content image: ``tfstyle batch``).
 
         Raises as ``transfer`` does.
         """
         opts = self.options
         content_img = images.load_image(content, "content")
+        if masks is not None:
+            masks = masks if isinstance(masks, (list, tuple)) else [masks]
+            options.BY_NAME["masks"].check(masks)
+            _masks.check_count(masks, len(self.styles), "masks")
+        regions = self.masks if masks is None else _loaded_masks(masks)
+        if content_mask is not None:
+            options.BY_NAME["content_mask"].check(content_mask)
+            content_mask = _masks.load(content_mask, "content_mask")
+        else:
+            content_mask = self.content_mask
+        for k, mask in enumerate(regions or []):
+            _masks.check(mask, content_img.shape, f"masks[{k}]")
+        if content_mask is not None:
+            _masks.check(content_mask, content_img.shape, "content_mask")
         seed = opts.seed if opts.seed is not None else int(np.random.default_rng().integers(2**31))
         request = pipeline.request_tensors(opts, seed, self.init)
+        if regions is not None:
+            request["masks"] = [tf.constant(m) for m in regions]
+        if content_mask is not None:
+            request["content_mask"] = tf.constant(content_mask)
+        if self.style_masks is not None:
+            request["style_masks"] = [None if m is None else tf.constant(m)
+                                      for m in self.style_masks]  # fmt: skip
         pipe = self.pipeline_for(content_img)
         hooks = _Eager(self, pipe, request, content_img)
         try:
@@ -292,6 +338,22 @@ def _checked(fn, *args, direct: bool = False):
         return fn(*args) if direct else interrupts.run(fn, *args)
     except tf.errors.InvalidArgumentError as err:
         raise ValueError(checks.message_of(err)) from None
+
+
+def _loaded_mask(source, name: str, image: np.ndarray) -> np.ndarray:
+    """``masks.load`` of ``source``, checked against ``image`` (its aspect ratio, not black)."""
+    mask = _masks.load(source, name)
+    _masks.check(mask, image.shape, name)
+    return mask
+
+
+def _loaded_masks(sources) -> list | None:
+    """The masks of ``sources`` (``masks``: one per style), loaded, or None."""
+    if sources is None:
+        return None
+    if not isinstance(sources, (list, tuple)):
+        sources = [sources]
+    return [_masks.load(m, f"masks[{k}]") for k, m in enumerate(sources)]
 
 
 def _named_init(init) -> bool:

@@ -45,6 +45,57 @@ def layer_style_loss(features: tf.Tensor, target_gram: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.square(diff)) / (4.0 * tf.square(n) * tf.square(m))
 
 
+def guided_layer_style_loss(
+    features: tf.Tensor, mask: tf.Tensor, target_gram: tf.Tensor
+) -> tf.Tensor:
+    """Style loss of one layer in a region (Gatys et al. 2017): the guided Gram matrix
+    ``G = (F * m)^T (F * m)`` normalised by the mask's own area ``M_m = sum m^2``,
+    ``E = 1 / (4 N^2) * sum_ij (G_ij / M_m - A_ij / M)^2`` with ``M`` the layer's positions:
+    ``layer_style_loss`` when ``m`` is 1 everywhere.
+
+    Written as ``||G - A M_m / M||^2 / (4 N^2 M_m^2)`` (``region_gram_target``'s target), so that
+    a mask of ones computes the same floats as ``layer_style_loss``.
+
+    Args:
+        features: ``(1, H, W, C)`` activations of the generated image.
+        mask: ``(1, H, W, 1)`` the region's weight per position, in [0, 1] (``tfstyle.masks``).
+        target_gram: ``(C, C)`` the region's target, ``region_gram_target`` of the style's.
+    """
+    n = tf.cast(tf.shape(features)[3], features.dtype)
+    area = tf.reduce_sum(tf.square(mask))
+    diff = gram_matrix(features * mask) - target_gram
+    return tf.reduce_sum(tf.square(diff)) / tf.maximum(4.0 * tf.square(n) * tf.square(area), 1e-30)
+
+
+def region_gram_target(target_gram: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """A style's Gram matrix ``A`` as the target of the region ``mask`` ``(1, H, W, 1)``:
+    ``A * M_m / M`` (``guided_layer_style_loss``)."""
+    return target_gram * (tf.reduce_sum(tf.square(mask)) / positions(mask))
+
+
+def positions(layer_map: tf.Tensor) -> tf.Tensor:
+    """The position count ``H * W`` of a ``(1, H, W, 1)`` map, as a float."""
+    shape = tf.shape(layer_map)
+    return tf.cast(shape[1] * shape[2], layer_map.dtype)
+
+
+def weighted_moments(features: tf.Tensor, mask: tf.Tensor | None = None) -> tuple:
+    """``(M, S1, S2)`` of ``(1, h, w, C)`` features with the weight ``m^2`` per position
+    (``mask`` ``(1, h, w, 1)``; None: 1): ``M = sum m^2``, ``S1 = sum m^2 f``, ``S2 = sum m^2
+    f f^T = (F * m)^T (F * m)``. Sums over positions, so crops add up (``tfstyle.tiles``)."""
+    flat = tf.reshape(features, [-1, tf.shape(features)[-1]])
+    if mask is None:
+        count = tf.cast(tf.shape(flat)[0], flat.dtype)
+        return count, tf.reduce_sum(flat, axis=0), tf.matmul(flat, flat, transpose_a=True)
+    weight = tf.reshape(mask, [-1, 1])
+    guided = flat * weight
+    return (
+        tf.reduce_sum(tf.square(weight)),
+        tf.reduce_sum(guided * weight, axis=0),
+        tf.matmul(guided, guided, transpose_a=True),
+    )
+
+
 def style_loss(
     features: Sequence[tf.Tensor],
     target_grams: Sequence[tf.Tensor],
@@ -72,6 +123,17 @@ def content_loss(features: Sequence[tf.Tensor], targets: Sequence[tf.Tensor]) ->
     return tf.add_n(
         [0.5 * tf.reduce_sum(tf.square(f - p)) for f, p in zip(features, targets, strict=True)]
     )
+
+
+def weighted_content_loss(
+    features: Sequence[tf.Tensor], targets: Sequence[tf.Tensor], weights: Sequence[tf.Tensor]
+) -> tf.Tensor:
+    """``content_loss`` with a weight per position: ``1/2 * sum_ij c_j (F_ij - P_ij)^2``, each
+    layer's ``c`` a ``(1, H, W, 1)`` map (``tfstyle.masks.content_weights``)."""
+    return tf.add_n([
+        0.5 * tf.reduce_sum(c * tf.square(f - p))
+        for f, p, c in zip(features, targets, weights, strict=True)
+    ])  # fmt: skip
 
 
 def total_variation_loss(images: tf.Tensor) -> tf.Tensor:
@@ -171,9 +233,20 @@ class GramStyle:
         positions, so that several style images blend by a weighted mean of them."""
         return (gram_matrix(features)[0],)
 
-    def statistics_of_moments(self, moments: tuple) -> tuple:
-        """``statistics`` from a layer's ``(M, S1, S2)`` (``tiles.moments``)."""
-        return (moments[2],)
+    def statistics_of_moments(self, moments: tuple, count=None) -> tuple:
+        """``statistics`` from a layer's ``(M, S1, S2)`` (``tiles.moments``); a region's
+        (weighted) sums with the layer's position ``count``: ``S2 * count / M``, its Gram
+        matrix as if the region covered the image."""
+        if count is None:
+            return (moments[2],)
+        return (moments[2] * (count / tf.maximum(moments[0], 1e-30)),)
+
+    def statistics_in(self, features: tf.Tensor, mask: tf.Tensor) -> tuple:
+        """``statistics`` of the region ``mask`` ``(1, H, W, 1)`` of the features: the guided
+        Gram matrix scaled to the whole image's area, ``(F m)^T (F m) * M / M_m`` (the same
+        floats as ``statistics`` for a mask of ones)."""
+        scale = positions(mask) / tf.maximum(tf.reduce_sum(tf.square(mask)), 1e-30)
+        return (gram_matrix(features * mask)[0] * scale,)
 
     def target(self, statistics: tuple):
         """The (blended) statistics as the target ``loss`` takes: the Gram matrix ``(C, C)``."""
@@ -184,12 +257,27 @@ class GramStyle:
         return style_loss(features, targets, layer_weights)
 
     def loss_of_moments(self, moments: Sequence[tuple], targets: Sequence, layer_weights):
-        """``loss`` from each layer's ``(M, S1, S2)`` (``tiles.moments``): ``G = S2``."""
+        """``loss`` from each layer's ``(M, S1, S2)`` (``tiles.moments``): ``G = S2``; with a
+        region's weighted moments and ``region_target``'s targets, ``guided_loss``."""
         layer_losses = []
         for (m, _, gram), target in zip(moments, targets, strict=True):
             n = tf.cast(tf.shape(gram)[0], gram.dtype)
             diff = gram - target
-            layer_losses.append(tf.reduce_sum(tf.square(diff)) / (4.0 * n * n * m * m))
+            layer_losses.append(
+                tf.reduce_sum(tf.square(diff)) / tf.maximum(4.0 * n * n * m * m, 1e-30)
+            )
+        return tf.reduce_sum(tf.cast(layer_weights, tf.float32) * tf.stack(layer_losses))
+
+    def region_target(self, target, mask: tf.Tensor):
+        """The style's target as the target of the region ``mask`` (``region_gram_target``)."""
+        return region_gram_target(target, mask)
+
+    def guided_loss(self, features, masks, targets, layer_weights) -> tf.Tensor:
+        """``sum_l w_l E_l`` of one region (``guided_layer_style_loss``), ``masks`` per layer."""
+        layer_losses = [
+            guided_layer_style_loss(f, m, a)
+            for f, m, a in zip(features, masks, targets, strict=True)
+        ]
         return tf.reduce_sum(tf.cast(layer_weights, tf.float32) * tf.stack(layer_losses))
 
 
@@ -206,8 +294,9 @@ class WassersteinStyle:
         """Mean ``(C,)`` and covariance ``(C, C)`` of a layer's features (``feature_stats``)."""
         return feature_stats(features)
 
-    def statistics_of_moments(self, moments: tuple) -> tuple:
-        """``statistics`` from a layer's ``(M, S1, S2)``: ``S1 / M``, ``S2 / M - mean mean^T``."""
+    def statistics_of_moments(self, moments: tuple, count=None) -> tuple:
+        """``statistics`` from a layer's ``(M, S1, S2)``: ``S1 / M``, ``S2 / M - mean mean^T``
+        (a region's weighted sums: its own; ``count`` is not needed)."""
         return _stats_of_moments(*moments)
 
     def target(self, statistics: tuple) -> tuple:
@@ -232,12 +321,27 @@ class WassersteinStyle:
         weighted = tf.cast(layer_weights, tf.float32) * tf.stack(layer_losses)
         return self.scale * tf.reduce_sum(weighted)
 
+    def statistics_in(self, features: tf.Tensor, mask: tf.Tensor) -> tuple:
+        """``statistics`` of the region ``mask``: the mean and covariance weighted by ``m^2``."""
+        return _stats_of_moments(*weighted_moments(features, mask))
+
+    def region_target(self, target, mask: tf.Tensor):
+        """The style's Gaussian, unchanged: the region's mean and covariance are normalised by
+        its own weight already."""
+        return target
+
+    def guided_loss(self, features, masks, targets, layer_weights) -> tf.Tensor:
+        """``loss`` of one region: the mean and covariance of the features weighted by ``m^2``
+        (``weighted_moments``), ``masks`` per layer."""
+        moments = [weighted_moments(f, m) for f, m in zip(features, masks, strict=True)]
+        return self.loss_of_moments(moments, targets, layer_weights)
+
 
 def _stats_of_moments(m, s1, s2) -> tuple[tf.Tensor, tf.Tensor]:
     """``feature_stats`` from sums over positions (``COVARIANCE_EPS`` included)."""
-    mean = s1 / m
+    mean = s1 / tf.maximum(m, 1e-30)
     eye = tf.eye(tf.shape(s2)[0], dtype=s2.dtype)
-    return mean, s2 / m - mean[:, None] * mean[None, :] + COVARIANCE_EPS * eye
+    return mean, s2 / tf.maximum(m, 1e-30) - mean[:, None] * mean[None, :] + COVARIANCE_EPS * eye
 
 
 #: The style losses by name (the ``style_loss`` option).

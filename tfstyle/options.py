@@ -59,7 +59,8 @@ class Option:
     def type_name(self) -> str:
         """The type as the docstring states it ("int", "list of str", "str or image", ...)."""
         names = {"choice": "str", "layers": "list of str", "floats": "list of float",
-                 "weights": "str", "init": "str or image", "callable": "callable"}  # fmt: skip
+                 "weights": "str", "init": "str or image", "callable": "callable",
+                 "masks": "list of images", "mask": "image"}  # fmt: skip
         return names.get(self.kind, self.kind)
 
     def allowed(self, high: float | None = None) -> str:
@@ -118,6 +119,15 @@ class Option:
                 raise ValueError(f"{name} must be a non-empty list of layer names; got {value!r}")
         elif self.kind == "weights":
             features.check_weights(value)
+        elif self.kind == "masks":
+            if not isinstance(value, (list, tuple)) or not value:
+                raise ValueError(f"{name} must be a list of images, one per style image; got "
+                                 f"{value!r}")  # fmt: skip
+            for k, mask in enumerate(value):
+                if not (mask is None and name == "style_masks"):
+                    _check_image(mask, f"{name}[{k}]")
+        elif self.kind == "mask":
+            _check_image(value, name)
         elif self.kind == "callable":
             if not callable(value):
                 raise ValueError(f"{name} must be callable or None; got {value!r}")
@@ -147,6 +157,18 @@ class Option:
         else:
             return None
         return checks.check(ok, f"{self.name} must be {self.allowed(high)}; got {{}}", value)
+
+
+def _check_image(value, name: str) -> None:
+    """A ``ValueError`` naming ``name`` unless ``value`` is something ``load_image`` takes (a
+    path must exist)."""
+    if not isinstance(value, images.IMAGE_TYPES):
+        raise ValueError(
+            f"{name} must be an image (a path, bytes, a PIL image or an array); got "
+            f"{type(value).__name__}"
+        )
+    if isinstance(value, (str, os.PathLike)) and not os.path.lexists(value):
+        raise ValueError(f"{name}: no such file: {os.fspath(value)!r}")
 
 
 def _is_finite(value):
@@ -253,6 +275,23 @@ OPTIONS: tuple[Option, ...] = (
     Option("style_blend_weights", None, "floats", CALL, "Weight of each style image when "
            "several are given, normalised to sum to 1; None weighs them equally.",
            low=0, none=True),
+    Option("masks", None, "masks", CALL, "One mask per style image (a path, bytes, a PIL "
+           "image or an array; any resolution with the content's aspect ratio): white where "
+           "that style goes, black where it does not, grays for soft edges (the mean of the RGB "
+           "channels). Each style then has its own loss in its region, on guided Gram matrices "
+           "normalised by the mask's area (Gatys et al. 2017), weighted by len(style) * its "
+           "style_blend_weights share (1 each by default); where no mask is white the content "
+           "alone applies. None: the styles blended over the whole image.",
+           none=True, flag=False),
+    Option("style_masks", None, "masks", CALL, "One mask (or None) per style image, on that "
+           "style image: its statistics are taken from the white region only (as if it "
+           "covered the image). None: from the whole of each style image.",
+           none=True, flag=False),
+    Option("content_mask", None, "mask", CALL, "The content loss's weight per position (an "
+           "image like masks): its gray levels are relative weights, normalised to a mean of "
+           "1, so the content term keeps its overall weight, moved to the bright parts (a face "
+           "kept recognisable under a strong style). None: the same weight everywhere.",
+           none=True, flag=False),
     Option("preserve_colors", False, "bool", REQUEST, "Keep the content image's colours: the "
            "result's luminance with the content's chrominance (YIQ).", dtype="bool"),
     Option("callback", None, "callable", CALL, "Called as ``callback(step, losses, image)`` "
@@ -287,7 +326,12 @@ EXPORT_OPTIONS: tuple[str, ...] = tuple(o.name for o in OPTIONS if o.scope in (R
 def _validate(self) -> None:
     for option in OPTIONS:
         value = getattr(self, option.name)
-        if option.kind in ("layers", "floats") and isinstance(value, (list, tuple, np.ndarray)):
+        if option.kind == "masks" and value is not None and not isinstance(value, (list, tuple)):
+            value = (value,)  # one image: the mask of the one style
+            object.__setattr__(self, option.name, value)
+        if option.kind in ("layers", "floats", "masks") and isinstance(
+            value, (list, tuple, np.ndarray)
+        ):
             value = tuple(value)  # lists -> hashable tuples
             object.__setattr__(self, option.name, value)
         option.check(value)

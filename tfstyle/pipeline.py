@@ -27,7 +27,7 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
-from tfstyle import checks, features, images, losses, optimize, plan, precision, tiles
+from tfstyle import checks, features, images, losses, masks, optimize, plan, precision, tiles
 from tfstyle.options import INITS, REQUEST_OPTIONS
 
 #: The error of a style side out of range ({}: the side, style_scale, the scale's size).
@@ -56,8 +56,14 @@ class Targets(NamedTuple):
 
     content: tuple  # content-layer activations of the content image, (1, H, W, C) each
     # Per style layer, of the (blended) style images: the Gram matrix (C, C) for the Gram loss;
-    # (mean (C,), covariance (C, C), its square root) for the Wasserstein loss.
+    # (mean (C,), covariance (C, C), its square root) for the Wasserstein loss. With regions:
+    # one such tuple per region (its style's, as ``region_target`` makes it).
     style: tuple
+    # With masks (``tfstyle.masks``): per region, (its weight, one (1, h, w, 1) map per style
+    # layer at that layer's resolution); None: one style loss over the whole image.
+    regions: tuple | None = None
+    # With a content weight map: one (1, h, w, 1) map per content layer, mean 1; None: 1.
+    content_weights: tuple | None = None
 
 
 class LossWeights(NamedTuple):
@@ -119,14 +125,21 @@ class Objective:
         return tf.cond(self.tiling.needed(image), tiled, whole_call)
 
     def targets(
-        self, content: tf.Tensor, styles: Sequence[tf.Tensor], blend, style: tuple | None = None
-    ) -> Targets:
+        self, content: tf.Tensor, styles: Sequence[tf.Tensor], blend, style: tuple | None = None,
+        regions: Sequence[tf.Tensor] | None = None, content_mask: tf.Tensor | None = None,
+        style_masks: Sequence | None = None,
+    ) -> Targets:  # fmt: skip
         """Content activations and blended style statistics; images ``(H, W, 3)``.
 
         ``style``: the style statistics (``style_targets``), if already computed; then
-        ``styles`` and ``blend`` are not used.
+        ``styles`` and ``style_masks`` are not used. ``regions``: one mask ``(h, w, 1)`` per
+        style (``tfstyle.masks``): each style its own loss in its region, weighted by
+        ``len(styles) * blend[k]``. ``content_mask``: the content loss's weight map ``(h, w,
+        1)``. ``style_masks``: per style, None or the region ``(h, w, 1)`` of the style image
+        its statistics are taken from.
         """
         image, layers = content[None], self.content_layers
+        shape = tf.shape(content)
 
         def whole():
             feats = self.extractor(image)
@@ -138,25 +151,62 @@ class Objective:
 
         content_features = self._either(image, tiled, whole)
         if style is None:
-            style = self.style_targets(styles, blend)
-        return Targets(content_features, style)
+            style = self.style_targets(styles, blend, style_masks, separate=regions is not None)
+        region_maps = None
+        if regions is not None:
+            strides = [tiles.layer_stride(n) for n in self.style_layers]
+            blend = tf.cast(blend, tf.float32)
+            region_maps = tuple(
+                (len(regions) * blend[k], masks.layer_maps(m, shape[0], shape[1], strides))
+                for k, m in enumerate(regions)
+            )
+            style = tuple(
+                tuple(self.style.region_target(t, m) for t, m in zip(own, maps, strict=True))
+                for own, (_, maps) in zip(style, region_maps, strict=True)
+            )
+        content_weights = None
+        if content_mask is not None:
+            strides = [tiles.layer_stride(n) for n in self.content_layers]
+            content_weights = masks.content_weights(content_mask, shape[0], shape[1], strides)
+        return Targets(content_features, style, region_maps, content_weights)
 
-    def style_targets(self, styles: Sequence[tf.Tensor], blend) -> tuple:
-        """The blended style statistics (``Targets.style``) of style images ``(h, w, 3)``."""
+    def style_targets(
+        self, styles: Sequence[tf.Tensor], blend, style_masks: Sequence | None = None,
+        separate: bool = False,
+    ) -> tuple:  # fmt: skip
+        """The blended style statistics (``Targets.style``) of style images ``(h, w, 3)``;
+        ``separate``: each style's own, unblended (one tuple per style, for regions).
+        ``style_masks``: per style, None or the region ``(h, w, 1)`` its statistics come from,
+        normalised to the whole image's area (a mask of ones changes nothing)."""
         blend = tf.cast(blend, tf.float32)
         per_style = []  # per style image, per layer: a tuple of statistics
-        for style in styles:
+        style_masks = style_masks or [None] * len(styles)
+        for style, style_mask in zip(styles, style_masks, strict=True):
             image, layers = style[None], self.style_layers
+            maps = None
+            if style_mask is not None:
+                shape = tf.shape(style)
+                strides = [tiles.layer_stride(n) for n in layers]
+                maps = masks.layer_maps(style_mask, shape[0], shape[1], strides)
 
-            def whole(image=image, layers=layers):
+            def whole(image=image, layers=layers, maps=maps):
                 feats = self.extractor(image)
-                return [self.style.statistics(feats[n]) for n in layers]
+                if maps is None:
+                    return [self.style.statistics(feats[n]) for n in layers]
+                return [self.style.statistics_in(feats[n], m)
+                        for n, m in zip(layers, maps, strict=True)]  # fmt: skip
 
-            def tiled(image=image, layers=layers):
-                moments = self.tiling.moments(image, layers)
-                return [self.style.statistics_of_moments(m) for m in moments]
+            def tiled(image=image, layers=layers, maps=maps):
+                if maps is None:
+                    moments = self.tiling.moments(image, layers)
+                    return [self.style.statistics_of_moments(m) for m in moments]
+                (moments,) = self.tiling.moments(image, layers, [(None, maps)])
+                return [self.style.statistics_of_moments(s, losses.positions(m))
+                        for s, m in zip(moments, maps, strict=True)]  # fmt: skip
 
             per_style.append(self._either(image, tiled, whole))
+        if separate:
+            return tuple(tuple(self.style.target(stats) for stats in own) for own in per_style)
         blended = [  # the blend weights' mean of each statistic
             tuple(
                 tf.add_n([blend[k] * per_style[k][layer][i] for k in range(len(styles))])
@@ -189,12 +239,35 @@ class Objective:
 
         return self._either(image, tiled, whole)
 
+    def style_of_moments(self, sums: list, targets: Targets, weights: LossWeights) -> tf.Tensor:
+        """The style loss from the whole image's sums (``tiles.style_moments``), per region
+        with regions."""
+        if targets.regions is None:
+            return self.style.loss_of_moments(sums, targets.style, weights.style_layers)
+        return tf.add_n([
+            weight * self.style.loss_of_moments(own_sums, own, weights.style_layers)
+            for own_sums, (weight, _), own in zip(sums, targets.regions, targets.style,
+                                                  strict=True)
+        ])  # fmt: skip
+
     def terms(self, image: tf.Tensor, targets: Targets, weights: LossWeights) -> dict:
         """``__call__`` on the whole image at once."""
         feats = self.extractor(image)
-        content = losses.content_loss([feats[n] for n in self.content_layers], targets.content)
+        content_features = [feats[n] for n in self.content_layers]
+        if targets.content_weights is None:
+            content = losses.content_loss(content_features, targets.content)
+        else:
+            content = losses.weighted_content_loss(
+                content_features, targets.content, targets.content_weights
+            )
         style_features = [feats[n] for n in self.style_layers]
-        style = self.style.loss(style_features, targets.style, weights.style_layers)
+        if targets.regions is None:
+            style = self.style.loss(style_features, targets.style, weights.style_layers)
+        else:
+            style = tf.add_n([
+                weight * self.style.guided_loss(style_features, maps, own, weights.style_layers)
+                for (weight, maps), own in zip(targets.regions, targets.style, strict=True)
+            ])  # fmt: skip
         tv = losses.total_variation_loss(image)
         shape = tf.shape(image)
         per_area = AREA_REFERENCE / tf.cast(shape[1] * shape[2], tf.float32)
@@ -301,7 +374,12 @@ class Pipeline:
         """The blended style statistics (``Targets.style``) at one scale: what ``start``
         computes for the style images, for a caller that reuses them over many content images
         (``tfstyle.api.Stylizer``). Arguments as for ``start``."""
-        return self.objective.style_targets(self.resized_styles(styles, request, size), blend)
+        return self.objective.style_targets(
+            self.resized_styles(styles, request, size),
+            blend,
+            request.get("style_masks"),
+            separate="masks" in request,
+        )
 
     def start(
         self, content, styles: Sequence[tf.Tensor], blend, request: dict, size, init, style=None
@@ -328,7 +406,10 @@ class Pipeline:
             request["tv_weight"],
             tf.constant(self.style_layer_weights, tf.float32),
         )
-        targets = self.objective.targets(content, styles, blend, style)
+        targets = self.objective.targets(
+            content, styles, blend, style, request.get("masks"), request.get("content_mask"),
+            request.get("style_masks"),
+        )  # fmt: skip
         state = self.optimizer.init(start[None])
         return Started(
             content, targets, weights, optimize.averaged(state, request["average_decay"])

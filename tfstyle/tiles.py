@@ -30,6 +30,8 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
+from tfstyle import losses
+
 
 class Tile(NamedTuple):
     """One crop: its interior ``[top, bottom) x [left, right)`` (the positions it accounts for)
@@ -155,12 +157,11 @@ def layer_info(extractor, layers: Sequence[str]) -> tuple[dict, dict]:
     return {n: layer_stride(n) for n in layers}, {n: int(feats[n].shape[-1]) for n in layers}
 
 
-def moments(features: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+def moments(features: tf.Tensor, mask: tf.Tensor | None = None) -> tuple:
     """``(M, S1, S2)``: the position count, ``sum_k f_k`` ``(C,)`` and ``sum_k f_k f_k^T``
-    ``(C, C)`` of ``(1, h, w, C)`` features."""
-    flat = tf.reshape(features, [-1, tf.shape(features)[-1]])
-    count = tf.cast(tf.shape(flat)[0], flat.dtype)
-    return count, tf.reduce_sum(flat, axis=0), tf.matmul(flat, flat, transpose_a=True)
+    ``(C, C)`` of ``(1, h, w, C)`` features; with a region's ``mask`` ``(1, h, w, 1)``, each
+    position weighted by ``m^2`` (``losses.weighted_moments``)."""
+    return losses.weighted_moments(features, mask)
 
 
 #: Whether the graph being traced in this thread reports each crop done (``reporting``).
@@ -257,43 +258,70 @@ def whole_features(extractor, image: tf.Tensor, layers: Sequence[str], tiles, st
 
 
 def style_moments(extractor, image: tf.Tensor, layers: Sequence[str], tiles, strides: dict,
-                  channels: dict) -> list:  # fmt: skip
-    """Each style layer's ``moments`` of the whole image, summed over the crops' interiors."""
+                  channels: dict, regions=None) -> list:  # fmt: skip
+    """Each style layer's ``moments`` of the whole image, summed over the crops' interiors;
+    with ``regions`` (``pipeline.Targets.regions``: per region, its weight and one whole-image
+    map per layer), a list of them per region, each position weighted by the region's map."""
 
     def body(tile, carried):
         feats = extractor(_crop(image, tile))
-        return _added_moments(carried, feats, layers, tile, strides)
+        return _added_moments(carried, feats, layers, tile, strides, regions)
 
-    return _over_tiles(tiles, body, _zero_moments(layers, channels), "style sums")
+    return _over_tiles(tiles, body, _zero_moments(layers, channels, regions), "style sums")
 
 
-def _zero_moments(layers: Sequence[str], channels: dict) -> list:
-    return [
+def _zero_moments(layers: Sequence[str], channels: dict, regions=None) -> list:
+    zeros = [
         (tf.constant(0.0), tf.zeros([channels[n]]), tf.zeros([channels[n], channels[n]]))
         for n in layers
     ]
+    return zeros if regions is None else [list(zeros) for _ in regions]
 
 
-def _added_moments(carried: list, feats: dict, layers, tile, strides: dict) -> list:
-    """``carried`` plus the ``moments`` of the tile's interior of each layer of ``feats``."""
-    parts = [moments(interior(feats[n], tile, strides[n])) for n in layers]
-    return [tuple(x + y for x, y in zip(c, p, strict=True))
-            for c, p in zip(carried, parts, strict=True)]  # fmt: skip
+def _added_moments(carried: list, feats: dict, layers, tile, strides: dict, regions=None):
+    """``carried`` plus the ``moments`` of the tile's interior of each layer of ``feats`` (per
+    region, weighted by its map's interior, with ``regions``)."""
+
+    def added(carried, maps):
+        parts = [
+            moments(
+                interior(feats[n], tile, strides[n]),
+                None if maps is None else _target_part(maps[i], tile, strides[n]),
+            )
+            for i, n in enumerate(layers)
+        ]
+        return [tuple(x + y for x, y in zip(c, p, strict=True))
+                for c, p in zip(carried, parts, strict=True)]  # fmt: skip
+
+    if regions is None:
+        return added(carried, None)
+    return [added(c, maps) for c, (_, maps) in zip(carried, regions, strict=True)]
 
 
-def _content_part(feats: dict, content_target: dict, tile, strides: dict) -> tf.Tensor:
-    """Half the squared distance of the tile's interior features to the content target's."""
+def _content_part(feats: dict, content_target: dict, tile, strides: dict,
+                  content_weights: dict | None = None) -> tf.Tensor:  # fmt: skip
+    """Half the squared distance of the tile's interior features to the content target's
+    (each position weighted by ``content_weights``' map of the layer, if given)."""
     part = tf.constant(0.0)
     for n, target in content_target.items():
         mine = interior(feats[n], tile, strides[n])
-        part += 0.5 * tf.reduce_sum(tf.square(mine - _target_part(target, tile, strides[n])))
+        square = tf.square(mine - _target_part(target, tile, strides[n]))
+        if content_weights is not None:
+            square = _target_part(content_weights[n], tile, strides[n]) * square
+        part += 0.5 * tf.reduce_sum(square)
     return part
+
+
+def _content_maps(objective, targets) -> dict | None:
+    """The content weight map of each content layer (``Targets.content_weights``), by name."""
+    if targets.content_weights is None:
+        return None
+    return dict(zip(objective.content_layers, targets.content_weights, strict=True))
 
 
 def _terms(image, content, style, weights) -> dict:
     """The loss terms from the sum of the crops' content parts and the style loss: content
     and TV per area (as ``Objective.terms``), TV on the whole image."""
-    from tfstyle import losses
     from tfstyle.pipeline import AREA_REFERENCE
 
     shape = tf.shape(image)
@@ -308,18 +336,20 @@ def value(objective, image: tf.Tensor, targets, weights, tiles, strides: dict,
           channels: dict) -> dict:  # fmt: skip
     """``value_and_gradient``'s loss terms alone, in one forward pass over the crops (the
     value of a run's last image: no gradient wanted)."""
-    style_layers = objective.style_layers
+    style_layers, regions = objective.style_layers, targets.regions
     content_target = dict(zip(objective.content_layers, targets.content, strict=True))
+    content_maps = _content_maps(objective, targets)
 
     def body(tile, carried):
         sums, content = carried
         feats = objective.extractor(_crop(image, tile))
-        sums = _added_moments(sums, feats, style_layers, tile, strides)
-        return sums, content + _content_part(feats, content_target, tile, strides)
+        sums = _added_moments(sums, feats, style_layers, tile, strides, regions)
+        part = _content_part(feats, content_target, tile, strides, content_maps)
+        return sums, content + part
 
-    initial = (_zero_moments(style_layers, channels), tf.constant(0.0))
+    initial = (_zero_moments(style_layers, channels, regions), tf.constant(0.0))
     sums, content = _over_tiles(tiles, body, initial, "value")
-    style = objective.style.loss_of_moments(sums, targets.style, weights.style_layers)
+    style = objective.style_of_moments(sums, targets, weights)
     return _terms(image, content, style, weights)
 
 
@@ -331,7 +361,6 @@ def value_and_gradient(objective, image: tf.Tensor, targets, weights, tiles, str
     ``targets.content`` holds the whole image's content features (``whole_features``);
     ``tiles`` is ``layout_tensor``'s; ``strides`` and ``channels`` give each layer's.
     """
-    from tfstyle import losses
     from tfstyle.pipeline import AREA_REFERENCE
 
     style_layers, content_layers = objective.style_layers, objective.content_layers
@@ -339,12 +368,20 @@ def value_and_gradient(objective, image: tf.Tensor, targets, weights, tiles, str
     height, width = shape[1], shape[2]
     per_area = AREA_REFERENCE / tf.cast(height * width, tf.float32)  # of the content loss
     # 1-2: the style loss of the whole image's sums, and its gradient with respect to them.
-    sums = style_moments(objective.extractor, image, style_layers, tiles, strides, channels)
+    regions = targets.regions
+    sums = style_moments(
+        objective.extractor, image, style_layers, tiles, strides, channels, regions
+    )
     with tf.GradientTape() as tape:
         tape.watch(sums)
-        style = objective.style.loss_of_moments(sums, targets.style, weights.style_layers)
+        style = objective.style_of_moments(sums, targets, weights)
     d_sums = tape.gradient(style, sums, unconnected_gradients=tf.UnconnectedGradients.ZERO)
     content_target = dict(zip(content_layers, targets.content, strict=True))
+    content_maps = _content_maps(objective, targets)
+    # Per region (one, unweighted, without regions): its maps and the gradient of its sums.
+    per_region = [(None, d_sums)] if regions is None else [
+        (maps, d) for (_, maps), d in zip(regions, d_sums, strict=True)
+    ]  # fmt: skip
 
     # 3: per crop, the surrogate's gradient (style) and the content loss's, into one gradient.
     def body(tile, carried):
@@ -354,10 +391,12 @@ def value_and_gradient(objective, image: tf.Tensor, targets, weights, tiles, str
             tape.watch(crop)
             feats = objective.extractor(crop)
             surrogate = tf.constant(0.0)
-            for n, (_, d1, d2) in zip(style_layers, d_sums, strict=True):
-                _, s1, s2 = moments(interior(feats[n], tile, strides[n]))
-                surrogate += tf.reduce_sum(d1 * s1) + tf.reduce_sum(d2 * s2)
-            part = _content_part(feats, content_target, tile, strides)
+            for maps, d_region in per_region:
+                for i, (n, (_, d1, d2)) in enumerate(zip(style_layers, d_region, strict=True)):
+                    mask = None if maps is None else _target_part(maps[i], tile, strides[n])
+                    _, s1, s2 = moments(interior(feats[n], tile, strides[n]), mask)
+                    surrogate += tf.reduce_sum(d1 * s1) + tf.reduce_sum(d2 * s2)
+            part = _content_part(feats, content_target, tile, strides, content_maps)
             total = weights.style * surrogate + weights.content * per_area * part
         grad = tape.gradient(total, crop)
         placed = _placed(grad, tile, 1, height, width, crop=True)
@@ -409,10 +448,10 @@ class Tiling:
         return whole_features(self.extractor, image, layers, self.grid(image), self.strides,
                               self.channels)  # fmt: skip
 
-    def moments(self, image: tf.Tensor, layers: Sequence[str]) -> list:
+    def moments(self, image: tf.Tensor, layers: Sequence[str], regions=None) -> list:
         """``style_moments`` of ``image``."""
         return style_moments(self.extractor, image, layers, self.grid(image), self.strides,
-                             self.channels)  # fmt: skip
+                             self.channels, regions)  # fmt: skip
 
     def value(self, objective, image, targets, weights) -> dict:
         """``value`` of ``image``."""
