@@ -155,7 +155,10 @@ def _run(content, style, kwargs):
 @pytest.mark.parametrize("name", list(CHANGES))
 def test_each_option_changes_the_result(content_array, style_array, vgg19_weights_file, name):
     changed, base = CHANGES[name]
-    changed = {k: vgg19_weights_file if v == "WEIGHTS_FILE" else v for k, v in changed.items()}
+    changed = {
+        k: vgg19_weights_file if isinstance(v, str) and v == "WEIGHTS_FILE" else v
+        for k, v in changed.items()
+    }
     if name == "style_blend_weights":
         base = {**base, "two_styles": True}
     reference = _reference(content_array, style_array, {**BASE, **base})

@@ -8,7 +8,7 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from tfstyle import cli
+from tfstyle import cli, flags
 
 FAST = ["--size", "64", "--iterations", "2", "--weights", "none", "--seed", "0", "-q"]
 
@@ -79,6 +79,8 @@ def test_exact_arguments_reach_transfer(image_files, tmp_path, capsys, monkeypat
     argv += ["--min-scale", "100", "--scale-factor", "1.5", "--steps-ratio", "0.7"]
     argv += ["--scale-span", "3"]
     argv += ["--average-decay", "0.5", "--tile-size", "48"]
+    argv += ["--mask", content, "--mask", style, "--style-mask", "none", "--style-mask", style]
+    argv += ["--content-mask", content]
     code, err = run(argv, capsys)
     assert code == 0, err
     ((args, kwargs),) = calls
@@ -109,6 +111,9 @@ def test_exact_arguments_reach_transfer(image_files, tmp_path, capsys, monkeypat
         "style_layer_weights": [1.0, 2.0],
         "tile_size": 48,
         "style_blend_weights": [1.0, 3.0],
+        "masks": [content, style],
+        "style_masks": [None, style],
+        "content_mask": content,
         "preserve_colors": True,
         "callback": None,
         "callback_every": 10,
@@ -136,8 +141,8 @@ def test_every_option_has_a_flag_with_its_default_and_help():
     parsers = cli.build_parser()._subparsers._group_actions[0].choices
     help_text = " ".join(parsers["transfer"].format_help().split())
     for o in options.OPTIONS:
-        flag = "--" + o.name.replace("_", "-")
-        assert (flag in help_text) == o.flag, o.name
+        flag = flags.flag_name(o)
+        assert (flag + " " in help_text) == o.flag, o.name
         if o.flag:
             assert " ".join(o.help.split()[:4]) in help_text, o.name
     assert "Defaults to 512" in help_text and "Defaults to lbfgs." in help_text

@@ -1,6 +1,8 @@
 """Where the style goes (issue 25): guided Gram matrices per region, a content weight map, style
 masks, on the whole image and in tiles."""
 
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -217,3 +219,67 @@ def test_bad_masks_are_one_line_naming_them(content_array, style_array, kwargs, 
     with pytest.raises(ValueError) as err:
         tfstyle.transfer(content_array, style_array, **RUN, **kwargs)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def _png(path, array):
+    import PIL.Image
+
+    PIL.Image.fromarray(np.asarray(array * 255, np.uint8)).save(path)
+    return str(path)
+
+
+def test_the_cli_takes_a_mask_per_style_and_names_a_bad_one(tmp_path, capsys, image_files):
+    from tfstyle import cli
+
+    content, style = image_files
+    left = _left(24, 32)  # half the content's resolution: any resolution will do
+    masks = [_png(tmp_path / "left.png", left), _png(tmp_path / "right.png", 1 - left)]
+    face = _png(tmp_path / "face.png", _left(48, 64, 1.0, 0.3))
+    out = tmp_path / "out.png"
+    flags = ["--size", "64", "--iterations", "3", "--weights", "none", "--seed", "0", "-q",
+             "--precision", "float32"]  # fmt: skip
+    argv = ["transfer", content, style, style, "--mask", masks[0], "--mask", masks[1],
+            "--content-mask", face, "-o", str(out), *flags]  # fmt: skip
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    expected = tfstyle.transfer(content, [style, style], masks=masks, content_mask=face, size=64,
+                                iterations=3, weights=None, seed=0, progress=False,
+                                precision="float32")  # fmt: skip
+    import PIL.Image
+
+    np.testing.assert_array_equal(np.asarray(PIL.Image.open(out)), np.asarray(expected))
+    # One mask for two styles: one line, exit 1, nothing written.
+    bad = tmp_path / "bad.png"
+    argv = ["transfer", content, style, style, "--mask", masks[0], "-o", str(bad), *flags]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == "tfstyle: error: masks must have one mask per style image (2); got 1"
+    assert not bad.exists()
+    # The output may not overwrite a mask.
+    argv = ["transfer", content, style, "--mask", masks[0], "-o", masks[0], *flags]
+    assert cli.main(argv) == 1 and "mask" not in capsys.readouterr().out
+    assert PIL.Image.open(masks[0]).size == (32, 24)
+
+
+def test_a_batch_takes_one_mask_for_every_input(tmp_path):
+    pytest.importorskip("apache_beam")
+    from tfstyle import batch
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "in").mkdir()
+    for name, shape in (("a.png", (48, 64)), ("b.png", (24, 32)), ("tall.png", (64, 48))):
+        _png(tmp_path / "in" / name, rng.random((*shape, 3)))
+    style = _png(tmp_path / "style.png", rng.random((48, 48, 3)))
+    mask = _png(tmp_path / "mask.png", _left(48, 64))
+    options = dict(size=32, iterations=2, weights=None, seed=0, precision="float32")
+    counts = batch.run(str(tmp_path / "in"), style, str(tmp_path / "out"), workers=1,
+                       progress=False, masks=[mask], **options)  # fmt: skip
+    assert (counts.done, counts.failed) == (2, 1)
+    expected = tfstyle.transfer(str(tmp_path / "in" / "a.png"), style, masks=[mask],
+                                progress=False, **options)  # fmt: skip
+    import PIL.Image
+
+    written = PIL.Image.open(tmp_path / "out" / "a.png.png")
+    np.testing.assert_array_equal(np.asarray(written), np.asarray(expected))
+    with open(tmp_path / "out" / "failed.jsonl") as f:
+        (failure,) = [json.loads(line) for line in f]
+    assert "tall.png" in failure["input"] and "masks[0]: a 64x48 mask" in failure["error"]

@@ -42,7 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser(
         "transfer",
         help="stylise an image",
-        description=("Paint CONTENT in the style of STYLE (several styles are blended)."),
+        description=(
+            "Paint CONTENT in the style of STYLE (several styles are blended, or each put in "
+            "its region with --mask)."
+        ),
     )
     p.add_argument("content", help="content image file")
     p.add_argument("style", nargs="+", help="style image file(s)")
@@ -264,7 +267,8 @@ def _transfer(args: argparse.Namespace) -> int:
     if args.save_every < 0:
         raise ValueError(f"--save-every must be >= 0; got {args.save_every}")
     values = {o.name: getattr(args, o.name) for o in options.OPTIONS if o.flag}
-    inputs = [args.content, *args.style, args.init, args.weights]
+    masks = [*(args.masks or []), *(args.style_masks or []), args.content_mask]
+    inputs = [args.content, *args.style, args.init, args.weights, *masks]
     files.check_output(args.output, inputs, size=args.size)
     stem, ext = os.path.splitext(args.output)
     if args.save_every:  # OUT.NNNN.png for every N steps must not be an input either

@@ -60,7 +60,7 @@ def add_options(
             continue
         if defaults and o.name in defaults:
             o = dataclasses.replace(o, default=defaults[o.name])
-        flag = "--" + o.name.replace("_", "-")
+        flag = flag_name(o)
         default = ", ".join(o.default) if o.kind == "layers" else o.default
         help_text = f"{o.help} Defaults to {default}.".replace("%", "%%")
         metavar = {
@@ -69,6 +69,7 @@ def add_options(
             "weights": "imagenet|none|PATH",
             "layers": "LAYER",
             "floats": "WEIGHT",
+            "mask": "PATH",
         }.get(o.kind)
         kind = {"int": int, "float": float, "weights": _weights_arg}.get(o.kind, str)
         if unset:
@@ -77,6 +78,14 @@ def add_options(
             parser.add_argument(flag, type=kind, default=None, metavar=metavar, help=help_text)
         elif o.kind == "bool":
             parser.add_argument(flag, action="store_true", help=help_text)
+        elif o.kind == "masks":  # --mask PATH once per style, in the styles' order
+            none = o.name == "style_masks"
+            parser.add_argument(
+                flag, dest=o.name, action="append", default=None,
+                type=_weights_arg if none else str, metavar="PATH|none" if none else "PATH",
+                help=f"{o.help} Give it once per style image, in their order"
+                + (" (none: that style's whole image)." if none else "."),
+            )  # fmt: skip
         elif o.kind in ("layers", "floats"):
             kind = float if o.kind == "floats" else str
             parser.add_argument(
@@ -84,6 +93,13 @@ def add_options(
             )
         else:
             parser.add_argument(flag, type=kind, default=default, metavar=metavar, help=help_text)
+
+
+def flag_name(option) -> str:
+    """The option's command-line flag: ``--style-scale`` for ``style_scale``; a list given one
+    per style image is singular, repeated (``--mask`` for ``masks``)."""
+    name = option.name[:-1] if option.kind == "masks" else option.name
+    return "--" + name.replace("_", "-")
 
 
 def _bool_arg(value: str) -> bool:

@@ -282,16 +282,16 @@ OPTIONS: tuple[Option, ...] = (
            "normalised by the mask's area (Gatys et al. 2017), weighted by len(style) * its "
            "style_blend_weights share (1 each by default); where no mask is white the content "
            "alone applies. None: the styles blended over the whole image.",
-           none=True, flag=False),
+           none=True),
     Option("style_masks", None, "masks", CALL, "One mask (or None) per style image, on that "
            "style image: its statistics are taken from the white region only (as if it "
            "covered the image). None: from the whole of each style image.",
-           none=True, flag=False),
+           none=True),
     Option("content_mask", None, "mask", CALL, "The content loss's weight per position (an "
            "image like masks): its gray levels are relative weights, normalised to a mean of "
            "1, so the content term keeps its overall weight, moved to the bright parts (a face "
            "kept recognisable under a strong style). None: the same weight everywhere.",
-           none=True, flag=False),
+           none=True),
     Option("preserve_colors", False, "bool", REQUEST, "Keep the content image's colours: the "
            "result's luminance with the content's chrominance (YIQ).", dtype="bool"),
     Option("callback", None, "callable", CALL, "Called as ``callback(step, losses, image)`` "
