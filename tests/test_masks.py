@@ -211,7 +211,10 @@ def test_regions_put_each_style_where_its_mask_is(content_array, style_array):
         ({"masks": [b"not an image"]}, "masks[0]"),
         ({"content_mask": np.zeros((48, 64))}, "content_mask: the mask is black everywhere"),
         ({"content_mask": np.ones((10, 64))}, "content_mask: a 64x10 mask"),
-        ({"style_masks": [np.ones((32, 64))]}, "style_masks[0]: a 64x32 mask for a 64x64"),
+        (
+            {"style_masks": [np.ones((32, 64))]},
+            "style_masks[0]: a 64x32 mask for a 64x64 style image; a mask must have the style's",
+        ),
         ({"style_masks": []}, "style_masks must be a list of images"),
     ],
 )

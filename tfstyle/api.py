@@ -131,7 +131,7 @@ class Stylizer:
         self.style_masks = None
         if opts.style_masks is not None:
             self.style_masks = [
-                None if m is None else _loaded_mask(m, f"style_masks[{k}]", self.styles[k])
+                None if m is None else _loaded_mask(m, f"style_masks[{k}]", self.styles[k], "style")
                 for k, m in enumerate(opts.style_masks)
             ]
         #: The regions (``masks``) and the content weight map, loaded; checked against each
@@ -340,10 +340,11 @@ def _checked(fn, *args, direct: bool = False):
         raise ValueError(checks.message_of(err)) from None
 
 
-def _loaded_mask(source, name: str, image: np.ndarray) -> np.ndarray:
-    """``masks.load`` of ``source``, checked against ``image`` (its aspect ratio, not black)."""
+def _loaded_mask(source, name: str, image: np.ndarray, of: str) -> np.ndarray:
+    """``masks.load`` of ``source``, checked against ``image`` (its aspect ratio, not black;
+    ``of``: what the image is)."""
     mask = _masks.load(source, name)
-    _masks.check(mask, image.shape, name)
+    _masks.check(mask, image.shape, name, of)
     return mask
 
 

@@ -38,23 +38,63 @@ def load(source, name: str) -> np.ndarray:
     """A mask ``(H, W, 1)`` float32 in [0, 1]: any image ``images.load_image`` reads, as the mean
     of its RGB channels (a grayscale image: its gray levels)."""
     rgb = images.load_image(source, name)
-    return rgb.mean(axis=-1, keepdims=True, dtype=np.float32)
+    return channel_mean(tf.constant(rgb)).numpy()
 
 
-def check(mask: np.ndarray, content_shape, name: str) -> None:
-    """A ``ValueError`` naming ``name`` if the mask's aspect ratio is not the content's or the
-    mask is black everywhere (it would select nothing)."""
+def channel_mean(rgb: tf.Tensor) -> tf.Tensor:
+    """A mask ``(H, W, 1)`` from an ``(H, W, 3)`` image: the mean of its channels (the same op
+    for the API and the served model, so both read the same floats)."""
+    return tf.reduce_mean(rgb, axis=-1, keepdims=True)
+
+
+def aspect_error(name: str, of: str = "content") -> str:
+    """The error of a mask ``name`` whose aspect ratio is not the image's (``of``: "content"
+    or "style"); ``{}``: the mask's width and height, the image's."""
+    return (
+        f"{name}: a {{}}x{{}} mask for a {{}}x{{}} {of} image; a mask must have the {of}'s "
+        f"aspect ratio (within {ASPECT_TOLERANCE:.0%}; any resolution)"
+    )
+
+
+def black_error(name: str) -> str:
+    """The error of a mask ``name`` that is black everywhere."""
+    return f"{name}: the mask is black everywhere; white marks where it applies"
+
+
+def check(mask: np.ndarray, image_shape, name: str, of: str = "content") -> None:
+    """A ``ValueError`` naming ``name`` if the mask's aspect ratio is not that of the image
+    (``of``: "content" or "style") or the mask is black everywhere (it would select nothing)."""
     height, width = mask.shape[:2]
-    c_height, c_width = content_shape[:2]
-    ratio, content_ratio = width / height, c_width / c_height
-    if abs(ratio / content_ratio - 1) > ASPECT_TOLERANCE:
-        raise ValueError(
-            f"{name}: a {width}x{height} mask for a {c_width}x{c_height} content image; a mask "
-            f"must have the content's aspect ratio (within {ASPECT_TOLERANCE:.0%}; any "
-            f"resolution)"
-        )
+    i_height, i_width = image_shape[:2]
+    if abs((width / height) / (i_width / i_height) - 1) > ASPECT_TOLERANCE:
+        raise ValueError(aspect_error(name, of).format(width, height, i_width, i_height))
     if not np.any(mask > 0):
-        raise ValueError(f"{name}: the mask is black everywhere; white marks where it applies")
+        raise ValueError(black_error(name))
+
+
+def decoded(data: tf.Tensor, name: str, image: tf.Tensor, of: str = "content") -> tf.Tensor:
+    """The served model's mask: the encoded image ``data`` (a string scalar) as ``load`` reads
+    it, checked against ``image`` ``(H, W, 3)`` as ``check`` does, or ones where ``data`` is
+    empty (no mask: the run without one, to the bit)."""
+    from tfstyle import checks
+
+    shape = tf.shape(image)
+
+    def given():
+        mask = channel_mean(images.decode(data, name))
+        size = tf.shape(mask)
+        ratio = tf.cast(size[1] * shape[0], tf.float64) / tf.cast(size[0] * shape[1], tf.float64)
+        aspect = checks.check(
+            tf.abs(ratio - 1) <= ASPECT_TOLERANCE,
+            aspect_error(name, of), size[1], size[0], shape[1], shape[0],
+        )  # fmt: skip
+        black = checks.check(tf.reduce_max(mask) > 0, black_error(name))
+        with tf.control_dependencies([aspect, black]):
+            return tf.identity(mask)
+
+    return tf.cond(
+        tf.strings.length(data) > 0, given, lambda: tf.ones(tf.concat([shape[:2], [1]], 0))
+    )
 
 
 def check_count(value: Sequence | None, styles: int, name: str) -> None:
