@@ -112,11 +112,13 @@ def available() -> float | None:
 
 
 #: A tiled run's memory beyond one crop's network, in bytes per pixel of the image: measured,
-#: float32, VGG19, a one-step run at one scale of 4096 px in 512 px tiles (crops of 672 px):
-#: peak 5.24 GiB (benchmarks/tiles.py --memory, 2026-12-03), less the crop's network on the
-#: line of ``PEAK`` (2.39 GiB); plus what one step cannot show, L-BFGS's history filling up
-#: (10 pairs: 20 float32 image-sized vectors, 240 bytes a pixel). About 9 GiB at 4096 px.
-TILED_BYTES_PER_PIXEL = (5.24 * GIB - 2.39 * GIB) / (4096 * 4096) + 20 * 3 * 4
+#: float32, VGG19, the default layers, an 11-step run at one scale of 4096 px in 512 px tiles
+#: (crops of 672 px; 11 steps fill L-BFGS's history of 10 pairs): peak 9.30 GiB in a fresh
+#: process (benchmarks/tiles.py --memory 4096 --steps 11, 2026-12-04), less the crop's network
+#: on the line of ``PEAK`` (2.39 GiB): about 442 bytes a pixel, of which L-BFGS's history is 240
+#: (20 float32 image-sized vectors) and the rest about 17 more (the image, its gradient, the
+#: optimiser's other vectors, the content targets at full size).
+TILED_BYTES_PER_PIXEL = (9.30 * GIB - 2.39 * GIB) / (4096 * 4096)
 
 
 def tiled_estimate(height: int, width: int, crop: int, precision: str) -> float:
