@@ -74,7 +74,8 @@ def test_layout_and_signatures(model_dir):
     stylize = sigs[sig.STYLIZE_SIGNATURE]
     assert set(stylize.outputs) == {sig.IMAGE_BYTES, sig.IMAGE, sig.LOSS, sig.RESUME_BYTES}
     part = {sig.START_STEP, sig.STOP_STEP, sig.RESUME_BYTES}
-    optional = {*options.REQUEST_OPTIONS, sig.RETURN_IMAGE, *part}
+    masks = {sig.MASK, sig.CONTENT_MASK, sig.STYLE_MASK}
+    optional = {*options.REQUEST_OPTIONS, sig.RETURN_IMAGE, *part, *masks}
     assert set(stylize.inputs) == {sig.CONTENT, sig.STYLE, sig.ITERATIONS, *optional}
     # The export's options are the stylize signature's default inputs (TF Serving honours them).
     assert set(stylize.defaults) == optional
@@ -291,6 +292,22 @@ def test_parts_carry_the_image_bit_for_bit(model_dir, pngs):
             {sig.START_STEP: 1, sig.RESUME_BYTES: png_bytes(np.zeros((1, 1025, 3)))},
             "resume_bytes: each side must be between 1 and 1024 px; got 1025x1",
         ),
+        # Masks (the content is 64 x 48, the style 64 x 64), checked as the API checks them.
+        (
+            {sig.MASK: png_bytes(np.ones((64, 64, 3)))},
+            # (the Assert op escapes the quote: checks.message_of takes the escape away)
+            r"mask: a 64x64 mask for a 64x48 content image; a mask must have the content\\'s "
+            r"aspect ratio \(within 2%; any resolution\)",
+        ),
+        (
+            {sig.CONTENT_MASK: png_bytes(np.zeros((24, 32, 3)))},
+            "content_mask: the mask is black everywhere",
+        ),
+        (
+            {sig.STYLE_MASK: png_bytes(np.ones((48, 64, 3)))},
+            "style_mask: a 64x48 mask for a 64x64 style image",
+        ),
+        ({sig.MASK: b"not an image"}, "mask: not a PNG, JPEG, GIF or BMP image"),
     ],
 )
 def test_bad_inputs_fail_inside_the_graph(loaded, pngs, feeds, message):

@@ -31,6 +31,7 @@ from helpers import (
     copy_model,
     free_port,
     pixels,
+    png_bytes,
     raw_request,
     session_run,
 )  # fmt: skip
@@ -112,7 +113,8 @@ def test_rest_client_takes_defaults_from_metadata(server, pngs):
     path = f"/v1/models/{sig.MODEL_NAME}"
     defaults = client.rest_defaults(server.url, path, sig.STYLIZE_SIGNATURE, 30)
     part = {sig.START_STEP, sig.STOP_STEP, sig.RESUME_BYTES}
-    assert set(defaults) == set(options.REQUEST_OPTIONS) | {sig.RETURN_IMAGE} | part
+    masks = {sig.MASK, sig.CONTENT_MASK, sig.STYLE_MASK}
+    assert set(defaults) == set(options.REQUEST_OPTIONS) | {sig.RETURN_IMAGE} | part | masks
     assert defaults[sig.RETURN_IMAGE] is False and defaults[sig.RESUME_BYTES] == ""
     assert defaults["size"] == EXPORT["size"] and defaults["init"] == "content"
     assert defaults["style_weight"] == pytest.approx(options.DEFAULTS["style_weight"])
@@ -492,13 +494,9 @@ def test_warmup_file_replays_through_session(server, exported):
         if request.model_spec.signature_name == sig.STYLIZE_SIGNATURE:
             # Every input, none left to the signature's defaults (TF Serving < 2.14).
             part = {sig.START_STEP, sig.STOP_STEP, sig.RESUME_BYTES}
-            assert (
-                set(request.inputs)
-                == {sig.CONTENT, sig.STYLE, sig.ITERATIONS}
-                | set(options.REQUEST_OPTIONS)
-                | {sig.RETURN_IMAGE}
-                | part
-            )
+            assert set(request.inputs) == {sig.CONTENT, sig.STYLE, sig.ITERATIONS} | set(
+                options.REQUEST_OPTIONS
+            ) | {sig.RETURN_IMAGE} | part | {sig.MASK, sig.CONTENT_MASK, sig.STYLE_MASK}
         feeds = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
         out = session_run(version, request.model_spec.signature_name, feeds)
         assert out[sig.IMAGE].ndim == 3
@@ -588,3 +586,66 @@ def test_model_config_file(tmp_path, pngs, exported):
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
         log.close()
+
+
+def _mask_pngs() -> dict:
+    """The masks of a request for the seeded pair (content 64 x 48, style 64 x 64): the style
+    on the left half, the content kept in a block, the style's top half."""
+    content = np.zeros((48, 64, 3))
+    content[:, :32] = 1.0
+    weight = np.full((48, 64, 3), 0.25)
+    weight[10:30, 20:40] = 1.0
+    region = np.zeros((64, 64, 3))
+    region[:32] = 1.0
+    return {sig.MASK: png_bytes(content), sig.CONTENT_MASK: png_bytes(weight),
+            sig.STYLE_MASK: png_bytes(region)}  # fmt: skip
+
+
+def _api_masked(pngs, iterations, masks: dict, **options) -> np.ndarray:
+    """``transfer`` with the request's masks under the API's names."""
+    names = {sig.MASK: "masks", sig.CONTENT_MASK: "content_mask", sig.STYLE_MASK: "style_masks"}
+    given = {names[k]: [v] if names[k].endswith("s") else v for k, v in masks.items()}
+    return api_png(pngs, iterations, **given, **options)
+
+
+def test_served_masks_equal_the_api_over_grpc_rest_and_the_cli(server, pngs, tmp_path):
+    masks = _mask_pngs()
+    options = {"style_weight": 1e3, "seed": 5}
+    every, _ = client.predict(*pngs, server=server.address, iterations=3,
+                              signature_name=sig.STYLIZE_SIGNATURE, **masks, **options)  # fmt: skip
+    expected = _api_masked(pngs, 3, masks, **options)
+    np.testing.assert_array_equal(np.asarray(every), expected)
+    plain = api_png(pngs, 3, **options)
+    assert np.abs(expected.astype(int) - plain).max() > 10  # the masks change the result
+    # One mask alone (the others empty: ones, the same pixels as the API without them), REST.
+    one = {sig.MASK: masks[sig.MASK]}
+    stylize = {"signature_name": sig.STYLIZE_SIGNATURE, **options}
+    rest, _ = client.predict_rest(*pngs, url=server.url, iterations=3, **one, **stylize)
+    np.testing.assert_array_equal(np.asarray(rest), _api_masked(pngs, 3, one, **options))
+    # The CLI sends them from files (its run in parts: one part of 3 steps here).
+    from tfstyle import cli
+
+    paths = []
+    for name, data in [("c", pngs[0]), ("s", pngs[1]), *masks.items()]:
+        (tmp_path / f"{name}.png").write_bytes(data)
+        paths.append(str(tmp_path / f"{name}.png"))
+    out = tmp_path / "out.png"
+    argv = ["request", *paths[:2], "-o", str(out), "--server", server.address, "-q",
+            "--iterations", "3", "--chunk", "3", "--style-weight", "1e3", "--seed", "5",
+            "--mask", paths[2], "--content-mask", paths[3], "--style-mask", paths[4]]  # fmt: skip
+    assert cli.main(argv) == 0
+    np.testing.assert_array_equal(np.asarray(PIL.Image.open(out)), expected)
+    # Nothing of the masks is overwritten by the output, and a mask for serving_default (which
+    # takes none) is refused before a request.
+    assert cli.main([*argv[:3], paths[2], *argv[4:]]) == 1
+    with pytest.raises(ValueError, match="need signature_name='stylize'"):
+        client.predict(*pngs, server=server.address, iterations=1, **one)
+    # A bad mask is one line from the server, which keeps serving.
+    with pytest.raises(client.ServingError) as err:
+        client.predict(*pngs, server=server.address, iterations=1,
+                       signature_name=sig.STYLIZE_SIGNATURE, mask=pngs[1])  # fmt: skip
+    assert "mask: a 64x64 mask for a 64x48 content image; a mask must have the content's" in str(
+        err.value
+    ) and "\n" not in str(err.value)
+    image, _ = client.predict(*pngs, server=server.address, iterations=3)
+    np.testing.assert_array_equal(np.asarray(image), api_png(pngs, 3))

@@ -33,11 +33,11 @@ def test_contract_rows():
     assert len(names) == len(set(names))
     assert names[:3] == [sig.CONTENT, sig.STYLE, sig.ITERATIONS]
     assert [t.name for t in rows if t.default == sig.REQUIRED] == names[:3]
-    # The options table's per-request rows, with its dtypes, and the part inputs.
+    # The options table's per-request rows, with its dtypes, the masks and the part inputs.
     assert [t.name for t in rows if t.option] == list(options.REQUEST_OPTIONS)
     assert all(t.dtype == options.REQUEST_OPTIONS[t.name] for t in rows if t.option)
-    assert [t for t in rows if not t.option][3:] == list(sig.PART_INPUTS)
-    for t in sig.PART_INPUTS:  # a default the dtype can hold
+    assert [t for t in rows if not t.option][3:] == [*sig.MASK_INPUTS, *sig.PART_INPUTS]
+    for t in (*sig.MASK_INPUTS, *sig.PART_INPUTS):  # a default the dtype can hold
         assert tf.constant(t.default, t.dtype).dtype == tf.as_dtype(t.dtype)
 
 

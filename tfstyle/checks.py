@@ -47,8 +47,8 @@ def _message_line(text: str) -> str:
         return eager.group(2)
     # In a graph, alone on a line or after "{{function_node ...}}" (a tf.function called eagerly).
     failed = re.search(r"^(?:\s*|.*\}\}\s*)assertion failed: \[(.*)\]\s*$", text, re.MULTILINE)
-    if failed:
-        return failed.group(1)
+    if failed:  # the Assert op prints its message C-escaped: "the content\'s"
+        return re.sub(r"\\(['\"\\])", r"\1", failed.group(1))
     for line in text.strip().splitlines():
         line = line.strip()
         if not line or line.startswith("Graph execution error") or line.startswith("{{node"):

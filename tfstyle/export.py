@@ -19,7 +19,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from tfstyle import checks, files, images, memory, options, pipeline
+from tfstyle import checks, files, images, masks, memory, options, pipeline
 from tfstyle import signature as sig
 
 #: Largest ``iterations`` a request may ask for, unless the export says otherwise.
@@ -184,6 +184,7 @@ class _Served:
         part = {t.name: request.pop(t.name, tf.constant(t.default, t.dtype))
                 for t in sig.PART_INPUTS}  # fmt: skip
         return_image, start, stop, resume = (part[t.name] for t in sig.PART_INPUTS)
+        guides = {t.name: request.pop(t.name) for t in sig.MASK_INPUTS if t.name in request}
         checked = options.graph_checks({sig.ITERATIONS: iterations, **request}, self.limits)
         with tf.control_dependencies(checked):
             stop = tf.where(tf.equal(stop, -1), iterations, stop)
@@ -196,8 +197,8 @@ class _Served:
                 lambda: images.decode_resume(resume, sig.RESUME_BYTES, self.limits["size"]),
                 lambda: tf.zeros([1, 1, 3]),
             )
-        image, loss, reached = self.pipeline.run(
-            content_img, [style_img], [1.0], iterations, request, start, stop, resume_img
+        image, loss, reached = self._optimised(
+            content_img, style_img, iterations, request, guides, start, stop, resume_img
         )
         result = images.to_uint8(image)
         # The PNG is the payload; the raw pixels only when asked for (see signature.IMAGE).
@@ -211,6 +212,49 @@ class _Served:
             sig.IMAGE_BYTES: tf.io.encode_png(result), sig.IMAGE: pixels, sig.LOSS: loss,
             sig.RESUME_BYTES: resumable,
         }  # fmt: skip
+
+    def _optimised(self, content, style, iterations, request, guides, start, stop, resume):
+        """``Pipeline.run`` of the request: with regions, a content map and a style region
+        where ``guides`` (the mask inputs) has any, decoded in the graph (``masks.decoded``:
+        ones for those left empty); a request with none, and ``serving_default``, take the run
+        without masks, as a separate branch: the same graph as a model without mask inputs."""
+
+        def plain():
+            return self.pipeline.run(
+                content, [style], [1.0], iterations, request, start, stop, resume
+            )
+
+        if not guides:
+            return plain()
+
+        def guided():
+            masked = dict(request)
+            masked["masks"] = [masks.decoded(guides[sig.MASK], sig.MASK, content)]
+            masked["content_mask"] = masks.decoded(
+                guides[sig.CONTENT_MASK], sig.CONTENT_MASK, content
+            )
+            masked["style_masks"] = [
+                masks.decoded(guides[sig.STYLE_MASK], sig.STYLE_MASK, style, "style")
+            ]
+            hooks = _StyleTargets(self.pipeline, [style], masked)
+            return self.pipeline.run(
+                content, [style], [1.0], iterations, masked, start, stop, resume, hooks
+            )
+
+        given = tf.reduce_any(tf.stack([tf.strings.length(g) > 0 for g in guides.values()]))
+        return tf.cond(given, guided, plain)
+
+
+class _StyleTargets(pipeline.Hooks):
+    """``Pipeline.run``'s hooks with the style targets of each scale computed by the compiled
+    ``style_targets``, as ``tfstyle.transfer`` computes them (``Stylizer.style_targets``)."""
+
+    def __init__(self, pipe: pipeline.Pipeline, styles: list, request: dict):
+        super().__init__(pipe)
+        self.styles, self.request = styles, request
+
+    def style(self, size):
+        return self.compiled.style_targets(self.styles, [1.0], self.request, size)
 
 
 def _part_checks(start, stop, iterations, resume) -> list:

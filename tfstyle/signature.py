@@ -5,8 +5,8 @@ exported signatures, shared by the export, the serving client, the READMEs and t
 defaults from it, the client the dtypes of its gRPC and REST requests, and the input table in
 serving/README.md is ``markdown_table()`` (``python -m tfstyle.signature`` prints it; a test
 compares). Its rows are the required inputs, the options table's per-request rows
-(``tfstyle.options``, scope ``REQUEST``) and the part inputs of a run in parts. No TensorFlow
-at import.
+(``tfstyle.options``, scope ``REQUEST``), the masks, and the part inputs of a run in parts. No
+TensorFlow at import.
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ ITERATIONS = "iterations"
 RETURN_IMAGE = "return_image"
 START_STEP = "start_step"
 STOP_STEP = "stop_step"
+MASK = "mask"
+CONTENT_MASK = "content_mask"
+STYLE_MASK = "style_mask"
 # (Named "_bytes": TF Serving's REST API answers a string output as base64 only under such a name.)
 RESUME_BYTES = "resume_bytes"
 
@@ -69,6 +72,19 @@ REQUIRED_INPUTS = (
     # ITERATIONS: the options table's row (below).
 )  # fmt: skip
 
+#: Where the style goes (``tfstyle.masks``; the options ``masks``, ``content_mask`` and
+#: ``style_masks`` of ``transfer`` for its one style). Each an encoded image or "" (none): a
+#: request that sends none runs as a model without masks does, the same graph.
+MASK_INPUTS = (
+    Tensor(MASK, "string", "Where the style goes: an image with the content's aspect ratio (any "
+           "resolution; white = the style, black = the content alone, grays in between); none: "
+           "everywhere.", ""),
+    Tensor(CONTENT_MASK, "string", "The content loss's weight per position (an image like "
+           "`mask`, its gray levels relative weights); none: the same weight everywhere.", ""),
+    Tensor(STYLE_MASK, "string", "The region of the style image its statistics are taken from "
+           "(an image with the style's aspect ratio); none: the whole style image.", ""),
+)  # fmt: skip
+
 #: A run in parts, each a request: a part takes the steps [START_STEP, STOP_STEP) of the run's
 #: ITERATIONS, from the RESUME_BYTES output of the part that stopped at START_STEP.
 PART_INPUTS = (
@@ -98,15 +114,15 @@ OUTPUTS = (
 @functools.cache
 def stylize_inputs() -> tuple[Tensor, ...]:
     """Every input of the ``stylize`` signature, in order: content, style, iterations, the
-    per-request options (default: the export's value), the part inputs. ``serving_default``
-    takes the first three."""
+    per-request options (default: the export's value), the masks, the part inputs.
+    ``serving_default`` takes the first three."""
     from tfstyle import options  # imports TensorFlow
 
     required = tuple(Tensor(o.name, o.dtype, o.help) for o in options.OPTIONS
                      if o.scope == options.INPUT)  # fmt: skip
     request = tuple(Tensor(o.name, o.dtype, o.help, EXPORTED, option=True)
                     for o in options.OPTIONS if o.scope == options.REQUEST)  # fmt: skip
-    return REQUIRED_INPUTS + required + request + PART_INPUTS
+    return REQUIRED_INPUTS + required + request + MASK_INPUTS + PART_INPUTS
 
 
 def inputs_by_name() -> dict[str, Tensor]:

@@ -124,18 +124,28 @@ def urls_of(url) -> list[str]:
     return items
 
 
+#: The mask inputs of the ``stylize`` signature (``signature.MASK_INPUTS``): images, sent
+#: encoded (``encoded_masks``).
+MASKS = tuple(t.name for t in sig.MASK_INPUTS)
+
+
 def check_request(iterations: int, signature_name: str, options: dict) -> None:
     """Refuse a bad ``iterations``, an unknown or bad per-request option, or options for a
-    signature that takes none (the options table's rules, as the served graph checks them)."""
+    signature that takes none (the options table's rules, as the served graph checks them).
+    ``options`` may hold the mask inputs (``MASKS``), each an image or None."""
     from tfstyle.options import BY_NAME, REQUEST_OPTIONS
 
     BY_NAME[sig.ITERATIONS].check(iterations)
-    unknown = sorted(set(options) - set(REQUEST_OPTIONS))
+    allowed = [*REQUEST_OPTIONS, *MASKS]
+    unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ValueError(
-            f"unknown request option(s) {', '.join(unknown)}; allowed: {', '.join(REQUEST_OPTIONS)}"
+            f"unknown request option(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}"
         )
+    options = {n: v for n, v in options.items() if not (n in MASKS and v is None)}
     for name, value in options.items():
+        if name in MASKS:
+            continue  # an image: read and checked by encoded_masks, decoded by the server
         if name == "init" and value not in BY_NAME["init"].choices:
             allowed = ", ".join(repr(c) for c in BY_NAME["init"].choices)
             raise ValueError(f"init must be one of {allowed} in a request; got {value!r}")
@@ -147,16 +157,33 @@ def check_request(iterations: int, signature_name: str, options: dict) -> None:
         )
 
 
-def encode_input(image: images.ImageLike, name: str) -> bytes:
-    """Encoded image bytes to send: files and bytes as they are, anything else as PNG."""
+def encode_input(image: images.ImageLike, name: str, background: str = "white") -> bytes:
+    """Encoded image bytes to send: PNG, JPEG, GIF and BMP files and bytes as they are (what the
+    served model decodes), anything else read here (``images.load_image``: a file that is not
+    an image fails here, named) and sent as PNG, its transparency over ``background``."""
     if isinstance(image, (bytes, bytearray)):
-        return bytes(image)
-    if isinstance(image, (str, os.PathLike)):
+        data = bytes(image)
+    elif isinstance(image, (str, os.PathLike)):
         # a regular file (never a FIFO or a device, which would block), bounded before it is read
-        return files.read_regular(image, name, images._MAX_ENCODED_BYTES)
+        data = files.read_regular(image, name, images._MAX_ENCODED_BYTES)
+    else:
+        data = None
+    if data is not None and data.startswith(images._MAGIC):
+        return data
+    pixels = images.load_image(image, name, background)  # a path is read again: named
     buf = io.BytesIO()
-    images.to_pil(images.load_image(image, name)).save(buf, format="PNG")
+    images.to_pil(pixels).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def encoded_masks(options: dict) -> dict:
+    """``options`` with each mask input (``MASKS``) encoded for the request (``encode_input``),
+    and those that are None left out (the server's default: no mask)."""
+    return {
+        name: encode_input(value, name, background="black") if name in MASKS else value
+        for name, value in options.items()
+        if not (name in MASKS and value is None)
+    }
 
 
 def describe(err: BaseException | str) -> str:

@@ -22,6 +22,7 @@ from tfstyle.client.arguments import (
     check_version,
     deadline_for,
     encode_input,
+    encoded_masks,
     servers_of,
     urls_of,
 )  # fmt: skip
@@ -55,7 +56,7 @@ def _whole_run(content, style, iterations, signature_name, version, options: dic
     check_version(version)
     return {
         sig.CONTENT: encode_input(content, "content"), sig.STYLE: encode_input(style, "style"),
-        sig.ITERATIONS: iterations, **options,
+        sig.ITERATIONS: iterations, **encoded_masks(options),
     }  # fmt: skip
 
 
@@ -87,7 +88,9 @@ def predict(
             ``deadline_for(iterations)``.
         retries: int. Retries when the server is unavailable (nothing ran). Defaults to 2.
         **options: per-request options of the stylize signature (``options.REQUEST_OPTIONS``);
-            those left out take the values the model was exported with.
+            those left out take the values the model was exported with. Also the masks
+            ``mask``, ``content_mask`` and ``style_mask`` (``signature.MASK_INPUTS``), each an
+            image in any form ``content`` takes, or None for none.
 
     Raises:
         ServingError: the request failed (one-line message with the reason).
@@ -191,7 +194,8 @@ def stylize(
             objective and the result so far (a PIL image at the output's size). Defaults to
             None.
         **options: per-request options (``options.REQUEST_OPTIONS``); those left out take the
-            values the model was exported with.
+            values the model was exported with. Also the masks ``mask``, ``content_mask`` and
+            ``style_mask`` (``signature.MASK_INPUTS``), each an image or None.
 
     Raises:
         ServingError: a bad request or model (one line, the reason).
@@ -213,6 +217,7 @@ def stylize(
     try:
         content_bytes = encode_input(content, "content")
         style_bytes = encode_input(style, "style")
+        options = encoded_masks(options)
         defaults = transport.defaults(model, version, min(timeout or math.inf, METADATA_TIMEOUT_S))
         if sig.START_STEP not in defaults:  # exported before parts existed: one request
             chunk = max(iterations, 1)
