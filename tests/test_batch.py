@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import struct
 import subprocess
 import sys
@@ -314,6 +315,15 @@ def test_inputs_named_by_globs_and_odd_names(tmp_path):
     assert batch_files.list_inputs(str(tmp_path / "in" / "[b].png"), out)[1] == [
         str(tmp_path / "in" / "[b].png")
     ]
+    # So is a directory (issue 29: "g[1]" was read as a pattern, and found no file).
+    (tmp_path / "in").rename(tmp_path / "g[1]")
+    root, found = batch_files.list_inputs(str(tmp_path / "g[1]"), out)
+    assert [os.path.relpath(p, root) for p in found] == [
+        "[b].png",
+        "a.png",
+        "gone.png",
+        "sub/c.png",
+    ]
 
 
 def test_only_a_complete_output_is_skipped(tmp_path):
@@ -412,6 +422,38 @@ def test_batchs_own_file_names_are_never_an_outputs(inputs, tmp_path, capsys):
     [line] = capsys.readouterr().err.strip().splitlines()
     assert "failed.jsonl' exists and is not a file" in line
     assert kept.read_text() == "mine" and not (out / "x.png.png").exists()
+
+    # A file of that name that an earlier run did not write is not replaced either.
+    kept.unlink()
+    kept.parent.rmdir()
+    notes = out / batch_files.DEAD_LETTER
+    notes.write_text("my precious notes\n")
+    assert cli.main(argv) == 1
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "failed.jsonl' exists and is not batch's list of failed inputs" in line
+    assert notes.read_text() == "my precious notes\n" and not (out / "x.png.png").exists()
+    # An earlier run's list (or an empty file) is this run's to replace.
+    notes.write_text('{"input": "a.png", "error": "content: not an image"}\n')
+    assert batch_files.check_own_names(str(out), set()) is None
+
+
+def test_a_fifo_or_dangling_link_at_an_output_name_fails_that_input(inputs, tmp_path):
+    """Not replaced, and failed before its work (issue 29)."""
+    for name in ("x.png", "y.png"):
+        _one_image(tmp_path / "src" / name)
+    out = tmp_path / "out"
+    out.mkdir()
+    os.mkfifo(out / "x.png.png")
+    (out / "y.png.png").symlink_to(tmp_path / "nowhere.png")
+    counts = batch.run(str(tmp_path / "src"), str(inputs / "style.png"), str(out),
+                       workers=1, progress=False, **OPTIONS)  # fmt: skip
+    assert (counts.done, counts.failed) == (0, 2)
+    records = [json.loads(line) for line in (out / "failed.jsonl").read_text().splitlines()]
+    errors = sorted(r["error"] for r in records)
+    assert "exists and is a FIFO, not a regular file" in errors[0]
+    assert "exists and is a link to nothing, not a regular file" in errors[1]
+    assert stat.S_ISFIFO(os.lstat(out / "x.png.png").st_mode)
+    assert os.path.islink(out / "y.png.png")
 
 
 def test_a_stopped_batch_removes_only_its_own_files(inputs, tmp_path, monkeypatch, capsys):

@@ -204,7 +204,10 @@ def bad_files(tmp_path_factory):
         (["{content}", "{style}", "--init", "{text}"], "init: "),
         (["{content}", "{style}", "--size", "8"], "size must be between 16 and"),
         (["{content}", "{style}", "--size", "100000"], "size must be between 16 and"),
-        (["{content}", "{style}", "--size", "big"], "invalid int value: 'big'"),
+        (
+            ["{content}", "{style}", "--size", "big"],
+            "argument --size: expected an integer (ASCII digits); got 'big'",
+        ),
         # Negative numbers argparse took for options (issue 29): the option's own check.
         (["{content}", "{style}", "--style-weight", "-inf"], "style_weight must be a finite"),
         (["{content}", "{style}", "--learning-rate", "-1e-320"], "learning_rate must be a"),

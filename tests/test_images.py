@@ -176,3 +176,42 @@ def test_transfer_gives_the_same_pixels_for_a_path_and_an_array(tmp_path):
     by_path = tfstyle.transfer(str(path), style, **run)
     by_array = tfstyle.transfer(pixels, style, **run)
     np.testing.assert_array_equal(np.asarray(by_path), np.asarray(by_array))
+
+
+def _gif(frames: list, canvas: tuple | None = None) -> bytes:
+    """A GIF of ``frames`` (H x W x 3 uint8 arrays), its header's canvas (width, height)
+    replaced by ``canvas`` if given (a file can claim anything)."""
+    buf = io.BytesIO()
+    pictures = [PIL.Image.fromarray(f).convert("P") for f in frames]
+    pictures[0].save(buf, "GIF", save_all=True, append_images=pictures[1:])
+    data = bytearray(buf.getvalue())
+    if canvas is not None:
+        data[6:10] = canvas[0].to_bytes(2, "little") + canvas[1].to_bytes(2, "little")
+    return bytes(data)
+
+
+def test_a_gif_is_bounded_by_its_frames_not_its_header():
+    """TensorFlow decodes every frame of a GIF at the frame's own size: a small file whose header
+    claims a small canvas could hold frames of 65535 px, or many large ones. The frames' sizes
+    are read from their descriptors before any pixel (issue 29)."""
+    rng = np.random.default_rng(0)
+
+    def frame(h, w):
+        return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+    def decode(data):
+        return images.decode(tf.constant(data), "content", max_side=64).numpy()
+
+    assert decode(_gif([frame(30, 40), frame(30, 40)])).shape == (30, 40, 3)  # 2400 px in all
+    with pytest.raises(tf.errors.InvalidArgumentError) as err:
+        decode(_gif([frame(100, 60)], canvas=(32, 24)))  # a frame larger than the canvas
+    assert "content: the GIF's first 1 frames declare up to 100 px a side and 6000 pixels" in (
+        err.value.message
+    )
+    with pytest.raises(tf.errors.InvalidArgumentError, match="and 7200 pixels in all; each side"):
+        decode(_gif([frame(60, 60) for _ in range(3)]))  # each within 64 px; 3 are too many
+    # Through load_image: one line, the limit of an input (8192 px).
+    big = _gif([np.zeros((8200, 10, 3), np.uint8)], canvas=(10, 10))
+    with pytest.raises(ValueError, match="up to 8200 px a side and 82000 pixels in all; each side "
+                       "must be at most 8192 px"):  # fmt: skip
+        images.load_image(big, "style")

@@ -286,3 +286,71 @@ def test_a_batch_takes_one_mask_for_every_input(tmp_path):
     with open(tmp_path / "out" / "failed.jsonl") as f:
         (failure,) = [json.loads(line) for line in f]
     assert "tall.png" in failure["input"] and "masks[0]: a 64x48 mask" in failure["error"]
+
+
+def test_a_batch_takes_each_inputs_own_masks_from_a_mask_dir(tmp_path):
+    """``mask_dir``: an input's own masks by the naming rule (``batch_files.masks_for``), the
+    run's masks where it has none; an input with masks for some styles only fails, named."""
+    pytest.importorskip("apache_beam")
+    import PIL.Image
+
+    from tfstyle import batch, batch_files
+
+    rng = np.random.default_rng(1)
+    src, masks_dir = tmp_path / "in", tmp_path / "masks"
+    for name in ("a.png", "sub/b.jpg", "c.png"):
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        _png(src / name, rng.random((48, 64, 3)))
+    (masks_dir / "sub").mkdir(parents=True)
+    own_a = _png(masks_dir / "a.png.mask1.png", _left(24, 32))
+    own_b = _png(masks_dir / "sub" / "b.jpg.mask1.png", _left(48, 64, other=0.3))
+    content_b = _png(masks_dir / "sub" / "b.jpg.content.png", _left(48, 64, 0.2, 1.0))
+    style = _png(tmp_path / "style.png", rng.random((48, 48, 3)))
+    run_mask = _png(tmp_path / "mask.png", _left(48, 64, 0.0, 1.0))  # the right half
+    options = dict(size=32, iterations=3, weights=None, seed=0, precision="float32")
+    counts = batch.run(str(src), style, str(tmp_path / "out"), workers=1, progress=False,
+                       mask_dir=str(masks_dir), masks=[run_mask], **options)  # fmt: skip
+    assert (counts.done, counts.failed) == (3, 0)
+    for name, given in (("a.png", {"masks": [own_a]}),
+                        ("sub/b.jpg", {"masks": [own_b], "content_mask": content_b}),
+                        ("c.png", {"masks": [run_mask]})):  # fmt: skip
+        expected = tfstyle.transfer(str(src / name), style, progress=False, **given, **options)
+        written = PIL.Image.open(tmp_path / "out" / (name + ".png"))
+        np.testing.assert_array_equal(np.asarray(written), np.asarray(expected), err_msg=name)
+    # The masks change the result (the comparison is not between equal images).
+    plain = tfstyle.transfer(str(src / "a.png"), style, progress=False, **options)
+    assert not np.array_equal(np.asarray(plain), np.asarray(PIL.Image.open(
+        tmp_path / "out" / "a.png.png")))  # fmt: skip
+
+    # Masks for some of the styles only, or one mask twice: that input fails, named.
+    root, path = str(src), str(src / "a.png")
+    with pytest.raises(ValueError, match=r"a.png.mask1.png' is there but not .*a.png.mask2'"):
+        batch_files.masks_for(path, root, str(masks_dir), 2)
+    _png(masks_dir / "a.png.mask1.jpg", _left(24, 32))
+    with pytest.raises(ValueError, match="are one mask twice: keep one"):
+        batch_files.masks_for(path, root, str(masks_dir), 1)
+    # A mask directory inside the inputs' would have its masks stylised as inputs.
+    with pytest.raises(ValueError, match="mask_dir: .* is inside the input directory"):
+        batch.run(str(tmp_path), style, str(tmp_path / "out2"), mask_dir=str(masks_dir),
+                  **options)  # fmt: skip
+
+
+def test_a_transparent_part_of_a_mask_is_black():
+    """A mask drawn on a transparent layer selects what was drawn (an image's transparency is
+    white); the API and the served model read it alike."""
+    import io
+
+    import PIL.Image
+
+    from tfstyle import images
+
+    rgba = np.zeros((48, 64, 4), np.uint8)
+    rgba[:, :32] = 255  # opaque white on the left, transparent on the right
+    buf = io.BytesIO()
+    PIL.Image.fromarray(rgba).save(buf, format="PNG")
+    mask = masks.load(buf.getvalue(), "masks[0]")
+    assert mask[:, :32].min() == 1 and mask[:, 32:].max() == 0
+    served = masks.decoded(tf.constant(buf.getvalue()), "mask", tf.zeros((48, 64, 3)))
+    np.testing.assert_array_equal(served.numpy(), mask)
+    np.testing.assert_array_equal(masks.load(rgba, "masks[0]"), mask)  # an array, the same
+    assert images.load_image(buf.getvalue(), "content")[:, 32:].min() == 1  # an image: white

@@ -75,6 +75,7 @@ def run(
     workers: int | None = None,
     pipeline_args: Sequence[str] = (),
     progress: bool = True,
+    mask_dir: str | None = None,
     **kwargs,
 ) -> Counts:
     """Stylise every image CONTENT names, one PNG each under ``out_dir``, on Apache Beam.
@@ -96,6 +97,11 @@ def run(
         workers: local worker processes; None: ``DEFAULT_WORKERS``. Local runner only.
         pipeline_args: Beam pipeline options (``["--project", "p", ...]``), passed through.
         progress: show a progress bar (outputs written / to write). Defaults to True.
+        mask_dir: a directory of masks per input (``batch_files.masks_for``): the input
+            ``CONTENT/trip/a.jpg`` takes ``mask_dir/trip/a.jpg.mask1.png`` (one per style,
+            numbered from 1, any image extension) and ``mask_dir/trip/a.jpg.content.png`` (its
+            content map) where they exist, and the ``masks`` and ``content_mask`` options
+            where not. Not inside CONTENT. Defaults to None.
         **kwargs: the options of ``tfstyle.transfer`` but ``callback``, ``callback_every`` and
             ``progress``.
 
@@ -136,6 +142,8 @@ def run(
     _stylizer(styles, kwargs)  # checks the options and images now, not on the workers
     out_dir = batch_files.absolute(out_dir)
     root, inputs = batch_files.list_inputs(batch_files.absolute(content), out_dir)
+    if mask_dir is not None:
+        mask_dir = _checked_mask_dir(mask_dir, root)
     todo = {batch_files.output_path(p, root, out_dir) for p in inputs}
     batch_files.check_own_names(out_dir, todo)  # before OUT_DIR is made: a refused run makes none
     batch_files.check_out_dir(out_dir)
@@ -151,7 +159,7 @@ def run(
         failures = (
             pipeline
             | "Inputs" >> beam.Create(inputs)
-            | "Stylize" >> Stylize(styles, out_dir, root=root, **kwargs)
+            | "Stylize" >> Stylize(styles, out_dir, root=root, mask_dir=mask_dir, **kwargs)
         )
         dead_letter = FileSystems.join(staging, batch_files.DEAD_LETTER)
         _ = (
@@ -164,6 +172,22 @@ def run(
             totals[counter.key.metric.name] += value or 0
         batch_files.publish(dead_letter, out_dir)
     return Counts(**totals)
+
+
+def _checked_mask_dir(mask_dir, root: str) -> str:
+    """``mask_dir`` as an absolute path or URL, checked: a directory (a local one exists), not
+    where the inputs are (its masks would be stylised as inputs)."""
+    if not isinstance(mask_dir, str) or not mask_dir.strip():
+        raise ValueError(f"mask_dir: a path or URL is needed; got {mask_dir!r}")
+    mask_dir = batch_files.absolute(mask_dir)
+    if "://" not in mask_dir and not os.path.isdir(mask_dir):
+        raise FileNotFoundError(f"mask_dir: no such directory: {mask_dir!r}")
+    if batch_files._inside(mask_dir, root) is not None:  # noqa: SLF001
+        raise ValueError(
+            f"mask_dir: {mask_dir!r} is inside the input directory {root!r}, whose images are "
+            "all inputs: put the masks beside it"
+        )
+    return mask_dir
 
 
 def _runner_and_options(runner: str | None, workers: int, pipeline_args: Sequence[str]):
@@ -232,13 +256,21 @@ def add_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output directory")
     flags.add_options(p, BATCH_OPTIONS)
     p.add_argument(
+        "--mask-dir",
+        default=None,
+        metavar="DIR",
+        help="masks per input: CONTENT/x/a.jpg takes DIR/x/a.jpg.mask1.png, .mask2.png, ... (one "
+        "per style, any image extension) and DIR/x/a.jpg.content.png (its content map) where "
+        "they exist, --mask and --content-mask where not",
+    )
+    p.add_argument(
         "--runner",
         default=None,
         help="Beam runner: DataflowRunner, FlinkRunner, SparkRunner, ... (default: local)",
     )
     p.add_argument(
         "--workers",
-        type=int,
+        type=flags.integer,
         default=None,
         metavar="N",
         help=f"local worker processes (default {DEFAULT_WORKERS}: TensorFlow already uses every "
@@ -278,7 +310,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         counts = run(
             args.content, args.style, args.output, runner=args.runner, workers=args.workers,
-            pipeline_args=args.beam_args, progress=not args.quiet, **values,
+            pipeline_args=args.beam_args, progress=not args.quiet, mask_dir=args.mask_dir,
+            **values,
         )  # fmt: skip
     except KeyboardInterrupt as stop:  # run() has removed its own temporary files
         how = "terminated" if isinstance(stop, _Terminated) else "interrupted"
@@ -407,14 +440,21 @@ class _Model:
             self.loads, self.targets = 0, computed
 
 
-def _stylize(model: _Model, job: tuple[str, str]) -> bytes | _Failure:
+def _stylize(model: _Model, job: tuple) -> bytes | _Failure:
     """The PNG of ``job``'s input path stylised, or why it failed; ``job`` is (input path,
-    output path), and an output name the file system cannot have fails before the work."""
-    path, output = job
+    output path, its masks: ``Stylize``'s). An output name the file system cannot have, or a
+    FIFO, a device or a link to nothing already at that name (``files.check_replaceable``),
+    fails before the work."""
+    path, output, (own, content_mask) = job
     try:
         if "://" not in output:
             files.check_name_length(output, "output")
-        image = model.stylizer(_read(path, "content"))
+            files.check_replaceable(output)
+        if isinstance(own, str):  # its masks could not be told (batch_files.masks_for)
+            raise ValueError(own)
+        masks = None if own is None else [_read(m, f"masks[{k}]") for k, m in enumerate(own)]
+        content_mask = None if content_mask is None else _read(content_mask, "content_mask")
+        image = model.stylizer(_read(path, "content"), masks=masks, content_mask=content_mask)
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
         return buffer.getvalue()
@@ -428,7 +468,7 @@ def _write(result) -> list[dict]:
     """Write a ``PredictionResult``'s PNG atomically; a failure's record for the dead letter."""
     from apache_beam.metrics import Metrics
 
-    path, output = result.example
+    path, output, _ = result.example
     error = result.inference.error if isinstance(result.inference, _Failure) else None
     if error is None:
         try:
@@ -454,7 +494,8 @@ def _beam_classes() -> None:
     class StyleModelHandler(ModelHandler):
         """A Beam ``ModelHandler`` that stylises one image per call, for ``RunInference``.
 
-        An example is ``(input path, output path)``; its inference is the PNG bytes of the
+        An example is ``(input path, output path, its masks)`` (``batch_files.masks_for``'s
+        answer, or an error message in place of the masks); its inference is the PNG bytes of the
         stylised input, or a ``_Failure`` saying why not. ``load_model`` (once per worker
         process: Beam shares the model between the worker's threads) reads the style images
         and builds the network; the style targets are then computed once per scale.
@@ -508,23 +549,33 @@ def _beam_classes() -> None:
             ... )
         """
 
-        def __init__(self, style: str | Sequence[str], out_dir: str, *, root: str, **options):
+        def __init__(
+            self, style: str | Sequence[str], out_dir: str, *, root: str,
+            mask_dir: str | None = None, **options,
+        ):  # fmt: skip
             super().__init__()
             self.style = [style] if isinstance(style, str) else list(style)
             self.out_dir, self.root, self.options = out_dir, root, options
+            self.mask_dir = mask_dir
             _stylizer(self.style, options)
 
         def expand(self, paths):
-            out_dir, root = self.out_dir, self.root
+            out_dir, root, mask_dir, styles = self.out_dir, self.root, self.mask_dir, self.style
 
-            def to_do(path: str) -> list[tuple[str, str]]:
+            def to_do(path: str) -> list[tuple]:
                 from apache_beam.metrics import Metrics
 
                 output = batch_files.output_path(path, root, out_dir)
                 if batch_files.complete(output):  # outputs appear only when they are complete
                     Metrics.counter(NAMESPACE, "skipped").inc()
                     return []
-                return [(path, output)]
+                found = (None, None)
+                if mask_dir is not None:
+                    try:
+                        found = batch_files.masks_for(path, root, mask_dir, len(styles))
+                    except ValueError as err:  # that input fails, named
+                        found = (str(err), None)
+                return [(path, output, found)]
 
             return (
                 paths

@@ -8,6 +8,7 @@ needs it (``gs://`` and the other schemes Beam has installed work wherever it do
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import uuid
@@ -74,15 +75,21 @@ def list_inputs(content: str, out_dir: str) -> tuple[str, list[str]]:
     if local and os.path.isfile(content):  # taken as it is, even with "[" or "*" in its name
         return root, [content]
     found = []
-    for meta in FileSystems.match([pattern])[0].metadata_list:
-        relative = _inside(meta.path, root)
+    # A local directory is walked, not matched: its name is no pattern ("g[1]" is itself).
+    listed = (
+        [os.path.join(d, n) for d, _, names in os.walk(root) for n in names]
+        if local and wanted
+        else [meta.path for meta in FileSystems.match([pattern])[0].metadata_list]
+    )
+    for path in listed:
+        relative = _inside(path, root)
         if relative is None or any(p.startswith(".") for p in relative.split("/")):
             continue  # hidden, e.g. an interrupted output's temporary file
-        if _inside(meta.path, out_dir) is not None:
+        if _inside(path, out_dir) is not None:
             continue  # an output of an earlier run
-        if wanted and not meta.path.lower().endswith(wanted):
+        if wanted and not path.lower().endswith(wanted):
             continue
-        found.append(meta.path)
+        found.append(path)
     if "/**/" in pattern:  # "**" also stands for no directory: photos/**/*.jpg has photos/x.jpg
         top = pattern.replace("/**/", "/", 1)
         found += [
@@ -101,7 +108,7 @@ def list_inputs(content: str, out_dir: str) -> tuple[str, list[str]]:
                         and path.lower().endswith(wanted) and _inside(path, out_dir) is None
                         and not any(p.startswith(".") for p in relative.split("/"))):  # fmt: skip
                     found.append(path)
-        found = sorted(found)
+        found = sorted(set(found))
     if not found:
         what = f"no image files ({', '.join(wanted)})" if wanted else "no files"
         raise ValueError(f"content: {what} in {content!r} (outside OUT_DIR, not hidden)")
@@ -117,6 +124,45 @@ def output_path(path: str, root: str, out_dir: str) -> str:
     if not relative:
         raise ValueError(f"{path!r} is not under the input root {root!r}")
     return file_systems().join(out_dir, relative + ".png")
+
+
+#: How an input's own masks are named under ``mask_dir`` (``masks_for``): ``{name}`` is the
+#: input's path relative to CONTENT's root (extension kept), ``{k}`` the style's number from 1.
+MASK_NAME = "{name}.mask{k}"
+CONTENT_MASK_NAME = "{name}.content"
+
+
+def masks_for(path: str, root: str, mask_dir: str, styles: int) -> tuple:
+    """The masks of input ``path`` (under ``root``) found in ``mask_dir``: ``(masks, content
+    mask)``, each None where not found. ``masks`` is one path per style, named
+    ``mask_dir/<path relative to root>.mask<k>.<ext>`` (k from 1, any image extension of
+    ``IMAGE_EXTENSIONS``), the content mask ``...<relative>.content.<ext>``: for
+    ``photos/trip/a.jpg`` (CONTENT ``photos``), ``masks/trip/a.jpg.mask1.png``.
+
+    Raises:
+        ValueError: some of the styles' masks found but not all, or two files for one mask.
+    """
+    FileSystems = file_systems()
+    relative = _inside(path, root)
+    base = FileSystems.join(mask_dir, relative)
+
+    def find(stem: str) -> str | None:
+        found = [stem + ext for ext in IMAGE_EXTENSIONS if FileSystems.exists(stem + ext)]
+        if len(found) > 1:
+            raise ValueError(f"masks: {', '.join(map(repr, found))} are one mask twice: keep one")
+        return found[0] if found else None
+
+    own = [find(MASK_NAME.format(name=base, k=k + 1)) for k in range(styles)]
+    content = find(CONTENT_MASK_NAME.format(name=base))
+    if not any(own):
+        return None, content
+    if not all(own):
+        missing = MASK_NAME.format(name=base, k=own.index(None) + 1)
+        raise ValueError(
+            f"masks: {next(m for m in own if m)!r} is there but not {missing!r}.<ext>: an "
+            f"input's masks come one per style ({styles}) or not at all"
+        )
+    return own, content
 
 
 def _inside(path: str, directory: str) -> str | None:
@@ -160,6 +206,30 @@ def check_own_names(out_dir: str, outputs: set[str]) -> None:
             f"OUT_DIR: {own!r} exists and is not a file; batch writes its list of failed inputs "
             "there: move it away or choose another OUT_DIR"
         )
+    if "://" not in out_dir and os.path.isfile(own) and not _own_dead_letter(own):
+        raise ValueError(
+            f"OUT_DIR: {own!r} exists and is not batch's list of failed inputs (a line that is "
+            "not one of its records); a run replaces that file: move it away or choose another "
+            "OUT_DIR"
+        )
+
+
+#: Largest dead-letter file of an earlier run read to recognise it (about 300,000 records).
+_MAX_DEAD_LETTER = 64 * 2**20
+
+
+def _own_dead_letter(path: str) -> bool:
+    """Whether the file at ``path`` is an earlier run's dead-letter file (empty, or JSON lines
+    of ``{"input": ..., "error": ...}`` records), which a run may replace."""
+    try:
+        data = files.read_regular(path, "OUT_DIR", _MAX_DEAD_LETTER)
+        for line in data.decode("utf-8").splitlines():
+            record = json.loads(line)
+            if not (isinstance(record, dict) and set(record) == {"input", "error"}):
+                return False
+    except (OSError, ValueError):  # unreadable, too large, not UTF-8 or not JSON
+        return False
+    return True
 
 
 @contextlib.contextmanager
@@ -236,6 +306,8 @@ def write(data: bytes, output: str) -> None:
     FileSystems = file_systems()
     from apache_beam.io.filesystem import CompressionTypes
 
+    if "://" not in output:  # a FIFO, a device or a link to nothing there is not replaced
+        files.check_replaceable(output)
     directory, name = FileSystems.split(output)
     temporary = FileSystems.join(directory, f".{name[:64]}.tmp-{uuid.uuid4().hex}")
     try:

@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     flags.add_options(p)
     p.add_argument(
         "--save-every",
-        type=int,
+        type=flags.integer,
         default=0,
         metavar="N",
         help="also write the image every N steps, as OUT.NNNN.png",
@@ -76,8 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
         f"{signature.MODEL_DIR}.",
     )
     for name, row in limits.items():
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=row.default,
-                       help=f"{row.help} Defaults to {row.default}.")  # fmt: skip
+        p.add_argument(
+            "--" + name.replace("_", "-"), type=flags.integer, default=row.default,
+            help=f"{row.help} Defaults to {row.default}.",
+        )  # fmt: skip
     p.add_argument("--no-warmup", action="store_true", help="do not write warm-up requests")
     flags.add_options(p, options.EXPORT_OPTIONS, defaults=export.EXPORT_DEFAULTS)
 
@@ -111,35 +113,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--iterations",
-        type=int,
+        type=flags.integer,
         default=options.DEFAULTS["iterations"],
         help=options.BY_NAME["iterations"].help,
     )
     p.add_argument(
         "--chunk",
-        type=int,
+        type=flags.integer,
         default=client.DEFAULT_CHUNK,
         metavar="N",
         help=f"steps per request, or 0 for the whole run in one request. Defaults to "
         f"{client.DEFAULT_CHUNK}.",
     )
     p.add_argument("--model", default=signature.MODEL_NAME, help=helps["model"])
-    p.add_argument("--version", type=int, default=None, help=helps["version"])
+    p.add_argument("--version", type=flags.integer, default=None, help=helps["version"])
     p.add_argument(
         "--signature",
         default=None,
         help="signature name of a --chunk 0 request; default serving_default, or stylize when "
         "any option below is given",
     )
-    p.add_argument("--timeout", type=float, default=None, help=helps["timeout"])
+    p.add_argument("--timeout", type=flags.number, default=None, help=helps["timeout"])
     p.add_argument("-q", "--quiet", action="store_true", help=_QUIET_HELP)
     flags.add_options(p, options.REQUEST_OPTIONS, unset=True)
+    for mask in signature.MASK_INPUTS:
+        p.add_argument(f"--{mask.name.replace('_', '-')}", metavar="PATH", help=mask.help)
 
     p = commands.add_parser("status", help="model status from a model server (gRPC)")
     helps = _SERVING_HELP
     p.add_argument("--server", default="localhost:8500", help=helps["server"])
     p.add_argument("--model", default=signature.MODEL_NAME, help=helps["model"])
-    p.add_argument("--version", type=int, default=None, help=helps["version"])
+    p.add_argument("--version", type=flags.integer, default=None, help=helps["version"])
 
     from tfstyle import batch  # imports Apache Beam only when a batch runs
 
@@ -150,8 +154,41 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 on success, 1 on any bad input, 130 on Ctrl-C,
     143 when ``batch`` is stopped by SIGTERM)."""
-    with _native_stderr_quiet():
+    with _native_stderr_quiet(), _unfailing_streams():
         return _main(argv)
+
+
+class _Unfailing:
+    """A text stream whose writes never fail: a progress bar or a "wrote" line that cannot be
+    shown (stderr on a full disk, a pipe whose reader left, a descriptor open read-only) must
+    not fail a run, or lose its image."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except (OSError, ValueError):
+            return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.flush()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _unfailing_streams():
+    """``sys.stdout`` and ``sys.stderr`` as ``_Unfailing`` streams while a command runs."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = (None if s is None else _Unfailing(s) for s in saved)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -255,7 +292,8 @@ def _native_stderr_quiet():
             raise
         finally:
             if on_fd2:
-                sys.stderr.close()
+                with contextlib.suppress(OSError, ValueError):  # its last flush may fail
+                    sys.stderr.close()
                 sys.stderr = python_stderr
             os.dup2(saved, 2)
             os.close(saved)
@@ -324,8 +362,10 @@ def _export(args: argparse.Namespace) -> int:
 def _request(args: argparse.Namespace) -> int:
     from tfstyle import client, files, options, signature
 
-    files.check_output(args.output, [args.content, args.style], size=args.size)
-    values = {n: getattr(args, n) for n in options.REQUEST_OPTIONS}
+    masks = [getattr(args, t.name) for t in signature.MASK_INPUTS]
+    files.check_output(args.output, [args.content, args.style, *masks], size=args.size)
+    names = [*options.REQUEST_OPTIONS, *(t.name for t in signature.MASK_INPUTS)]
+    values = {n: getattr(args, n) for n in names}
     values = {n: v for n, v in values.items() if v is not None}
     if args.chunk < 0:
         raise ValueError(f"--chunk must be >= 1 steps per request, or 0; got {args.chunk}")

@@ -94,12 +94,26 @@ def check_output(
         )
     check_writable_dir(os.path.dirname(os.path.abspath(path)), name)
     check_name_length(path, name)
+    check_replaceable(path, name)
     for source in inputs:
         if isinstance(source, (str, os.PathLike)) and _same_file(path, source):
             raise ValueError(
                 f"{name}: {path!r} is also an input ({os.fspath(source)!r}); "
                 f"writing it would destroy the input: choose another output path"
             )
+
+
+def check_replaceable(path, name: str = "output") -> None:
+    """Raise if something that is not a regular file is at ``path`` (a FIFO, a device, a
+    socket, a link to nothing): writing the output there would replace it. A regular file (or a
+    link to one) is replaced by the output, as asked."""
+    path = os.fspath(path)
+    if os.path.lexists(path) and not os.path.isfile(path):
+        kind = "a link to nothing" if not os.path.exists(path) else _kind(os.stat(path).st_mode)
+        raise ValueError(
+            f"{name}: {path!r} exists and is {kind}, not a regular file; writing the output "
+            "would replace it: choose another path or remove it"
+        )
 
 
 def _check_format(ext: str, name: str) -> None:

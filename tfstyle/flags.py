@@ -71,7 +71,7 @@ def add_options(
             "floats": "WEIGHT",
             "mask": "PATH",
         }.get(o.kind)
-        kind = {"int": int, "float": float, "weights": _weights_arg}.get(o.kind, str)
+        kind = {"int": integer, "float": number, "weights": _weights_arg}.get(o.kind, str)
         if unset:
             help_text = f"{o.help} Default: the exported model's."
             kind = _bool_arg if o.kind == "bool" else kind
@@ -87,7 +87,7 @@ def add_options(
                 + (" (none: that style's whole image)." if none else "."),
             )  # fmt: skip
         elif o.kind in ("layers", "floats"):
-            kind = float if o.kind == "floats" else str
+            kind = number if o.kind == "floats" else str
             parser.add_argument(
                 flag, nargs="+", type=kind, default=o.default, metavar=metavar, help=help_text
             )
@@ -100,6 +100,26 @@ def flag_name(option) -> str:
     per style image is singular, repeated (``--mask`` for ``masks``)."""
     name = option.name[:-1] if option.kind == "masks" else option.name
     return "--" + name.replace("_", "-")
+
+
+def integer(value: str) -> int:
+    """An ``int`` flag's value: ASCII digits only (``int`` takes "٣" and "２" as 3 and 2)."""
+    text = value.strip()
+    if not (text.isascii() and text.lstrip("+-").isdigit()):
+        raise argparse.ArgumentTypeError(f"expected an integer (ASCII digits); got {value!r}")
+    return int(text)
+
+
+def number(value: str) -> float:
+    """A ``float`` flag's value: ASCII only (``float`` takes "٣.٥"); inf and nan are read, and
+    refused by the option's own check."""
+    text = value.strip()
+    try:
+        if not text.isascii():
+            raise ValueError(text)
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number; got {value!r}") from None
 
 
 def _bool_arg(value: str) -> bool:

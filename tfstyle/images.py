@@ -26,7 +26,7 @@ MAX_INPUT_SIDE = 8192
 ImageLike = str | os.PathLike | bytes | PIL.Image.Image | np.ndarray | tf.Tensor
 
 
-def load_image(source: ImageLike, name: str = "image") -> np.ndarray:
+def load_image(source: ImageLike, name: str = "image", background: str = "white") -> np.ndarray:
     """Read an image from any supported source as RGB float32 ``(H, W, 3)`` in [0, 1].
 
     PNG, JPEG, GIF and BMP are decoded by ``decode``, the decoder the exported model runs, so
@@ -38,8 +38,10 @@ def load_image(source: ImageLike, name: str = "image") -> np.ndarray:
             part's ``resume_bytes``, ``encode_exact``, read bit for bit), a PIL image,
             or an array/tensor ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)`` of
             uint8, uint16 or float in [0, 1]. Grayscale, alpha, palette and 16-bit images are
-            converted to RGB (alpha is composited over white).
+            converted to RGB (alpha is composited over ``background``).
         name: the argument's name, used in error messages.
+        background: "white" (images) or "black" (masks: a transparent part selects nothing),
+            what a transparent pixel becomes. Defaults to "white".
 
     Raises:
         FileNotFoundError: a path that does not exist.
@@ -52,14 +54,16 @@ def load_image(source: ImageLike, name: str = "image") -> np.ndarray:
         # A regular file (not a directory, a device such as /dev/zero or a pipe), bounded in size
         # before it is read into memory.
         data = files.read_regular(path, name, _MAX_ENCODED_BYTES)
-        array = _decode_bytes(data, name, f"{path!r} is not a readable image file")
+        array = _decode_bytes(data, name, f"{path!r} is not a readable image file", background)
     elif isinstance(source, (bytes, bytearray, memoryview)):
-        array = _decode_bytes(bytes(source), name, "the bytes given are not an encoded image")
+        array = _decode_bytes(
+            bytes(source), name, "the bytes given are not an encoded image", background
+        )
     elif isinstance(source, PIL.Image.Image):
         _check_sides(source.height, source.width, name)
-        array = _pil_to_array(source, name)
+        array = _pil_to_array(source, name, background)
     elif isinstance(source, (np.ndarray, tf.Tensor)):
-        array = _array_to_rgb(np.asarray(source), name)
+        array = _array_to_rgb(np.asarray(source), name, background)
     else:
         raise ValueError(
             f"{name} must be a path, bytes, a PIL image, a NumPy array or a tensor; "
@@ -85,10 +89,10 @@ def _check_sides(height: int, width: int, name: str) -> None:
         raise ValueError(_sides_message(name).format(width, height))
 
 
-def _decode_bytes(data: bytes, name: str, not_image: str) -> np.ndarray:
+def _decode_bytes(data: bytes, name: str, not_image: str, background: str) -> np.ndarray:
     if data.startswith((*_MAGIC, EXACT_PREFIX)):  # EXACT_PREFIX: a served part's resume_bytes
         try:
-            array = decode_resume(tf.constant(data), name).numpy()
+            array = decode_resume(tf.constant(data), name, background=background).numpy()
         except tf.errors.InvalidArgumentError as err:
             message = checks.message_of(err)
             if message.startswith(f"{name}:"):
@@ -103,7 +107,7 @@ def _decode_bytes(data: bytes, name: str, not_image: str) -> np.ndarray:
                 img.height, img.width, name
             )  # before decoding: a small file can claim a lot
             img.load()
-            return _pil_to_array(img, name)
+            return _pil_to_array(img, name, background)
     except PIL.UnidentifiedImageError:  # its text names the buffer object: no help
         raise ValueError(f"{name}: {not_image} (not a format PIL knows)") from None
     except (PIL.Image.DecompressionBombError, OSError, SyntaxError) as err:
@@ -129,21 +133,23 @@ def _exif_orient(data: bytes, array: np.ndarray) -> np.ndarray:
     return array.reshape(-1, 3)[moved]
 
 
-def decode(data: tf.Tensor, name: str, max_side: int = MAX_INPUT_SIDE) -> tf.Tensor:
+def decode(
+    data: tf.Tensor, name: str, max_side: int = MAX_INPUT_SIDE, background: str = "white"
+) -> tf.Tensor:
     """Encoded PNG/JPEG/GIF/BMP bytes (a scalar string tensor) -> float RGB ``(H, W, 3)``.
 
     TensorFlow ops, run by the exported model and by ``load_image``. The size the header
-    declares is checked (each side at most ``max_side``) before the pixels are decoded; alpha is
-    composited over white; 16-bit PNGs keep their precision. Raises ``InvalidArgumentError``
-    naming ``name`` otherwise.
+    declares is checked (each side at most ``max_side``; a GIF's frames too) before the pixels
+    are decoded; alpha is composited over ``background`` ("white" or "black"); 16-bit PNGs keep
+    their precision. Raises ``InvalidArgumentError`` naming ``name`` otherwise.
     """
     # The decoders' own errors ("Invalid JPEG data") do not say which input: the name scope
     # does, and ``checks.message_of`` puts it in front.
     with tf.name_scope(checks.decoder_scope(name)):
-        return _decode(data, name, max_side)
+        return _decode(data, name, max_side, background)
 
 
-def _decode(data: tf.Tensor, name: str, max_side: int) -> tf.Tensor:
+def _decode(data: tf.Tensor, name: str, max_side: int, background: str) -> tf.Tensor:
     prefixes = tf.stack([tf.strings.substr(data, 0, len(m)) for m in _MAGIC])
     matches = tf.equal(prefixes, list(_MAGIC))
     with tf.control_dependencies(
@@ -167,6 +173,23 @@ def _decode(data: tf.Tensor, name: str, max_side: int) -> tf.Tensor:
         sides_ok = tf.maximum(height, width) <= max_side
     message = _sides_message(name, max_side)
     with tf.control_dependencies([checks.check(sides_ok, message, width, height)]):
+        data = tf.identity(data)
+    # A GIF's header gives its canvas; TensorFlow decodes every frame (each may be larger than
+    # the canvas, up to 65535 px a side) and returns the largest frame's size: the frames' own
+    # sizes are read too, before any pixel.
+    frames, side, area = tf.cond(
+        matches[3],
+        lambda: _gif_frames(data, max_side),
+        lambda: (tf.constant(1), tf.maximum(height, width), height * width),
+    )
+    gif_ok = checks.check(
+        (side <= max_side) & (area <= max_side * max_side),
+        f"{name}: the GIF's first {{}} frames declare up to {{}} px a side and {{}} pixels in "
+        f"all; each side must be at most {max_side} px, and the frames {max_side}x{max_side} "
+        f"pixels in all",
+        frames, side, area,
+    )  # fmt: skip
+    with tf.control_dependencies([gif_ok]):
         data = tf.identity(data)
 
     def rgba():  # PNG and BMP may carry alpha
@@ -194,7 +217,7 @@ def _decode(data: tf.Tensor, name: str, max_side: int) -> tf.Tensor:
 
     rgba = tf.cond(tf.reduce_any(matches[:2]), rgba, rgb)
     rgba.set_shape([None, None, 4])
-    return over_white(rgba)
+    return over(rgba, background)
 
 
 #: What starts an exact image (``encode_exact``), and tells it apart from an ordinary one.
@@ -248,7 +271,9 @@ def decode_exact(data: tf.Tensor, name: str, max_side: int = MAX_INPUT_SIDE) -> 
             return tf.identity(image)
 
 
-def decode_resume(data: tf.Tensor, name: str, max_side: int = MAX_INPUT_SIDE) -> tf.Tensor:
+def decode_resume(
+    data: tf.Tensor, name: str, max_side: int = MAX_INPUT_SIDE, background: str = "white"
+) -> tf.Tensor:
     """An image to continue from: ``encode_exact``'s string (bit for bit), or any image
     ``decode`` reads (PNG, JPEG, GIF, BMP); float32 ``(H, W, 3)``, each side at most
     ``max_side`` (a served model's ``max_size``: no run it does is larger)."""
@@ -256,7 +281,7 @@ def decode_resume(data: tf.Tensor, name: str, max_side: int = MAX_INPUT_SIDE) ->
     return tf.cond(
         exact,
         lambda: decode_exact(data, name, max_side),
-        lambda: decode(data, name, max_side),
+        lambda: decode(data, name, max_side, background),
     )
 
 
@@ -286,6 +311,63 @@ def _header_shape(data: tf.Tensor, matches: tf.Tensor):
 
     index = tf.argmax(tf.cast(matches, tf.int32), output_type=tf.int32)
     return tf.switch_case(index, [png, bmp, jpeg, gif])
+
+
+@tf.function(autograph=False)
+def _gif_frames(data: tf.Tensor, max_side: int):
+    """``(frames, largest side, pixels in all)`` of a GIF's frames, as their image descriptors
+    declare them (GIF89a: a block is an image, ``0x2C``, or an extension, ``0x21``, each followed
+    by data sub-blocks of a length byte and that many bytes, a zero length ending them). The walk
+    stops at the trailer, at anything else, at the end of the data, or once the frames exceed
+    ``max_side`` (one loop step a block or sub-block: a few thousand for a large GIF)."""
+    raw = tf.cast(tf.io.decode_raw(data, tf.uint8), tf.int64)
+    n = tf.size(raw, out_type=tf.int64)
+    raw = tf.concat([raw, tf.zeros([16], tf.int64)], 0)  # reads past the end read zeros
+
+    def at(i):
+        return raw[tf.minimum(tf.cast(i, tf.int64), n + 15)]
+
+    def table(flags):  # the size of a colour table a flags byte announces
+        size = 3 * tf.bitwise.left_shift(tf.constant(2, tf.int64), tf.bitwise.bitwise_and(flags, 7))
+        return tf.where(flags >= 128, size, 0)
+
+    def step(pos, in_blocks, frames, side, area):
+        def sub_block():
+            size = at(pos)
+            return pos + size + 1, size > 0, frames, side, area
+
+        def block():
+            def image():
+                w, h = at(pos + 5) + 256 * at(pos + 6), at(pos + 7) + 256 * at(pos + 8)
+                start = pos + 10 + table(at(pos + 9)) + 1  # + the LZW minimum code size
+                return (
+                    start,
+                    tf.constant(True),
+                    frames + 1,
+                    tf.maximum(side, tf.maximum(w, h)),
+                    (area + w * h),
+                )
+
+            def extension():
+                return pos + 2, tf.constant(True), frames, side, area
+
+            def end():
+                return n, tf.constant(False), frames, side, area
+
+            kind = at(pos)
+            index = tf.where(tf.equal(kind, 0x2C), 0, tf.where(tf.equal(kind, 0x21), 1, 2))
+            return tf.switch_case(index, [image, extension, end])
+
+        return tf.cond(in_blocks, sub_block, block)
+
+    limit = tf.constant(max_side, tf.int64)
+    _, _, frames, side, area = tf.while_loop(
+        lambda pos, _, frames, side, area: (pos < n) & (side <= limit) & (area <= limit * limit),
+        step,
+        (13 + table(at(10)), tf.constant(False), tf.constant(0, tf.int64),
+         tf.constant(0, tf.int64), tf.constant(0, tf.int64)),
+    )  # fmt: skip
+    return tf.cast(frames, tf.int32), side, area
 
 
 def _widened(pixels: tf.Tensor) -> tf.Tensor:
@@ -319,7 +401,15 @@ def over_white(rgba):
     return rgb * alpha + (1.0 - alpha)
 
 
-def _pil_to_array(img: PIL.Image.Image, name: str) -> np.ndarray:
+def over(rgba, background: str):
+    """Composite an ``(..., 4)`` RGBA float image (array or tensor) over ``background``,
+    "white" (``over_white``) or "black"."""
+    if background not in ("white", "black"):
+        raise ValueError(f"background must be 'white' or 'black'; got {background!r}")
+    return over_white(rgba) if background == "white" else rgba[..., :3] * rgba[..., 3:]
+
+
+def _pil_to_array(img: PIL.Image.Image, name: str, background: str = "white") -> np.ndarray:
     img = PIL.ImageOps.exif_transpose(img)
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16-bit grayscale: keep the precision instead of PIL's clipping conversion to "L".
@@ -327,11 +417,11 @@ def _pil_to_array(img: PIL.Image.Image, name: str) -> np.ndarray:
     if img.mode == "F":
         return _array_to_rgb(np.asarray(img, dtype=np.float32), name)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        return _array_to_rgb(np.asarray(img.convert("RGBA")), name)
+        return _array_to_rgb(np.asarray(img.convert("RGBA")), name, background)
     return _float_pixels(np.asarray(img.convert("RGB")))
 
 
-def _array_to_rgb(array: np.ndarray, name: str) -> np.ndarray:
+def _array_to_rgb(array: np.ndarray, name: str, background: str = "white") -> np.ndarray:
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
@@ -351,7 +441,7 @@ def _array_to_rgb(array: np.ndarray, name: str) -> np.ndarray:
     else:
         raise ValueError(f"{name}: image dtype must be uint8, uint16 or float; got {array.dtype}")
     if array.shape[-1] == 4:
-        array = over_white(array)
+        array = over(array, background)
     elif array.shape[-1] == 1:
         array = np.repeat(array, 3, axis=-1)
     return np.ascontiguousarray(array)

@@ -3,7 +3,8 @@
 
 A mask is an image at any resolution with the content's aspect ratio: white is "this style",
 black "not this style", grays in between (soft edges). It is read as the mean of its RGB
-channels, in [0, 1] (``load``). At each scale it is resized to the content's working size, then
+channels, in [0, 1] (``load``); a transparent part is black (a mask drawn on a transparent layer
+selects what was drawn). At each scale it is resized to the content's working size, then
 to each layer's feature map by the network's own pooling pattern, averaged (``layer_maps``: a
 VGG layer at stride ``2^p`` has ``floor`` halved rows ``p`` times, and so does the mask, each
 value the mean of the 2 x 2 pixels below it): the mask's value at a feature position is the
@@ -36,8 +37,8 @@ ASPECT_TOLERANCE = 0.02
 
 def load(source, name: str) -> np.ndarray:
     """A mask ``(H, W, 1)`` float32 in [0, 1]: any image ``images.load_image`` reads, as the mean
-    of its RGB channels (a grayscale image: its gray levels)."""
-    rgb = images.load_image(source, name)
+    of its RGB channels (a grayscale image: its gray levels), transparent parts black."""
+    rgb = images.load_image(source, name, background="black")
     return channel_mean(tf.constant(rgb)).numpy()
 
 
@@ -81,7 +82,7 @@ def decoded(data: tf.Tensor, name: str, image: tf.Tensor, of: str = "content") -
     shape = tf.shape(image)
 
     def given():
-        mask = channel_mean(images.decode(data, name))
+        mask = channel_mean(images.decode(data, name, background="black"))
         size = tf.shape(mask)
         ratio = tf.cast(size[1] * shape[0], tf.float64) / tf.cast(size[0] * shape[1], tf.float64)
         aspect = checks.check(

@@ -100,8 +100,11 @@ class Option:
                 raise ValueError(f"{name} must be {self.allowed(high)}; got {value}") from None
             too_low = value <= self.low if self.above else value < self.low
             too_high = high is not None and value > high
-            # float32 is what the graph computes in: 1e300 would become inf there.
-            if not math.isfinite(value) or abs(value) > _FLOAT32_MAX or too_low or too_high:
+            # float32 is what the graph computes in: 1e300 would become inf there, and a value
+            # that must be above the bound, 1e-320, would become the bound (0).
+            big = not math.isfinite(value) or abs(value) > _FLOAT32_MAX
+            too_low = too_low or (not big and self.above and float(np.float32(value)) <= self.low)
+            if big or too_low or too_high:
                 raise ValueError(f"{name} must be {self.allowed()}; got {value}")
         elif self.kind == "bool":
             if not isinstance(value, (bool, np.bool_)):
