@@ -278,6 +278,8 @@ def test_bad_option_fails_before_the_pipeline(inputs, tmp_path, capsys, change, 
         ("", "out", "content: a path or URL is needed; got ''"),  # an empty shell variable
         ("in", "link", "is the input directory"),  # a link to it: the same place
         ("link", "in", "is the input directory"),
+        # Beam's dead-letter writer reads OUT_DIR as a pattern (probe, issue 29)
+        ("in", "out[1]", "has a glob character (* ? [)"),
     ],
 )
 def test_bad_input_or_output_fails_before_the_pipeline(inputs, capsys, content, out, message):

@@ -494,13 +494,26 @@ def test_an_output_that_is_not_a_regular_file_is_never_replaced(image_files, tmp
         err = capsys.readouterr().err
         assert f"exists and is {kind}, not a regular file" in err and err.count("\n") == 1
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and os.path.islink(dangling)
+    # --save-every's files too (OUT.0002.png), before the work.
+    argv = ["transfer", content, style, "-o", str(tmp_path / "se.png"), "--weights", "none",
+            "--iterations", "4", "--save-every", "2"]  # fmt: skip
+    os.mkfifo(tmp_path / "se.0004.png")
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "--save-every: " in err and "se.0004.png' exists and is a FIFO" in err
+    assert not (tmp_path / "se.png").exists() and not (tmp_path / "se.0002.png").exists()
 
 
-@pytest.mark.parametrize("flag", ["--version", "--iterations", "--size", "--timeout"])
-def test_unicode_digits_are_not_numbers(image_files, tmp_path, capsys, flag):
-    """``int("٣")`` is 3, ``float("٣.٥")`` 3.5: a flag takes ASCII digits only (issue 29)."""
+@pytest.mark.parametrize(
+    "flag, value",
+    [("--version", "٣"), ("--iterations", "٣"), ("--size", "٣"), ("--timeout", "٣"),
+     ("--iterations", "1_000"), ("--timeout", "1_000")],
+)  # fmt: skip
+def test_unicode_digits_are_not_numbers(image_files, tmp_path, capsys, flag, value):
+    """``int("٣")`` is 3, ``float("٣.٥")`` 3.5, ``float("1_000")`` 1000: a flag takes ASCII
+    digits only, no separators (issue 29)."""
     content, style = image_files
-    code = cli.main(["request", content, style, "-o", str(tmp_path / "r.png"), flag, "٣"])
+    code = cli.main(["request", content, style, "-o", str(tmp_path / "r.png"), flag, value])
     assert code == 1
     err = capsys.readouterr().err
-    assert f"argument {flag}: expected" in err and "'٣'" in err and err.count("\n") == 1
+    assert f"argument {flag}: expected" in err and repr(value) in err and err.count("\n") == 1

@@ -210,8 +210,48 @@ def test_a_gif_is_bounded_by_its_frames_not_its_header():
     )
     with pytest.raises(tf.errors.InvalidArgumentError, match="and 7200 pixels in all; each side"):
         decode(_gif([frame(60, 60) for _ in range(3)]))  # each within 64 px; 3 are too many
+    # An empty first sub-block of an extension: giflib reads on past it (the next byte is a
+    # sub-block's length, here 0x3B, the trailer's value), and so must the walk (probe, issue 29).
+    data = bytearray(_gif([frame(100, 60)], canvas=(32, 24)))
+    start = 13 + (3 * 2 ** ((data[10] & 7) + 1) if data[10] & 0x80 else 0)
+    data[start:start] = bytes([0x21, 0xFE, 0x00, 0x3B]) + b"x" * 59 + b"\0"
+    with pytest.raises(tf.errors.InvalidArgumentError, match="up to 100 px a side"):
+        decode(bytes(data))
+    # A walk of bounded length: a GIF of more blocks than that is refused, not walked for minutes.
+    many = (
+        _gif([frame(2, 2)])[:-1]
+        + bytes([0x21, 0xFE, 0x01, 0x41, 0x00]) * (images.MAX_GIF_BLOCKS + 1)
+        + b"\x3b"
+    )
+    with pytest.raises(tf.errors.InvalidArgumentError, match="content: a GIF of more than"):
+        decode(many)
     # Through load_image: one line, the limit of an input (8192 px).
     big = _gif([np.zeros((8200, 10, 3), np.uint8)], canvas=(10, 10))
     with pytest.raises(ValueError, match="up to 8200 px a side and 82000 pixels in all; each side "
                        "must be at most 8192 px"):  # fmt: skip
         images.load_image(big, "style")
+
+
+def test_a_32_bit_bmp_whose_fourth_byte_is_unused_is_opaque():
+    """A 32-bit BMP with no alpha in its header has a fourth byte of 0 (PIL reads RGB); it is
+    not a fully transparent image, white (probe, issue 29)."""
+    import struct
+
+    height, width = 4, 6
+    pixels = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    rows = b"".join(
+        np.concatenate([pixels[r][:, ::-1], np.zeros((width, 1), np.uint8)], 1).tobytes()
+        for r in range(height - 1, -1, -1)
+    )  # bottom-up rows of BGRX
+    header = (
+        b"BM"
+        + struct.pack("<IHHI", 54 + len(rows), 0, 0, 54)
+        + struct.pack("<IiiHHIIiiII", 40, width, height, 1, 32, 0, len(rows), 0, 0, 0, 0)
+    )
+    data = header + rows
+    np.testing.assert_array_equal(
+        images.load_image(data, "content"), images.load_image(pixels, "content")
+    )
+    np.testing.assert_array_equal(
+        np.asarray(PIL.Image.open(io.BytesIO(data)).convert("RGB")), pixels
+    )

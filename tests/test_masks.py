@@ -329,6 +329,12 @@ def test_a_batch_takes_each_inputs_own_masks_from_a_mask_dir(tmp_path):
     _png(masks_dir / "a.png.mask1.jpg", _left(24, 32))
     with pytest.raises(ValueError, match="are one mask twice: keep one"):
         batch_files.masks_for(path, root, str(masks_dir), 1)
+    # Any case of the extension; a link to nothing is found (reading it then fails, named).
+    (masks_dir / "a.png.mask1.jpg").rename(masks_dir / "c.png.mask1.JPG")
+    (masks_dir / "c.png.content.png").symlink_to(tmp_path / "nowhere.png")
+    own, content = batch_files.masks_for(str(src / "c.png"), root, str(masks_dir), 1)
+    assert own == [str(masks_dir / "c.png.mask1.JPG")]
+    assert content == str(masks_dir / "c.png.content.png")
     # A mask directory inside the inputs' would have its masks stylised as inputs.
     with pytest.raises(ValueError, match="mask_dir: .* is inside the input directory"):
         batch.run(str(tmp_path), style, str(tmp_path / "out2"), mask_dir=str(masks_dir),

@@ -86,3 +86,20 @@ def test_the_check_can_be_turned_off(monkeypatch):
         ValueError, match="TFSTYLE_MEMORY_CHECK must be 0 .off. or 1 .on.; got 'nope'"
     ):
         memory.check(2048, 2048, 2048, "float32")
+
+
+def test_the_served_bound_holds_at_every_measured_side():
+    """What an export records per request (``served_per_request_gib``) is at least what a request
+    was measured to add, whole (512, 1024 px) and in the served tiles (2048, 4096 px), and in
+    tiles grows with the image's pixels, not the crop's."""
+    for side, peaks in memory.SERVED_PEAK_GIB.items():
+        assert memory.served_per_request_gib(side) >= peaks[1] - memory.SERVED_LOADED_GIB - 1e-9
+    tile, crop = memory.SERVED_TILED_TILE, 1184
+    for side, peak in memory.SERVED_TILED_PEAK_GIB.items():
+        measured = peak - memory.SERVED_TILED_LOADED_GIB
+        assert memory.served_per_request_gib(side, tile, crop) >= measured
+    assert (
+        memory.served_per_request_gib(4096, tile, crop)
+        > memory.served_per_request_gib(2048, tile, crop)
+        > memory.served_per_request_gib(1024)
+    )

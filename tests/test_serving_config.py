@@ -87,6 +87,8 @@ def _k8s() -> dict:
 
     docs = {}
     for name in sorted(os.listdir(os.path.join(SERVING, "k8s"))):
+        if os.path.isdir(os.path.join(SERVING, "k8s", name)):  # an overlay (print-size/)
+            continue
         with open(os.path.join(SERVING, "k8s", name)) as f:
             for doc in yaml.safe_load_all(f):
                 docs[doc["kind"]] = doc
@@ -147,4 +149,44 @@ def test_k8s_agrees_with_models_config_the_export_and_the_memory_figures():
     request = float(re.fullmatch(r"(\d+)Gi", container["resources"]["requests"]["memory"])[1])
     limit = float(re.fullmatch(r"(\d+)Gi", container["resources"]["limits"]["memory"])[1])
     assert measured <= request < measured + 1
+    assert bound <= limit < bound + 1
+
+
+def test_k8s_print_size_overlay_holds_the_measured_4096_px_requests():
+    """``serving/k8s/print-size/``: the base with the memory a replica needs to serve an export
+    of max_size 4096 (requests above 1024 px in 1024 px tiles), from the served measurements."""
+    import re
+
+    import kubernetes_validate
+    import yaml
+
+    from tfstyle import export, memory
+
+    overlay = os.path.join(SERVING, "k8s", "print-size")
+    with open(os.path.join(overlay, "kustomization.yaml")) as f:
+        kustomization = yaml.safe_load(f)
+    assert kustomization["resources"] == ["../"]
+    [patch] = kustomization["patches"]
+    with open(os.path.join(overlay, patch["path"])) as f:
+        memory_patch = yaml.safe_load(f)
+    base = _k8s()["Deployment"]
+    assert memory_patch["kind"] == "Deployment"
+    assert memory_patch["metadata"]["name"] == base["metadata"]["name"]
+    [container] = base["spec"]["template"]["spec"]["containers"]
+    [patched] = memory_patch["spec"]["template"]["spec"]["containers"]
+    assert patched["name"] == container["name"]
+    # The merged Deployment is still a valid one.
+    container["resources"] = {**container["resources"], **patched["resources"]}
+    kubernetes_validate.validate(base, "1.30", strict=True)
+    # The base's thread counts: one gRPC and one REST request at once, each possibly 4096 px.
+    args = dict(a.lstrip("-").split("=", 1) for a in container["args"])
+    running = int(args["grpc_max_threads"]) - 1 + int(args["rest_api_num_threads"])
+    assert export.SERVED_TILE_SIZE == memory.SERVED_TILED_TILE
+    one = memory.served_per_request_gib(4096, export.SERVED_TILE_SIZE, 1184)
+    request = float(re.fullmatch(r"(\d+)Gi", patched["resources"]["requests"]["memory"])[1])
+    limit = float(re.fullmatch(r"(\d+)Gi", patched["resources"]["limits"]["memory"])[1])
+    assert (
+        memory.SERVED_TILED_LOADED_GIB + one <= request < memory.SERVED_TILED_LOADED_GIB + one + 1
+    )
+    bound = memory.SERVED_TILED_LOADED_GIB + running * one
     assert bound <= limit < bound + 1

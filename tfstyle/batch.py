@@ -141,6 +141,11 @@ def run(
         kwargs = {**kwargs, "init": batch_files.absolute(kwargs["init"])}
     _stylizer(styles, kwargs)  # checks the options and images now, not on the workers
     out_dir = batch_files.absolute(out_dir)
+    if any(c in out_dir for c in "*?["):
+        raise ValueError(
+            f"OUT_DIR: {out_dir!r} has a glob character (* ? [), which Beam's file writer reads "
+            "as a pattern: choose a directory without one"
+        )
     root, inputs = batch_files.list_inputs(batch_files.absolute(content), out_dir)
     if mask_dir is not None:
         mask_dir = _checked_mask_dir(mask_dir, root)

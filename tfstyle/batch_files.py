@@ -145,9 +145,16 @@ def masks_for(path: str, root: str, mask_dir: str, styles: int) -> tuple:
     FileSystems = file_systems()
     relative = _inside(path, root)
     base = FileSystems.join(mask_dir, relative)
+    local = "://" not in mask_dir
 
     def find(stem: str) -> str | None:
-        found = [stem + ext for ext in IMAGE_EXTENSIONS if FileSystems.exists(stem + ext)]
+        if local:  # any case of the extension; a link to nothing is found (and fails, named)
+            directory, name = os.path.split(stem)
+            wanted = {(name + ext).lower() for ext in IMAGE_EXTENSIONS}
+            names = os.listdir(directory) if os.path.isdir(directory) else []
+            found = sorted(os.path.join(directory, n) for n in names if n.lower() in wanted)
+        else:
+            found = [stem + ext for ext in IMAGE_EXTENSIONS if FileSystems.exists(stem + ext)]
         if len(found) > 1:
             raise ValueError(f"masks: {', '.join(map(repr, found))} are one mask twice: keep one")
         return found[0] if found else None

@@ -315,6 +315,8 @@ def _transfer(args: argparse.Namespace) -> int:
             match = isinstance(source, str) and pattern.fullmatch(os.path.abspath(source))
             if match and int(match.group(1)) % args.save_every == 0:
                 raise ValueError(f"--save-every: it would write over the input {source!r}")
+        for step in range(args.save_every, args.iterations + 1, args.save_every):
+            files.check_replaceable(f"{stem}.{step:04d}{ext}", "--save-every")
     if args.verbose:
         from tfstyle import pipeline, precision
 

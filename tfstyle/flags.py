@@ -115,7 +115,7 @@ def number(value: str) -> float:
     refused by the option's own check."""
     text = value.strip()
     try:
-        if not text.isascii():
+        if not text.isascii() or "_" in text:  # float("1_000") is 1000.0
             raise ValueError(text)
         return float(text)
     except ValueError:

@@ -177,10 +177,15 @@ def _decode(data: tf.Tensor, name: str, max_side: int, background: str) -> tf.Te
     # A GIF's header gives its canvas; TensorFlow decodes every frame (each may be larger than
     # the canvas, up to 65535 px a side) and returns the largest frame's size: the frames' own
     # sizes are read too, before any pixel.
-    frames, side, area = tf.cond(
+    frames, side, area, steps = tf.cond(
         matches[3],
         lambda: _gif_frames(data, max_side),
-        lambda: (tf.constant(1), tf.maximum(height, width), height * width),
+        lambda: (
+            tf.constant(1),
+            tf.maximum(height, width),
+            height * width,
+            tf.constant(0, tf.int64),
+        ),
     )
     gif_ok = checks.check(
         (side <= max_side) & (area <= max_side * max_side),
@@ -189,7 +194,12 @@ def _decode(data: tf.Tensor, name: str, max_side: int, background: str) -> tf.Te
         f"pixels in all",
         frames, side, area,
     )  # fmt: skip
-    with tf.control_dependencies([gif_ok]):
+    gif_short = checks.check(
+        steps <= MAX_GIF_BLOCKS,
+        f"{name}: a GIF of more than {MAX_GIF_BLOCKS} blocks (frames, extensions and their data "
+        f"sub-blocks); at most {MAX_GIF_BLOCKS}",
+    )
+    with tf.control_dependencies([gif_ok, gif_short]):
         data = tf.identity(data)
 
     def rgba():  # PNG and BMP may carry alpha
@@ -207,7 +217,19 @@ def _decode(data: tf.Tensor, name: str, max_side: int, background: str) -> tf.Te
             lambda: tf.concat([gray, gray, gray, opaque], -1),
             lambda: tf.concat([gray, gray, gray, x[..., 1:2]], -1),
             lambda: tf.concat([x[..., :3], opaque], -1),
-            lambda: x[..., :4],
+            # A 32-bit BMP's fourth byte is unused (0) unless its header declares alpha; PIL
+            # reads it as RGB: all zero, it is no alpha.
+            lambda: tf.concat(
+                [
+                    x[..., :3],
+                    tf.where(
+                        tf.logical_not(matches[0]) & tf.equal(tf.reduce_max(x[..., 3:4]), 0.0),
+                        opaque,
+                        x[..., 3:4],
+                    ),
+                ],
+                -1,
+            ),  # fmt: skip
         ]
         return tf.switch_case(tf.clip_by_value(tf.shape(x)[-1] - 1, 0, 3), by_channels)
 
@@ -313,25 +335,34 @@ def _header_shape(data: tf.Tensor, matches: tf.Tensor):
     return tf.switch_case(index, [png, bmp, jpeg, gif])
 
 
+#: Most blocks and sub-blocks of a GIF walked to read its frames' sizes (``_gif_frames``): a
+#: few seconds of work, the data of a 4096 px photograph as a GIF (8192 px of noise has more).
+MAX_GIF_BLOCKS = 2**17
+
+
 @tf.function(autograph=False)
 def _gif_frames(data: tf.Tensor, max_side: int):
-    """``(frames, largest side, pixels in all)`` of a GIF's frames, as their image descriptors
-    declare them (GIF89a: a block is an image, ``0x2C``, or an extension, ``0x21``, each followed
-    by data sub-blocks of a length byte and that many bytes, a zero length ending them). The walk
-    stops at the trailer, at anything else, at the end of the data, or once the frames exceed
-    ``max_side`` (one loop step a block or sub-block: a few thousand for a large GIF)."""
-    raw = tf.cast(tf.io.decode_raw(data, tf.uint8), tf.int64)
-    n = tf.size(raw, out_type=tf.int64)
-    raw = tf.concat([raw, tf.zeros([16], tf.int64)], 0)  # reads past the end read zeros
+    """``(frames, largest side, pixels in all, blocks walked)`` of a GIF's frames, as their image
+    descriptors declare them, walked as giflib's ``DGifSlurp`` (which TensorFlow's decoder runs)
+    reads the file: a block is an image (``0x2C``: its descriptor, a colour table, the LZW code
+    size, then data sub-blocks) or an extension (``0x21``, a label, then sub-blocks; giflib
+    takes the first sub-block whatever its length, an empty one too, and reads on to the next
+    empty one); a sub-block is a length byte and that many bytes. The walk stops at the trailer
+    (``0x3B``), at anything else, at the end of the data, once the frames exceed ``max_side``,
+    or after ``MAX_GIF_BLOCKS`` steps. Bytes are read one at a time from the string (no copy
+    of the file as numbers)."""
+    n = tf.cast(tf.strings.length(data), tf.int64)  # its bytes
+    padded = tf.strings.join([data, b"\0" * 16])  # reads past the end read zeros
 
     def at(i):
-        return raw[tf.minimum(tf.cast(i, tf.int64), n + 15)]
+        byte = tf.strings.substr(padded, tf.minimum(tf.cast(i, tf.int64), n + 15), 1)
+        return tf.cast(tf.io.decode_raw(byte, tf.uint8)[0], tf.int64)
 
     def table(flags):  # the size of a colour table a flags byte announces
         size = 3 * tf.bitwise.left_shift(tf.constant(2, tf.int64), tf.bitwise.bitwise_and(flags, 7))
         return tf.where(flags >= 128, size, 0)
 
-    def step(pos, in_blocks, frames, side, area):
+    def step(pos, in_blocks, frames, side, area, steps):
         def sub_block():
             size = at(pos)
             return pos + size + 1, size > 0, frames, side, area
@@ -340,16 +371,11 @@ def _gif_frames(data: tf.Tensor, max_side: int):
             def image():
                 w, h = at(pos + 5) + 256 * at(pos + 6), at(pos + 7) + 256 * at(pos + 8)
                 start = pos + 10 + table(at(pos + 9)) + 1  # + the LZW minimum code size
-                return (
-                    start,
-                    tf.constant(True),
-                    frames + 1,
-                    tf.maximum(side, tf.maximum(w, h)),
-                    (area + w * h),
-                )
+                side_ = tf.maximum(side, tf.maximum(w, h))
+                return start, tf.constant(True), frames + 1, side_, area + w * h
 
-            def extension():
-                return pos + 2, tf.constant(True), frames, side, area
+            def extension():  # the label, then the first sub-block, taken whatever its length
+                return pos + 3 + at(pos + 2), tf.constant(True), frames, side, area
 
             def end():
                 return n, tf.constant(False), frames, side, area
@@ -358,16 +384,17 @@ def _gif_frames(data: tf.Tensor, max_side: int):
             index = tf.where(tf.equal(kind, 0x2C), 0, tf.where(tf.equal(kind, 0x21), 1, 2))
             return tf.switch_case(index, [image, extension, end])
 
-        return tf.cond(in_blocks, sub_block, block)
+        return (*tf.cond(in_blocks, sub_block, block), steps + 1)
 
     limit = tf.constant(max_side, tf.int64)
-    _, _, frames, side, area = tf.while_loop(
-        lambda pos, _, frames, side, area: (pos < n) & (side <= limit) & (area <= limit * limit),
+    _, _, frames, side, area, steps = tf.while_loop(
+        lambda pos, _, frames, side, area, steps: (pos < n) & (side <= limit)
+        & (area <= limit * limit) & (steps <= MAX_GIF_BLOCKS),
         step,
         (13 + table(at(10)), tf.constant(False), tf.constant(0, tf.int64),
-         tf.constant(0, tf.int64), tf.constant(0, tf.int64)),
+         tf.constant(0, tf.int64), tf.constant(0, tf.int64), tf.constant(0, tf.int64)),
     )  # fmt: skip
-    return tf.cast(frames, tf.int32), side, area
+    return tf.cast(frames, tf.int32), side, area, steps
 
 
 def _widened(pixels: tf.Tensor) -> tf.Tensor:

@@ -33,6 +33,17 @@ CGROUP = "/sys/fs/cgroup"
 #: two after each other (a server's allocator keeps some memory between requests).
 SERVED_LOADED_GIB = 0.87
 SERVED_PEAK_GIB = {512: {1: 2.15, 2: 2.55}, 1024: {1: 5.06, 2: 6.30}}
+#: The served model taking requests above ``SERVED_TILED_TILE`` px in tiles of that side (an
+#: export with ``max_size`` 4096: ``export.SERVED_TILE_SIZE``, 1184 px crops), measured the same
+#: way (benchmarks/served_memory.py --sizes 2048 4096 --concurrent 1 --steps 3, 2026-12-06,
+#: float32, a 2-core AVX2 CPU): the loaded model, and the peak of one request at one scale of
+#: each side, ``{side: GiB}``.
+SERVED_TILED_TILE = 1024
+SERVED_TILED_LOADED_GIB = 1.04
+SERVED_TILED_PEAK_GIB = {2048: 5.63}
+#: What those 3-step requests had not yet held of L-BFGS's history, which a longer one holds: 8
+#: of its 10 pairs of image-sized float32 vectors (3 channels), in bytes a pixel.
+LBFGS_UNFILLED_BYTES_PER_PIXEL = 8 * 2 * 3 * 4
 
 
 def served_per_request_gib(
@@ -42,11 +53,18 @@ def served_per_request_gib(
     measured peak of one request alone above the loaded model, on the line through the two
     measured sides (requests running at once measured less each: they share the threads). In
     tiles (``side`` above an export's ``tile_size``, crops of ``crop`` px): a ``crop`` px
-    request's network plus the tiled run's bytes per pixel of the image."""
+    request's network plus the tiled run's bytes per pixel of the image; in the tiles the
+    served model was measured with (``SERVED_TILED_TILE``), the line through those measurements
+    (once two sides are) plus the L-BFGS history their short requests had not filled."""
     base, per_pixel = _line(
         *((s * s, SERVED_PEAK_GIB[s][1] - SERVED_LOADED_GIB) for s in (512, 1024))
     )
     if tile_size is not None and side > tile_size:
+        if tile_size == SERVED_TILED_TILE and len(SERVED_TILED_PEAK_GIB) > 1:
+            points = [(s * s, g - SERVED_TILED_LOADED_GIB)
+                      for s, g in sorted(SERVED_TILED_PEAK_GIB.items())[:2]]  # fmt: skip
+            base, per_pixel = _line(*points)
+            return base + (per_pixel + LBFGS_UNFILLED_BYTES_PER_PIXEL / GIB) * side * side
         return served_per_request_gib(min(side, crop)) + TILED_BYTES_PER_PIXEL * side**2 / GIB
     return base + per_pixel * side * side
 
