@@ -434,6 +434,13 @@ def test_batchs_own_file_names_are_never_an_outputs(inputs, tmp_path, capsys):
     [line] = capsys.readouterr().err.strip().splitlines()
     assert "failed.jsonl' exists and is not batch's list of failed inputs" in line
     assert notes.read_text() == "my precious notes\n" and not (out / "x.png.png").exists()
+    # Nor a link there (batch writes a file, never a link), whatever it points to.
+    notes.rename(tmp_path / "elsewhere.jsonl")
+    notes.symlink_to(tmp_path / "elsewhere.jsonl")
+    assert cli.main(argv) == 1
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "failed.jsonl' exists and is not a file (or is a link)" in line
+    notes.unlink()
     # An earlier run's list (or an empty file) is this run's to replace.
     notes.write_text('{"input": "a.png", "error": "content: not an image"}\n')
     assert batch_files.check_own_names(str(out), set()) is None
@@ -447,13 +454,17 @@ def test_a_fifo_or_dangling_link_at_an_output_name_fails_that_input(inputs, tmp_
     out.mkdir()
     os.mkfifo(out / "x.png.png")
     (out / "y.png.png").symlink_to(tmp_path / "nowhere.png")
+    _one_image(tmp_path / "src" / "z.png")
+    (out / "z.png.png").write_bytes(b"")  # not batch's: its outputs appear complete
     counts = batch.run(str(tmp_path / "src"), str(inputs / "style.png"), str(out),
                        workers=1, progress=False, **OPTIONS)  # fmt: skip
-    assert (counts.done, counts.failed) == (0, 2)
+    assert (counts.done, counts.failed) == (0, 3)
     records = [json.loads(line) for line in (out / "failed.jsonl").read_text().splitlines()]
     errors = sorted(r["error"] for r in records)
     assert "exists and is a FIFO, not a regular file" in errors[0]
     assert "exists and is a link to nothing, not a regular file" in errors[1]
+    assert "z.png.png' exists and is empty" in errors[2]
+    assert (out / "z.png.png").read_bytes() == b""
     assert stat.S_ISFIFO(os.lstat(out / "x.png.png").st_mode)
     assert os.path.islink(out / "y.png.png")
 

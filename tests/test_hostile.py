@@ -502,6 +502,15 @@ def test_an_output_that_is_not_a_regular_file_is_never_replaced(image_files, tmp
     err = capsys.readouterr().err
     assert "--save-every: " in err and "se.0004.png' exists and is a FIFO" in err
     assert not (tmp_path / "se.png").exists() and not (tmp_path / "se.0002.png").exists()
+    # An input that is a save-every file by another name (a link to it) is not written over.
+    os.unlink(tmp_path / "se.0004.png")
+    with open(content, "rb") as f:
+        (tmp_path / "se.0002.png").write_bytes(f.read())
+    (tmp_path / "photo.png").symlink_to(tmp_path / "se.0002.png")
+    argv[2] = str(tmp_path / "photo.png")
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "--save-every: it would write over the input" in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize(

@@ -455,6 +455,11 @@ def _stylize(model: _Model, job: tuple) -> bytes | _Failure:
         if "://" not in output:
             files.check_name_length(output, "output")
             files.check_replaceable(output)
+            if os.path.lexists(output):  # complete() skipped what batch writes: not its own
+                raise ValueError(
+                    f"output: {output!r} exists and is empty (or a link to an empty file); batch's "
+                    "outputs appear complete: remove it to have it written"
+                )
         if isinstance(own, str):  # its masks could not be told (batch_files.masks_for)
             raise ValueError(own)
         masks = None if own is None else [_read(m, f"masks[{k}]") for k, m in enumerate(own)]

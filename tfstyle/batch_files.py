@@ -208,9 +208,14 @@ def check_own_names(out_dir: str, outputs: set[str]) -> None:
             f"content: an input directory named {DEAD_LETTER!r} would put its outputs in "
             f"{own!r}, batch's list of failed inputs; rename it or choose another OUT_DIR"
         )
-    if "://" not in out_dir and os.path.lexists(own) and not os.path.isfile(own):
+    if (
+        "://" not in out_dir
+        and os.path.lexists(own)
+        and (os.path.islink(own) or not os.path.isfile(own))
+    ):  # batch writes a file there, never a link: a link there is not its own
         raise ValueError(
-            f"OUT_DIR: {own!r} exists and is not a file; batch writes its list of failed inputs "
+            f"OUT_DIR: {own!r} exists and is not a file (or is a link); batch writes its list of "
+            "failed inputs "
             "there: move it away or choose another OUT_DIR"
         )
     if "://" not in out_dir and os.path.isfile(own) and not _own_dead_letter(own):

@@ -10,7 +10,6 @@ import argparse
 import contextlib
 import inspect
 import os
-import re
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -310,13 +309,13 @@ def _transfer(args: argparse.Namespace) -> int:
     files.check_output(args.output, inputs, size=args.size)
     stem, ext = os.path.splitext(args.output)
     if args.save_every:  # OUT.NNNN.png for every N steps must not be an input either
-        pattern = re.compile(re.escape(os.path.abspath(stem)) + r"\.([0-9]{4,})" + re.escape(ext))
-        for source in inputs:
-            match = isinstance(source, str) and pattern.fullmatch(os.path.abspath(source))
-            if match and int(match.group(1)) % args.save_every == 0:
-                raise ValueError(f"--save-every: it would write over the input {source!r}")
-        for step in range(args.save_every, args.iterations + 1, args.save_every):
-            files.check_replaceable(f"{stem}.{step:04d}{ext}", "--save-every")
+        steps = range(args.save_every, args.iterations + 1, args.save_every)
+        saved = [f"{stem}.{step:04d}{ext}" for step in steps]
+        for path in saved:  # the same file by any name (a link, a linked directory)
+            files.check_replaceable(path, "--save-every")
+            for source in inputs:
+                if isinstance(source, str) and files.same_file(path, source):
+                    raise ValueError(f"--save-every: it would write over the input {source!r}")
     if args.verbose:
         from tfstyle import pipeline, precision
 

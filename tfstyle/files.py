@@ -96,7 +96,7 @@ def check_output(
     check_name_length(path, name)
     check_replaceable(path, name)
     for source in inputs:
-        if isinstance(source, (str, os.PathLike)) and _same_file(path, source):
+        if isinstance(source, (str, os.PathLike)) and same_file(path, source):
             raise ValueError(
                 f"{name}: {path!r} is also an input ({os.fspath(source)!r}); "
                 f"writing it would destroy the input: choose another output path"
@@ -210,7 +210,9 @@ def _remove(path: str) -> None:
             os.unlink(path)
 
 
-def _same_file(a, b) -> bool:
+def same_file(a, b) -> bool:
+    """Whether paths ``a`` and ``b`` name one file (by identity, through links; by their real
+    paths where one does not exist)."""
     try:
         return os.path.samefile(a, b)
     except OSError:  # one of them does not exist
