@@ -225,6 +225,12 @@ def test_a_gif_is_bounded_by_its_frames_not_its_header():
     )
     with pytest.raises(tf.errors.InvalidArgumentError, match="content: a GIF of more than"):
         decode(many)
+    # LZW data no frame of its size can need (giflib took 30 s over 33 MB of clear codes).
+    small = _gif([frame(8, 8)])
+    assert small.endswith(b"\x00\x3b")
+    bloated = small[:-2] + (b"\xff" + b"\xaa" * 255) * 5 + b"\x00\x3b"
+    with pytest.raises(tf.errors.InvalidArgumentError, match="carries more image data than"):
+        decode(bloated)
     # Through load_image: one line, the limit of an input (8192 px).
     big = _gif([np.zeros((8200, 10, 3), np.uint8)], canvas=(10, 10))
     with pytest.raises(ValueError, match="up to 8200 px a side and 82000 pixels in all; each side "

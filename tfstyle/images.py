@@ -177,13 +177,14 @@ def _decode(data: tf.Tensor, name: str, max_side: int, background: str) -> tf.Te
     # A GIF's header gives its canvas; TensorFlow decodes every frame (each may be larger than
     # the canvas, up to 65535 px a side) and returns the largest frame's size: the frames' own
     # sizes are read too, before any pixel.
-    frames, side, area, steps = tf.cond(
+    frames, side, area, slack, steps = tf.cond(
         matches[3],
         lambda: _gif_frames(data, max_side),
         lambda: (
             tf.constant(1),
             tf.maximum(height, width),
             height * width,
+            tf.constant(0, tf.int64),
             tf.constant(0, tf.int64),
         ),
     )
@@ -199,7 +200,12 @@ def _decode(data: tf.Tensor, name: str, max_side: int, background: str) -> tf.Te
         f"{name}: a GIF of more than {MAX_GIF_BLOCKS} blocks (frames, extensions and their data "
         f"sub-blocks); at most {MAX_GIF_BLOCKS}",
     )
-    with tf.control_dependencies([gif_ok, gif_short]):
+    gif_lean = checks.check(
+        slack >= 0,
+        f"{name}: a GIF frame carries more image data than its pixels can need (at most "
+        f"{GIF_DATA_PER_PIXEL} bytes a pixel and {GIF_DATA_PER_FRAME} a frame)",
+    )
+    with tf.control_dependencies([gif_ok, gif_short, gif_lean]):
         data = tf.identity(data)
 
     def rgba():  # PNG and BMP may carry alpha
@@ -338,11 +344,18 @@ def _header_shape(data: tf.Tensor, matches: tf.Tensor):
 #: Most blocks and sub-blocks of a GIF walked to read its frames' sizes (``_gif_frames``): a
 #: few seconds of work, the data of a 4096 px photograph as a GIF (8192 px of noise has more).
 MAX_GIF_BLOCKS = 2**17
+#: Most LZW data a GIF frame may carry: bytes a pixel (12-bit codes: 1.5, and the clear codes an
+#: encoder adds) and a frame's overhead. More is work for giflib and no pixels (a stream of clear
+#: codes took 30 s to decode).
+GIF_DATA_PER_PIXEL = 2
+GIF_DATA_PER_FRAME = 1024
 
 
 @tf.function(autograph=False)
 def _gif_frames(data: tf.Tensor, max_side: int):
-    """``(frames, largest side, pixels in all, blocks walked)`` of a GIF's frames, as their image
+    """``(frames, largest side, pixels in all, image data to spare, blocks walked)`` of a GIF's
+    frames (to spare: ``GIF_DATA_PER_PIXEL`` a pixel and ``GIF_DATA_PER_FRAME`` a frame less
+    their LZW data; negative: a frame carries more than it can need), as their image
     descriptors declare them, walked as giflib's ``DGifSlurp`` (which TensorFlow's decoder runs)
     reads the file: a block is an image (``0x2C``: its descriptor, a colour table, the LZW code
     size, then data sub-blocks) or an extension (``0x21``, a label, then sub-blocks; giflib
@@ -362,23 +375,47 @@ def _gif_frames(data: tf.Tensor, max_side: int):
         size = 3 * tf.bitwise.left_shift(tf.constant(2, tf.int64), tf.bitwise.bitwise_and(flags, 7))
         return tf.where(flags >= 128, size, 0)
 
-    def step(pos, in_blocks, frames, side, area, steps):
+    def step(pos, in_blocks, in_image, frames, side, area, slack, steps):
         def sub_block():
             size = at(pos)
-            return pos + size + 1, size > 0, frames, side, area
+            return (
+                pos + size + 1,
+                size > 0,
+                in_image,
+                frames,
+                side,
+                area,
+                (slack - tf.where(in_image, size, 0)),
+            )
 
         def block():
             def image():
                 w, h = at(pos + 5) + 256 * at(pos + 6), at(pos + 7) + 256 * at(pos + 8)
                 start = pos + 10 + table(at(pos + 9)) + 1  # + the LZW minimum code size
                 side_ = tf.maximum(side, tf.maximum(w, h))
-                return start, tf.constant(True), frames + 1, side_, area + w * h
+                return (
+                    start,
+                    tf.constant(True),
+                    tf.constant(True),
+                    frames + 1,
+                    side_,
+                    area + w * h,
+                    slack + GIF_DATA_PER_PIXEL * w * h + GIF_DATA_PER_FRAME,
+                )
 
             def extension():  # the label, then the first sub-block, taken whatever its length
-                return pos + 3 + at(pos + 2), tf.constant(True), frames, side, area
+                return (
+                    pos + 3 + at(pos + 2),
+                    tf.constant(True),
+                    tf.constant(False),
+                    frames,
+                    side,
+                    area,
+                    slack,
+                )
 
             def end():
-                return n, tf.constant(False), frames, side, area
+                return n, tf.constant(False), in_image, frames, side, area, slack
 
             kind = at(pos)
             index = tf.where(tf.equal(kind, 0x2C), 0, tf.where(tf.equal(kind, 0x21), 1, 2))
@@ -387,14 +424,15 @@ def _gif_frames(data: tf.Tensor, max_side: int):
         return (*tf.cond(in_blocks, sub_block, block), steps + 1)
 
     limit = tf.constant(max_side, tf.int64)
-    _, _, frames, side, area, steps = tf.while_loop(
-        lambda pos, _, frames, side, area, steps: (pos < n) & (side <= limit)
-        & (area <= limit * limit) & (steps <= MAX_GIF_BLOCKS),
+    zero = tf.constant(0, tf.int64)
+    _, _, _, frames, side, area, slack, steps = tf.while_loop(
+        lambda pos, _, __, frames, side, area, slack, steps: (pos < n) & (side <= limit)
+        & (area <= limit * limit) & (slack >= 0) & (steps <= MAX_GIF_BLOCKS),
         step,
-        (13 + table(at(10)), tf.constant(False), tf.constant(0, tf.int64),
-         tf.constant(0, tf.int64), tf.constant(0, tf.int64), tf.constant(0, tf.int64)),
+        (13 + table(at(10)), tf.constant(False), tf.constant(False), zero, zero, zero, zero,
+         zero),
     )  # fmt: skip
-    return tf.cast(frames, tf.int32), side, area, steps
+    return tf.cast(frames, tf.int32), side, area, slack, steps
 
 
 def _widened(pixels: tf.Tensor) -> tf.Tensor:
