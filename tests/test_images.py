@@ -238,15 +238,16 @@ def test_a_gif_is_bounded_by_its_frames_not_its_header():
         images.load_image(big, "style")
 
 
-def test_a_32_bit_bmp_whose_fourth_byte_is_unused_is_opaque():
-    """A 32-bit BMP with no alpha in its header has a fourth byte of 0 (PIL reads RGB); it is
-    not a fully transparent image, white (probe, issue 29)."""
+@pytest.mark.parametrize("fourth", [0, 77])
+def test_a_32_bit_bmp_whose_fourth_byte_is_unused_is_opaque(fourth):
+    """A 32-bit BMP whose header declares no alpha mask: its fourth byte (0, or anything) is not
+    alpha, as PIL reads it; it was read as transparent, white (probes, issue 29)."""
     import struct
 
     height, width = 4, 6
     pixels = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
     rows = b"".join(
-        np.concatenate([pixels[r][:, ::-1], np.zeros((width, 1), np.uint8)], 1).tobytes()
+        np.concatenate([pixels[r][:, ::-1], np.full((width, 1), fourth, np.uint8)], 1).tobytes()
         for r in range(height - 1, -1, -1)
     )  # bottom-up rows of BGRX
     header = (

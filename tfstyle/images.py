@@ -223,19 +223,11 @@ def _decode(data: tf.Tensor, name: str, max_side: int, background: str) -> tf.Te
             lambda: tf.concat([gray, gray, gray, opaque], -1),
             lambda: tf.concat([gray, gray, gray, x[..., 1:2]], -1),
             lambda: tf.concat([x[..., :3], opaque], -1),
-            # A 32-bit BMP's fourth byte is unused (0) unless its header declares alpha; PIL
-            # reads it as RGB: all zero, it is no alpha.
+            # A 32-bit BMP's fourth byte is no alpha unless its header declares an alpha mask
+            # (PIL reads it so): opaque.
             lambda: tf.concat(
-                [
-                    x[..., :3],
-                    tf.where(
-                        tf.logical_not(matches[0]) & tf.equal(tf.reduce_max(x[..., 3:4]), 0.0),
-                        opaque,
-                        x[..., 3:4],
-                    ),
-                ],
-                -1,
-            ),  # fmt: skip
+                [x[..., :3], tf.where(matches[0] | _bmp_alpha(data), x[..., 3:4], opaque)], -1
+            ),
         ]
         return tf.switch_case(tf.clip_by_value(tf.shape(x)[-1] - 1, 0, 3), by_channels)
 
@@ -433,6 +425,19 @@ def _gif_frames(data: tf.Tensor, max_side: int):
          zero),
     )  # fmt: skip
     return tf.cast(frames, tf.int32), side, area, slack, steps
+
+
+def _bmp_alpha(data: tf.Tensor) -> tf.Tensor:
+    """Whether a BMP's header declares alpha: a V3 header or later (at least 56 bytes) with
+    bit-field compression (3 or 6) and a non-zero alpha mask (at byte 66)."""
+    data = tf.strings.join([data, b"\0" * 80])  # a short header reads as zeros
+
+    def uint32(offset: int) -> tf.Tensor:
+        raw = tf.cast(tf.io.decode_raw(tf.strings.substr(data, offset, 4), tf.uint8), tf.int64)
+        return tf.reduce_sum(raw * tf.constant([1, 256, 256**2, 256**3], tf.int64))
+
+    compression = uint32(30)
+    return (uint32(14) >= 56) & ((compression == 3) | (compression == 6)) & (uint32(66) != 0)
 
 
 def _widened(pixels: tf.Tensor) -> tf.Tensor:
