@@ -389,8 +389,11 @@ def test_client_errors_are_one_line(server, pngs):
     with pytest.raises(client.ServingError, match="raise the timeout") as err:
         client.predict(*pngs, server=server.address, iterations=50, timeout=0.05)
     assert err.value.code == "DEADLINE_EXCEEDED"
-    with pytest.raises(client.ServingError, match="HTTP 400 .*not a PNG, JPEG, GIF or BMP"):
+    # Bytes of no image are refused by the client, named; a broken PNG by the server.
+    with pytest.raises(ValueError, match="content: the bytes given are not an encoded image"):
         client.predict_rest(b"nonsense", pngs[1], url=server.url, iterations=1)
+    with pytest.raises(client.ServingError, match="HTTP 400 .*content: "):
+        client.predict_rest(pngs[0][:40], pngs[1], url=server.url, iterations=1)
     with pytest.raises(client.ServingError, match="HTTP 404"):
         client.predict_rest(*pngs, url=server.url, iterations=1, model="nope")
     with pytest.raises(client.ServingError, match="cannot reach a model server"):

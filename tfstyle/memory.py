@@ -37,7 +37,8 @@ SERVED_PEAK_GIB = {512: {1: 2.15, 2: 2.55}, 1024: {1: 5.06, 2: 6.30}}
 #: export with ``max_size`` 4096: ``export.SERVED_TILE_SIZE``, 1184 px crops), measured the same
 #: way (benchmarks/served_memory.py --sizes 2048 4096 --concurrent 1 --steps 3, 2026-12-06,
 #: float32, a 2-core AVX2 CPU): the loaded model, and the peak of one request at one scale of
-#: each side, ``{side: GiB}``.
+#: each side, ``{side: GiB}``. Until two sides are measured, ``served_per_request_gib`` keeps
+#: the estimate (the measured 2048 px, 4.58 GiB a request, is under its 7.2 GiB).
 SERVED_TILED_TILE = 1024
 SERVED_TILED_LOADED_GIB = 1.04
 SERVED_TILED_PEAK_GIB = {2048: 5.63}
