@@ -37,11 +37,12 @@ SERVED_PEAK_GIB = {512: {1: 2.15, 2: 2.55}, 1024: {1: 5.06, 2: 6.30}}
 #: export with ``max_size`` 4096: ``export.SERVED_TILE_SIZE``, 1184 px crops), measured the same
 #: way (benchmarks/served_memory.py --sizes 2048 4096 --concurrent 1 --steps 3, 2026-12-06,
 #: float32, a 2-core AVX2 CPU): the loaded model, and the peak of one request at one scale of
-#: each side, ``{side: GiB}``. Until two sides are measured, ``served_per_request_gib`` keeps
-#: the estimate (the measured 2048 px, 4.58 GiB a request, is under its 7.2 GiB).
+#: each side, ``{side: GiB}``: 4.58 and 7.44 GiB a request, under the 7.2 and 12.4 GiB
+#: estimated before (``served_per_request_gib`` takes the line through them, until two sides
+#: are measured the estimate).
 SERVED_TILED_TILE = 1024
 SERVED_TILED_LOADED_GIB = 1.04
-SERVED_TILED_PEAK_GIB = {2048: 5.63}
+SERVED_TILED_PEAK_GIB = {2048: 5.63, 4096: 8.48}
 #: What those 3-step requests had not yet held of L-BFGS's history, which a longer one holds: 8
 #: of its 10 pairs of image-sized float32 vectors (3 channels), in bytes a pixel.
 LBFGS_UNFILLED_BYTES_PER_PIXEL = 8 * 2 * 3 * 4
