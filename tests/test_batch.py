@@ -306,13 +306,9 @@ def test_inputs_named_by_globs_and_odd_names(tmp_path):
     assert [os.path.relpath(p, root) for p in found] == ["[b].png", "a.png", "sub/c.png"]
     # A link to nothing is an input (that will fail, named), not silently left out.
     (tmp_path / "in" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    every = ["[b].png", "a.png", "gone.png", "sub/c.png"]
     root, found = batch_files.list_inputs(str(tmp_path / "in"), out)
-    assert [os.path.relpath(p, root) for p in found] == [
-        "[b].png",
-        "a.png",
-        "gone.png",
-        "sub/c.png",
-    ]
+    assert [os.path.relpath(p, root) for p in found] == every
     # A file that exists is that file, though its name would be a pattern.
     assert batch_files.list_inputs(str(tmp_path / "in" / "[b].png"), out)[1] == [
         str(tmp_path / "in" / "[b].png")
@@ -320,12 +316,7 @@ def test_inputs_named_by_globs_and_odd_names(tmp_path):
     # So is a directory (issue 29: "g[1]" was read as a pattern, and found no file).
     (tmp_path / "in").rename(tmp_path / "g[1]")
     root, found = batch_files.list_inputs(str(tmp_path / "g[1]"), out)
-    assert [os.path.relpath(p, root) for p in found] == [
-        "[b].png",
-        "a.png",
-        "gone.png",
-        "sub/c.png",
-    ]
+    assert [os.path.relpath(p, root) for p in found] == every
 
 
 def test_only_a_complete_output_is_skipped(tmp_path):

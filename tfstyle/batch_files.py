@@ -75,7 +75,8 @@ def list_inputs(content: str, out_dir: str) -> tuple[str, list[str]]:
     if local and os.path.isfile(content):  # taken as it is, even with "[" or "*" in its name
         return root, [content]
     found = []
-    # A local directory is walked, not matched: its name is no pattern ("g[1]" is itself).
+    # A local directory is walked, not matched: its name is no pattern ("g[1]" is itself), and
+    # links to nothing (or in a loop) are listed, so that they fail, named.
     listed = (
         [os.path.join(d, n) for d, _, names in os.walk(root) for n in names]
         if local and wanted
@@ -100,15 +101,6 @@ def list_inputs(content: str, out_dir: str) -> tuple[str, list[str]]:
             and not any(p.startswith(".") for p in _inside(m.path, root).split("/"))
         ]
         found = list(dict.fromkeys(found))
-    if local and wanted:  # links to nothing (or in a loop): listed, so that they fail, named
-        for directory, _, names in os.walk(root):
-            for path in (os.path.join(directory, n) for n in names):
-                relative = _inside(path, root)
-                if (os.path.islink(path) and not os.path.exists(path)
-                        and path.lower().endswith(wanted) and _inside(path, out_dir) is None
-                        and not any(p.startswith(".") for p in relative.split("/"))):  # fmt: skip
-                    found.append(path)
-        found = sorted(set(found))
     if not found:
         what = f"no image files ({', '.join(wanted)})" if wanted else "no files"
         raise ValueError(f"content: {what} in {content!r} (outside OUT_DIR, not hidden)")
