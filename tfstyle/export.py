@@ -2,7 +2,7 @@
 
 Decoding, resizing, targets, the optimisation loop (the same ``optimize.advance`` as the Python
 API) and PNG encoding all happen inside the graph. All optimiser state lives in loop variables,
-so concurrent requests on one session are independent. Written with Keras's ``ExportArchive``
+so concurrent requests on one session are independent. Saved as Keras's ``ExportArchive`` saves
 (a plain ``tf.saved_model.save`` of a module holding a Keras 3 model does not load in TF
 Serving's session-based loader).
 """
@@ -91,18 +91,25 @@ def export_saved_model(
 
     served = _Served(pipeline.get(opts), opts, max_size, max_iterations)
 
-    from keras.export import ExportArchive
-
-    archive = ExportArchive()
-    archive.track(served.pipeline.extractor)
-    archive.add_endpoint(sig.DEFAULT_SIGNATURE, served.serving_default, served.required)
-    archive.add_endpoint(
-        sig.STYLIZE_SIGNATURE, served.stylize, served.required + list(served.optional.values())
-    )
+    # Each signature a tf.function (the SavedModel records stylize's Python defaults as the
+    # signature's default inputs), traced once, by the save.
+    signatures = {
+        name: tf.function(fn, input_signature=specs, autograph=False)
+        for name, fn, specs in (
+            (sig.DEFAULT_SIGNATURE, served.serving_default, served.required),
+            (sig.STYLIZE_SIGNATURE, served.stylize,
+             served.required + list(served.optional.values())),
+        )
+    }  # fmt: skip
+    # The model's variables, not the Keras model: a Keras 3 model tracked whole does not load in
+    # TF Serving's loader (Keras's ExportArchive saves the same way). A variable the signatures
+    # read that is not here fails the save.
+    root = tf.Module()
+    root.weights = [v.value for v in served.pipeline.extractor.variables]
     # Written under a hidden name and renamed when complete: a server polling model_dir (it
     # loads any numeric directory) never sees a half-written version.
     with files.atomic_path(path, directory=True) as tmp:
-        archive.write_out(tmp, verbose=False)
+        tf.saved_model.save(root, tmp, signatures=signatures)
         _write_metadata(tmp, opts, max_size, max_iterations, served.crop_side)
         if warmup:
             _write_warmup(tmp, max(opts.size // 8, 2 * images.MIN_SIDE), served.defaults)
@@ -149,10 +156,17 @@ class _Served:
             name: tf.TensorSpec([], value.dtype, name=name) for name, value in self.defaults.items()
         }
 
-    def serving_default(self, content, style, iterations):
-        outputs = self.run(content, style, iterations, dict(self.request))
-        del outputs[sig.RESUME_BYTES]  # a whole run: nothing to resume
-        return outputs
+    @property
+    def serving_default(self):
+        """``serving_default(content, style, iterations)``: the export's options, the run
+        without masks (its own graph: a model loads it sooner without the masked branch)."""
+
+        def serving_default(content, style, iterations):
+            outputs = self.run(content, style, iterations, dict(self.request))
+            del outputs[sig.RESUME_BYTES]  # a whole run: nothing to resume
+            return outputs
+
+        return serving_default
 
     @property
     def stylize(self):

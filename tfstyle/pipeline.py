@@ -454,9 +454,9 @@ class Pipeline:
 
         The one driver of a run: the exported signature calls it in its graph, ``transfer``
         eagerly with ``hooks`` (progress, callbacks, Ctrl-C between chunks of steps). The steps
-        are the same ``tf.function``s both ways, kept as function calls (not inlined), so that
-        the graph optimiser cannot fuse work across them differently: the served pixels equal
-        ``transfer``'s.
+        are the same ``tf.function``s both ways, each traced once for inputs of any size and
+        kept as a function call (not inlined), so that the graph optimiser cannot fuse work
+        across them differently: the served pixels equal ``transfer``'s.
 
         A part: only the steps ``[start_step, stop_step)`` of the run's ``iterations`` are
         taken (``0 <= start_step <= stop_step <= iterations``; None: 0 and ``iterations``),
@@ -502,7 +502,8 @@ class Pipeline:
                 w.content, w.style, w.tv, w.style_layers,
             )  # fmt: skip
             with tf.control_dependencies([finite]):
-                return started, state, tf.identity(state.image[0])
+                # (its channels known again: the steps are traced for any shape)
+                return started, state, tf.ensure_shape(state.image[0], [None, None, 3])
 
         _, image = tf.while_loop(
             lambda i, _: i < scales.last,
@@ -558,14 +559,21 @@ class _Compiled:
                     with tiles.reporting():
                         return traced(*args, **kwargs)
 
-            return tf.function(
-                method,
-                # A tiled run traces each scale at its own size, so that the graph chooses
-                # tiles or not when traced (``Objective._either``); others trace once generically.
-                reduce_retracing=not report,
-                autograph=False,
-                experimental_attributes={"_noinline": True},
-            )
+            steps = tf.function(method, autograph=False, experimental_attributes={"_noinline": True})
+            if report:
+                # Traced at each scale's own size, so that the graph chooses tiles or not when
+                # traced (``Objective._either``).
+                return steps
+
+            @functools.wraps(method)
+            def generic(*args):
+                # Traced once for tensors of any size (only their ranks known), and called so,
+                # eagerly and in the exported graph: one graph both ways, so the same pixels (a
+                # graph traced for the first call's sizes was 1 level off at some pixels).
+                steps.get_concrete_function(*tf.nest.map_structure(_any_size, args))
+                return steps(*args)
+
+            return generic
 
         self.initial = fn(pipeline.initial)
         self.start = fn(pipeline.start)
@@ -573,6 +581,13 @@ class _Compiled:
         self.advance = fn(pipeline.advance)
         self.evaluate = fn(pipeline.evaluate)
         self.finish = fn(pipeline.finish)
+
+
+def _any_size(value):
+    """A tensor's ``TensorSpec`` with only its rank and dtype known; other values as they are."""
+    if isinstance(value, (tf.Tensor, tf.Variable)):
+        return tf.TensorSpec([None] * value.shape.rank, value.dtype)
+    return value
 
 
 class Hooks:
