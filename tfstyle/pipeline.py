@@ -559,7 +559,9 @@ class _Compiled:
                     with tiles.reporting():
                         return traced(*args, **kwargs)
 
-            steps = tf.function(method, autograph=False, experimental_attributes={"_noinline": True})
+            steps = tf.function(
+                method, autograph=False, experimental_attributes={"_noinline": True}
+            )
             if report:
                 # Traced at each scale's own size, so that the graph chooses tiles or not when
                 # traced (``Objective._either``).
