@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import PIL.Image
 import pytest
+from helpers import copy_model
 
 from tfstyle import cli, flags
 
@@ -263,10 +264,9 @@ def test_python_dash_m_runs(tmp_path):
 
 
 @pytest.mark.slow
-def test_export_command_versions(tmp_path, capsys):
-    base = tmp_path / "models" / "tfstyle"
+def test_export_command_versions(tmp_path, capsys, exported):
+    base = copy_model(exported, tmp_path / "models" / "tfstyle")  # version 1 (one export less)
     argv = ["export", "--model-dir", str(base), "--size", "32", "--weights", "none", "--no-warmup"]
-    assert cli.main(argv) == 0
     assert cli.main(argv) == 0
     assert sorted(p.name for p in base.iterdir()) == ["1", "2"]
     assert cli.main([*argv, "--version", "2"]) == 1
@@ -274,7 +274,7 @@ def test_export_command_versions(tmp_path, capsys):
     assert err[-1].startswith("tfstyle: error: version:") and "already exists" in err[-1]
     assert cli.main([*argv, "--optimizer", "adamw"]) == 1
     assert "optimizer must be one of" in capsys.readouterr().err
-    with open(base / "1" / "assets.extra" / "tfstyle_export.json") as f:
+    with open(base / "2" / "assets.extra" / "tfstyle_export.json") as f:
         assert json.load(f)["options"]["precision"] == "float32"  # the export's own default
     assert cli.main([*argv, "--precision", "auto"]) == 1
     assert "precision: 'auto' is measured on the machine" in capsys.readouterr().err
