@@ -291,21 +291,32 @@ def test_rest_unknown_signature_has_tf_servings_wording(server, stub, pngs):
     assert_still_serving(server, stub, pngs)
 
 
-def test_rest_timeout_is_504_and_the_server_keeps_serving(base_path, tmp_path, pngs):
-    # --rest_api_timeout_in_ms cuts a REST request: 504 (DEADLINE_EXCEEDED), as http_server.cc.
-    base = copy_model(base_path, tmp_path / sig.MODEL_NAME)  # no warm-up file: 7 s sooner
+@pytest.fixture(scope="module")
+def timed_server(base_path, tmp_path_factory, pngs):
+    """A server with short REST, no-deadline and shutdown limits, for the two tests of them
+    (the SIGTERM one, last in this file, stops it)."""
+    base = copy_model(base_path, tmp_path_factory.mktemp("timed") / sig.MODEL_NAME)  # no warm-up
     with ModelServer(
-        base, "--file_system_poll_wait_seconds=0", "--rest_api_timeout_in_ms=300"
+        base, "--file_system_poll_wait_seconds=0", "--rest_api_timeout_in_ms=300",
+        "--no_deadline_timeout_in_ms=1000", f"--shutdown_grace_seconds={GRACE_S:g}",
     ) as srv:  # fmt: skip
         srv.wait_for()
-        # One gRPC request (not under the REST timeout) first, as the warm-up would: a first
-        # request's graph optimisation alone takes over 300 ms.
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(srv.address))
-        stub.Predict(grpc_request(pngs, iterations=np.int32(0)), timeout=120)
-        answer = http_post(srv, json.dumps(rest_body(pngs, iterations=500)).encode())
-        assert "Timed out waiting for notification" in assert_json_error(answer, 504)
-        answer = http_post(srv, json.dumps(rest_body(pngs, iterations=0)).encode())
-        assert answer[0] == 200, answer[2]
+        srv.stub = prediction_service_pb2_grpc.PredictionServiceStub(
+            grpc.insecure_channel(srv.address)
+        )
+        # One gRPC request first, as the warm-up would: a first request's graph optimisation
+        # alone takes over 300 ms, and the runs below then start at once.
+        srv.stub.Predict(grpc_request(pngs, iterations=np.int32(0)), timeout=120)
+        yield srv
+
+
+def test_rest_timeout_is_504_and_the_server_keeps_serving(timed_server, pngs):
+    # --rest_api_timeout_in_ms cuts a REST request: 504 (DEADLINE_EXCEEDED), as http_server.cc.
+    srv = timed_server
+    answer = http_post(srv, json.dumps(rest_body(pngs, iterations=500)).encode())
+    assert "Timed out waiting for notification" in assert_json_error(answer, 504)
+    answer = http_post(srv, json.dumps(rest_body(pngs, iterations=0)).encode())
+    assert answer[0] == 200, answer[2]
 
 
 def test_rest_inputs_object_ignores_unknown_names(server, stub, pngs):
@@ -404,39 +415,31 @@ def test_deadline_bounds_the_run(server, stub, pngs):
 # 6. SIGTERM: stop within the grace period ------------------------------------------------------
 
 
-def test_sigterm_exits_within_grace_period(base_path, tmp_path, pngs):
-    base = copy_model(base_path, tmp_path / sig.MODEL_NAME)  # no warm-up: 7 s sooner
-    with ModelServer(
-        base, "--file_system_poll_wait_seconds=0", "--no_deadline_timeout_in_ms=1000",
-        f"--shutdown_grace_seconds={GRACE_S:g}",
-    ) as srv:  # fmt: skip
-        srv.wait_for()
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(srv.address))
-        # A first request, as the warm-up would: the runs below then start at once.
-        stub.Predict(grpc_request(pngs, iterations=np.int32(0)), timeout=120)
-        # Without a deadline a run is stopped at --no_deadline_timeout_in_ms.
-        start = time.monotonic()
-        future = stub.Predict.future(grpc_request(pngs, iterations=np.int32(LONG)))
-        with pytest.raises(grpc.RpcError) as err:
-            future.result(timeout=60)
-        assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-        assert "--no_deadline_timeout_in_ms=1000" in err.value.details()
-        assert time.monotonic() - start < 20
+def test_sigterm_exits_within_grace_period(timed_server, pngs):
+    srv, stub = timed_server, timed_server.stub
+    # Without a deadline a run is stopped at --no_deadline_timeout_in_ms.
+    start = time.monotonic()
+    future = stub.Predict.future(grpc_request(pngs, iterations=np.int32(LONG)))
+    with pytest.raises(grpc.RpcError) as err:
+        future.result(timeout=60)
+    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert "--no_deadline_timeout_in_ms=1000" in err.value.details()
+    assert time.monotonic() - start < 20
 
-        long = stub.Predict.future(grpc_request(pngs, iterations=np.int32(LONG)), timeout=600)
-        time.sleep(1.5)  # under way
-        start = time.monotonic()
-        srv.process.send_signal(signal.SIGTERM)
-        assert srv.process.wait(timeout=GRACE_S + 10) == 0
-        took = time.monotonic() - start
-        # The run in flight gets the grace period, then is cancelled (before: 23.6 s, waiting for
-        # the orphaned run).
-        assert GRACE_S - 0.5 <= took < GRACE_S + 3, took
-        with pytest.raises(grpc.RpcError) as err:
-            long.result(timeout=10)
-        assert err.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
-        log = srv.read_log()
-        assert "shutting down" in log and "grace period over: cancelling" in log
+    long = stub.Predict.future(grpc_request(pngs, iterations=np.int32(LONG)), timeout=600)
+    time.sleep(1.5)  # under way
+    start = time.monotonic()
+    srv.process.send_signal(signal.SIGTERM)
+    assert srv.process.wait(timeout=GRACE_S + 10) == 0
+    took = time.monotonic() - start
+    # The run in flight gets the grace period, then is cancelled (before: 23.6 s, waiting for
+    # the orphaned run).
+    assert GRACE_S - 0.5 <= took < GRACE_S + 3, took
+    with pytest.raises(grpc.RpcError) as err:
+        long.result(timeout=10)
+    assert err.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
+    log = srv.read_log()
+    assert "shutting down" in log and "grace period over: cancelling" in log
 
 
 # 7. The client: one-line errors, checked timeouts ----------------------------------------------
