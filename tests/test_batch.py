@@ -274,7 +274,8 @@ def test_bad_option_fails_before_the_pipeline(inputs, tmp_path, capsys, change, 
         ("missing", "out", "content: no such file or directory"),
         ("in", "in", "is the input directory"),
         ("in/sub", "in", "is the input directory"),
-        ("in", "nowhere/out", "its parent directory does not exist: "),
+        ("in", "nowhere/out", "OUT_DIR's parent: directory does not exist: "),
+        ("in", "style.png/out", "style.png' is a file, not a directory"),  # said so (issue 29)
         ("", "out", "content: a path or URL is needed; got ''"),  # an empty shell variable
         ("in", "link", "is the input directory"),  # a link to it: the same place
         ("link", "in", "is the input directory"),

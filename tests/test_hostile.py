@@ -153,7 +153,7 @@ def test_output_equal_to_an_input_is_refused_before_any_work(image_files, tmp_pa
     [
         ("{dir}", "is a directory"),
         ("{dir}/missing/out.png", "directory does not exist"),
-        ("{dir}/file/out.png", "directory does not exist"),
+        ("{dir}/file/out.png", "/file' is a file, not a directory"),  # not "missing"
         ("{dir}/out.tiffy", "unknown image file extension"),
         # Formats Pillow reads but cannot write, or cannot write with RGB pixels (issue 29).
         ("{dir}/out.psd", "'.psd' images of RGB pixels cannot be written"),
@@ -526,3 +526,43 @@ def test_unicode_digits_are_not_numbers(image_files, tmp_path, capsys, flag, val
     assert code == 1
     err = capsys.readouterr().err
     assert f"argument {flag}: expected" in err and repr(value) in err and err.count("\n") == 1
+
+
+def test_a_broken_image_is_one_named_line_whatever_pillow_raises(tmp_path, image_files, capsys):
+    """Pillow's decoders raise ValueError, TypeError, NotImplementedError... on broken files:
+    each is the input's one line (probe round 6, issue 29)."""
+    content, style = image_files
+    ppm = tmp_path / "bad.ppm"  # a header PIL's PPM reader rejects with a ValueError
+    ppm.write_bytes(b"P6\n4x 4\n255\n" + bytes(48))
+    dds = tmp_path / "bad.dds"  # a pixel format PIL's DDS reader does not implement
+    PIL.Image.new("RGB", (8, 8)).save(dds)
+    data = bytearray(dds.read_bytes())
+    data[80:84] = (0x00B10000).to_bytes(4, "little")
+    dds.write_bytes(bytes(data))
+    for bad in (ppm, dds):
+        out = tmp_path / "out.png"
+        assert cli.main(["transfer", str(bad), style, "-o", str(out), "--weights", "none"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"tfstyle: error: content: '{bad}' is not a readable image file (")
+        assert err.count("\n") == 1 and not out.exists()
+
+
+def test_the_error_line_shows_control_characters_escaped(capsys):
+    # A file's name or contents, or a server's answer, may hold a terminal's escape sequences.
+    assert flags.fail("style: '\x1b[2J\x1b[31mEVIL\x07' is not a readable image file") == 1
+    err = capsys.readouterr().err
+    shown = r"style: '\x1b[2J\x1b[31mEVIL\x07' is not a readable image file"
+    assert err == f"tfstyle: error: {shown}\n"
+
+
+def test_save_every_names_are_checked_before_any_work_without_listing_each(
+    image_files, tmp_path, capsys
+):
+    content, style = image_files
+    out = tmp_path / ("a" * 247 + ".png")  # fits; its snapshots (".0001.png" on) do not
+    argv = ["transfer", content, style, "-o", str(out), "--weights", "none", "--save-every", "1",
+            "--iterations", "2147483647"]  # fmt: skip
+    assert cli.main(argv) == 1  # at once: not one name per step built
+    err = capsys.readouterr().err
+    assert err.startswith("tfstyle: error: --save-every: file name longer than 255 bytes")
+    assert not out.exists() and not list(tmp_path.glob(".*"))

@@ -339,6 +339,9 @@ def test_a_batch_takes_each_inputs_own_masks_from_a_mask_dir(tmp_path):
     with pytest.raises(ValueError, match="mask_dir: .* is inside the input directory"):
         batch.run(str(tmp_path), style, str(tmp_path / "out2"), mask_dir=str(masks_dir),
                   **options)  # fmt: skip
+    # A file given as the mask directory is said to be one, not "missing" (probe, issue 29).
+    with pytest.raises(NotADirectoryError, match="mask_dir: .*c.png' is a file, not a directory"):
+        batch.run(str(src), style, str(tmp_path / "out3"), mask_dir=str(src / "c.png"), **options)
 
 
 def test_a_transparent_part_of_a_mask_is_black():

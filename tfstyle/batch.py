@@ -186,7 +186,7 @@ def _checked_mask_dir(mask_dir, root: str) -> str:
         raise ValueError(f"mask_dir: a path or URL is needed; got {mask_dir!r}")
     mask_dir = batch_files.absolute(mask_dir)
     if "://" not in mask_dir and not os.path.isdir(mask_dir):
-        raise FileNotFoundError(f"mask_dir: no such directory: {mask_dir!r}")
+        raise files.not_a_directory(mask_dir, "mask_dir")
     if batch_files._inside(mask_dir, root) is not None:  # noqa: SLF001
         raise ValueError(
             f"mask_dir: {mask_dir!r} is inside the input directory {root!r}, whose images are "

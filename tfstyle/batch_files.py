@@ -180,7 +180,7 @@ def check_out_dir(out_dir: str) -> None:
     if not os.path.isdir(out_dir):
         parent = os.path.dirname(out_dir)
         if not os.path.isdir(parent):
-            raise FileNotFoundError(f"OUT_DIR: its parent directory does not exist: {parent!r}")
+            raise files.not_a_directory(parent, "OUT_DIR's parent")
         if os.path.exists(out_dir):
             raise NotADirectoryError(f"OUT_DIR: {out_dir!r} is a file, not a directory")
         try:

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import inspect
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -310,7 +311,17 @@ def _transfer(args: argparse.Namespace) -> int:
     stem, ext = os.path.splitext(args.output)
     if args.save_every:  # OUT.NNNN.png for every N steps must not be an input either
         steps = range(args.save_every, args.iterations + 1, args.save_every)
-        saved = [f"{stem}.{step:04d}{ext}" for step in steps]
+        if steps:  # the longest name is the last step's
+            files.check_name_length(f"{stem}.{steps[-1]:04d}{ext}", "--save-every")
+        # What a snapshot would replace is there already: its name's pattern, listed (not one
+        # name per step: --iterations may be 2**31 - 1).
+        snapshot = re.compile(rf"{re.escape(os.path.basename(stem))}\.(\d{{4,}}){re.escape(ext)}")
+        saved = [
+            os.path.join(os.path.dirname(stem), entry)
+            for entry in sorted(os.listdir(os.path.dirname(os.path.abspath(args.output))))
+            if (m := snapshot.fullmatch(entry))
+            and m.group(1) == f"{int(m.group(1)):04d}" and int(m.group(1)) in steps
+        ]  # fmt: skip
         for path in saved:  # the same file by any name (a link, a linked directory)
             files.check_replaceable(path, "--save-every")
             for source in inputs:

@@ -57,8 +57,9 @@ def read_regular(path, name: str, limit: int) -> bytes:
 
 
 def _kind(mode: int) -> str:
-    kinds = {stat.S_ISDIR: "a directory", stat.S_ISFIFO: "a FIFO", stat.S_ISCHR: "a device",
-             stat.S_ISBLK: "a device", stat.S_ISSOCK: "a socket"}  # fmt: skip
+    kinds = {stat.S_ISREG: "a file", stat.S_ISDIR: "a directory", stat.S_ISFIFO: "a FIFO",
+             stat.S_ISCHR: "a device", stat.S_ISBLK: "a device",
+             stat.S_ISSOCK: "a socket"}  # fmt: skip
     return next((kind for test, kind in kinds.items() if test(mode)), "not a file")
 
 
@@ -137,7 +138,7 @@ def check_writable_dir(directory: str, name: str) -> None:
     """Raise ``OSError`` naming ``name`` unless ``directory`` exists and a file can be created in
     it (tried: permissions, read-only file systems and /proc all say no only when asked)."""
     if not os.path.isdir(directory):
-        raise FileNotFoundError(f"{name}: directory does not exist: {directory!r}")
+        raise not_a_directory(directory, name)
     try:
         fd, probe = tempfile.mkstemp(prefix=".tfstyle-probe-", dir=directory)
         os.close(fd)
@@ -145,6 +146,15 @@ def check_writable_dir(directory: str, name: str) -> None:
     except OSError as err:
         message = f"{name}: cannot write to directory {directory!r}: {err.strerror}"
         raise type(err)(message) from None
+
+
+def not_a_directory(path: str, name: str) -> OSError:
+    """The error for a ``path`` that should be a directory and is not: missing, or something
+    else (a file, a FIFO, a link to nothing)."""
+    if os.path.lexists(path):
+        kind = "a link to nothing" if not os.path.exists(path) else _kind(os.stat(path).st_mode)
+        return NotADirectoryError(f"{name}: {path!r} is {kind}, not a directory")
+    return FileNotFoundError(f"{name}: directory does not exist: {path!r}")
 
 
 def check_name_length(path: str, name: str) -> None:

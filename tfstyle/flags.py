@@ -36,8 +36,17 @@ def fail(message: str) -> int:
     line = lines[0] if lines else "failed"
     if line.endswith(":") and len(lines) > 1:  # "... errors:" and the errors on the next lines
         line = f"{line} {'; '.join(lines[1:4])}"
-    print(f"tfstyle: error: {line[:500]}", file=sys.stderr)
+    print(f"tfstyle: error: {printable(line[:500])}", file=sys.stderr)
     return 1
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters (a terminal's escape sequences, from a file name, a
+    file or a server) shown as escapes, not sent to the terminal."""
+    return "".join(
+        c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii")
+        for c in text
+    )
 
 
 def add_options(

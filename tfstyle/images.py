@@ -112,6 +112,14 @@ def _decode_bytes(data: bytes, name: str, not_image: str, background: str) -> np
         raise ValueError(f"{name}: {not_image} (not a format PIL knows)") from None
     except (PIL.Image.DecompressionBombError, OSError, SyntaxError) as err:
         raise ValueError(f"{name}: {not_image} ({err})") from None
+    except ValueError as err:
+        if str(err).startswith(f"{name}:"):  # ours (its sides, its mode): already named
+            raise
+        raise ValueError(f"{name}: {not_image} ({err})") from None
+    except (MemoryError, RecursionError):
+        raise
+    except Exception as err:  # noqa: BLE001 (Pillow's decoders raise what they like on a broken file)
+        raise ValueError(f"{name}: {not_image} ({type(err).__name__}: {err})") from None
 
 
 def _exif_orient(data: bytes, array: np.ndarray) -> np.ndarray:
