@@ -490,6 +490,44 @@ def test_predict_rest_at_non_http_servers_gives_one_line(server, pngs):
         client.predict_rest(*pngs, url="localhost:8501", iterations=1)
 
 
+def test_rest_answers_are_read_up_to_a_limit(pngs, monkeypatch):
+    """A server answering without end is not read without end (probe round 6, issue 29): the
+    answer is refused past ``MAX_MESSAGE_BYTES`` (an error's past ``MAX_ERROR_BYTES``)."""
+    from tfstyle.client import arguments, rest_api
+
+    monkeypatch.setattr(arguments, "MAX_MESSAGE_BYTES", 1000)
+    monkeypatch.setattr(rest_api, "MAX_ERROR_BYTES", 100)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    body = b'{"outputs": "' + b"x" * 5000 + b'"}'
+    replies = [
+        b"HTTP/1.1 200 OK\r\n\r\n" + body,  # no length: to the end of the stream
+        b"HTTP/1.1 400 Bad\r\nContent-Length: %d\r\n\r\n" % len(body) + body,
+    ]
+
+    def answer():
+        for reply in replies:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(1 << 20)
+                conn.sendall(reply)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    with pytest.raises(client.ServingError) as err:
+        client.predict_rest(*pngs, url=url, iterations=1, timeout=30)
+    assert one_line(err) == f"the answer from {url} is larger than 1000 bytes: more than any " \
+        "answer of this model"  # fmt: skip
+    assert err.value.code == "RESOURCE_EXHAUSTED"
+    with pytest.raises(client.ServingError) as err:
+        client.predict_rest(*pngs, url=url, iterations=1, timeout=30)
+    assert "larger than 100 bytes" in one_line(err)
+    thread.join(10)
+    listener.close()
+
+
 @pytest.mark.parametrize("timeout", [0, -1, math.nan, math.inf, True, "5"])
 def test_client_refuses_bad_timeouts(server, pngs, timeout):
     calls = [

@@ -11,12 +11,30 @@ import urllib.request
 
 from tfstyle import checks, interrupts
 from tfstyle import signature as sig
+from tfstyle.client import arguments
 from tfstyle.client.arguments import RETRYABLE, ServingError, describe
 from tfstyle.client.transport import Transport
 
 
 def rest_path(model: str, version: int | None) -> str:
     return f"/v1/models/{model}" + (f"/versions/{version}" if version is not None else "")
+
+
+#: Largest error answer read (TF Serving's are a line of JSON).
+MAX_ERROR_BYTES = 2**20
+
+
+def _bounded(answer, limit: int, url: str) -> bytes:
+    """The body of ``answer``, refused past ``limit`` bytes (as gRPC refuses a message larger
+    than its limit): a server that answers without end is not read without end."""
+    data = answer.read(limit + 1)
+    if len(data) > limit:
+        raise ServingError(
+            f"the answer from {url} is larger than {limit // 2**20 or limit} "
+            f"{'MiB' if limit >= 2**20 else 'bytes'}: more than any answer of this model",
+            "RESOURCE_EXHAUSTED",
+        )
+    return data
 
 
 def rest_call(url: str, path: str, body: bytes | None, timeout: float) -> bytes:
@@ -29,10 +47,10 @@ def rest_call(url: str, path: str, body: bytes | None, timeout: float) -> bytes:
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
-            return answer.read()
+            return _bounded(answer, arguments.MAX_MESSAGE_BYTES, url)
     except urllib.error.HTTPError as err:
         try:
-            detail = json.loads(err.read())["error"]
+            detail = json.loads(_bounded(err, MAX_ERROR_BYTES, url))["error"]
         except (ValueError, KeyError, TypeError, OSError, http.client.HTTPException):
             detail = err.reason
         detail = checks.message_of(str(detail))
