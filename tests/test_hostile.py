@@ -566,3 +566,22 @@ def test_save_every_names_are_checked_before_any_work_without_listing_each(
     err = capsys.readouterr().err
     assert err.startswith("tfstyle: error: --save-every: file name longer than 255 bytes")
     assert not out.exists() and not list(tmp_path.glob(".*"))
+
+
+def test_a_cache_dir_that_is_not_a_directory_is_an_error(
+    tmp_path, monkeypatch, image_files, capsys
+):
+    """``TFSTYLE_CACHE_DIR`` set to a file or a device: said, not a cache never written (probe
+    round 6, issue 29)."""
+    (tmp_path / "file").write_text("")
+    for value, kind in ((str(tmp_path / "file"), "a file"), ("/dev/null", "a device")):
+        monkeypatch.setenv(precision.CACHE_ENV, value)
+        with pytest.raises(NotADirectoryError) as err:
+            precision.cache_path()
+        assert str(err.value) == f"{precision.CACHE_ENV}: {value!r} is {kind}, not a directory"
+    content, style = image_files
+    argv = ["transfer", content, style, "-o", str(tmp_path / "o.png"), "--weights", "none", "-v"]
+    assert cli.main(argv) == 1
+    assert capsys.readouterr().err == (
+        "tfstyle: error: TFSTYLE_CACHE_DIR: '/dev/null' is a device, not a directory\n"
+    )

@@ -331,7 +331,8 @@ def _transfer(args: argparse.Namespace) -> int:
         from tfstyle import pipeline, precision
 
         chosen = pipeline.get(options.Options(**values)).precision
-        print(f"precision {chosen} (cache: {precision.cache_path()})", file=sys.stderr)
+        cache = flags.printable(precision.cache_path())
+        print(f"precision {chosen} (cache: {cache})", file=sys.stderr)
 
     def save(step: int, losses: dict, image) -> None:
         files.save_image(images.to_pil(image), f"{stem}.{step:04d}{ext}")

@@ -140,8 +140,12 @@ def check(value, name: str) -> None:
 
 
 def cache_path() -> str:
-    """Where decisions are cached: ``$TFSTYLE_CACHE_DIR`` or the user cache directory."""
+    """Where decisions are cached: ``$TFSTYLE_CACHE_DIR`` or the user cache directory. A
+    ``$TFSTYLE_CACHE_DIR`` that is there and not a directory (a file, ``/dev/null``) is an
+    error, not a cache silently never written."""
     directory = os.environ.get(CACHE_ENV)
+    if directory and os.path.lexists(directory) and not os.path.isdir(directory):
+        raise files.not_a_directory(directory, CACHE_ENV)
     if not directory:
         import platformdirs
 
