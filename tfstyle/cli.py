@@ -242,20 +242,24 @@ def _main(argv: Sequence[str] | None) -> int:
                 f"wrote the image so far to {output}"
             )
         return _interrupted(f"interrupted after step {stop.step}; nothing written")
+    except interrupts.Terminated:
+        return _interrupted("terminated; nothing written", 128 + 15)
     except KeyboardInterrupt:
         return _interrupted("interrupted; nothing written")
 
 
-def _interrupted(message: str) -> int:
-    """Report Ctrl-C; exit at once if a graph call is still finishing in the background."""
-    from tfstyle import interrupts
+def _interrupted(message: str, code: int = 130) -> int:
+    """Report Ctrl-C (or SIGTERM); exit at once if a graph call is still finishing in the
+    background, what it had begun to write removed."""
+    from tfstyle import files, interrupts
 
     flags.fail(message)
     if interrupts.busy():
+        files.remove_unfinished()  # an export's version directory, half written
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(130)  # do not wait for (or tear TensorFlow down under) the abandoned call
-    return 130  # ``entry`` exits at once
+        os._exit(code)  # do not wait for (or tear TensorFlow down under) the abandoned call
+    return code  # ``entry`` exits at once
 
 
 @contextlib.contextmanager
@@ -356,15 +360,16 @@ def _export(args: argparse.Namespace) -> int:
     from tfstyle import export, interrupts, options
 
     values = {name: getattr(args, name) for name in options.EXPORT_OPTIONS}
-    path = interrupts.run(  # tracing and saving hold Ctrl-C off: run them in a worker
-        export.export_saved_model,
-        args.model_dir,
-        version=args.version,
-        max_size=args.max_size,
-        max_iterations=args.max_iterations,
-        warmup=not args.no_warmup,
-        **values,
-    )
+    with interrupts.sigterm_as_interrupt():  # a scheduler's SIGTERM: stopped as by Ctrl-C
+        path = interrupts.run(  # tracing and saving hold Ctrl-C off: run them in a worker
+            export.export_saved_model,
+            args.model_dir,
+            version=args.version,
+            max_size=args.max_size,
+            max_iterations=args.max_iterations,
+            warmup=not args.no_warmup,
+            **values,
+        )
     print(
         f"wrote {path}; serve it with tensorflow/serving:{export.serving_version()}",
         file=sys.stderr,

@@ -178,6 +178,16 @@ def save_image(image: PIL.Image.Image, path: str) -> None:
         image.save(tmp, format=fmt, **extra)
 
 
+_unfinished: set[str] = set()  # atomic_path's temporaries whose block has not ended
+
+
+def remove_unfinished() -> None:
+    """Remove the temporaries of ``atomic_path`` blocks still running (in an abandoned worker
+    thread), before the process exits without waiting for them (Ctrl-C, SIGTERM)."""
+    for tmp in list(_unfinished):
+        _remove(tmp)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str, directory: bool = False) -> Iterator[str]:
     """A temporary path beside ``path`` to write to; renamed to ``path`` if the block succeeds,
@@ -191,6 +201,7 @@ def atomic_path(path: str, directory: bool = False) -> Iterator[str]:
     else:
         fd, tmp = tempfile.mkstemp(prefix=prefix, dir=parent)
         os.close(fd)
+    _unfinished.add(tmp)
     try:
         yield tmp
         # mkstemp/mkdtemp make private (0600/0700) entries: give the usual umask's modes.
@@ -202,6 +213,8 @@ def atomic_path(path: str, directory: bool = False) -> Iterator[str]:
     except BaseException:
         _remove(tmp)
         raise
+    finally:
+        _unfinished.discard(tmp)
 
 
 def _umask() -> int:

@@ -80,6 +80,28 @@ def run(
     return out["value"]
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be (``sigterm_as_interrupt``)."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM raises ``Terminated`` in the main thread for the block, so that it stops the
+    work the same clean way as Ctrl-C (elsewhere than the main thread: nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:  # None: a handler not set from Python, which cannot be put back
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
 def busy() -> bool:
     """True while a call that ``run`` started (and perhaps abandoned) is still running."""
     with _workers_lock:
