@@ -588,3 +588,18 @@ def test_a_cache_dir_that_is_not_a_directory_is_an_error(
     assert capsys.readouterr().err == (
         "tfstyle: error: TFSTYLE_CACHE_DIR: '/dev/null' is a device, not a directory\n"
     )
+
+
+def test_a_weights_file_declaring_gigabytes_is_refused_before_reading(tmp_path, content_array):
+    """A small HDF5 file can declare gigabytes (compressed chunks never written): its declared
+    size is checked against the network's before Keras allocates it (probe round 6)."""
+    import h5py
+
+    path = tmp_path / "bomb.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("block1_conv1/kernel", shape=(23000, 23000), dtype="f4",
+                         chunks=(1000, 1000), compression="gzip")  # fmt: skip
+    assert path.stat().st_size < 100_000
+    with pytest.raises(ValueError, match=r"weights: .*bomb.h5' declares 2018 MiB of weights, "
+                       r"more than vgg19 \(include_top=False\) holds \(76 MiB\)"):  # fmt: skip
+        tfstyle.transfer(content_array, content_array, iterations=1, size=32, weights=str(path))

@@ -134,6 +134,34 @@ def check_weights(weights: Weights) -> tuple:
     return (path, info.st_mtime_ns)  # a rewritten file is loaded again
 
 
+def _check_declared_size(path: str, model: keras.Model, backbone: str) -> None:
+    """Raise if the HDF5 weights file at ``path`` declares more weights than ``model`` holds
+    (twice its bytes: float64 copies fit): what Keras would allocate on loading (a small
+    compressed file can declare gigabytes), checked before anything is read."""
+    import h5py
+
+    if not h5py.is_hdf5(path):
+        return  # a .keras archive or no weights file at all: Keras says which
+    declared = 0
+
+    def add(_name, item):
+        nonlocal declared
+        if isinstance(item, h5py.Dataset):
+            declared += item.size * item.dtype.itemsize
+
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(add)
+    except (OSError, ValueError, TypeError):
+        return  # unreadable: Keras's load says so, named
+    held = sum(int(np.prod(w.shape)) * 4 for w in model.weights)
+    if declared > 2 * held:
+        raise ValueError(
+            f"weights: {path!r} declares {declared / 2**20:.0f} MiB of weights, more than "
+            f"{backbone} (include_top=False) holds ({held / 2**20:.0f} MiB): not its weights file"
+        )
+
+
 @functools.cache
 def _application(backbone: str, weights: str | None) -> keras.Model:
     app = {"vgg19": keras.applications.VGG19, "vgg16": keras.applications.VGG16}[backbone]
@@ -160,6 +188,7 @@ def _build_cached(
     if weights is None:
         _set_random_weights(vgg)
     elif weights != "imagenet":
+        _check_declared_size(weights, vgg, backbone)
         try:
             vgg.load_weights(weights)
         except Exception as err:  # Keras raises ValueError, KeyError or OSError here
