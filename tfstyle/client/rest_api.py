@@ -53,6 +53,8 @@ def rest_call(url: str, path: str, body: bytes | None, timeout: float) -> bytes:
             detail = json.loads(_bounded(err, MAX_ERROR_BYTES, url))["error"]
         except (ValueError, KeyError, TypeError, OSError, http.client.HTTPException):
             detail = err.reason
+        finally:
+            err.close()  # its connection, perhaps not read to the end
         detail = checks.message_of(str(detail))
         raise ServingError(f"HTTP {err.code} from {url}: {detail}", str(err.code)) from None
     except (TimeoutError, urllib.error.URLError) as err:
