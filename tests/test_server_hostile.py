@@ -6,6 +6,7 @@ each bad request a good one must still succeed. The SIGTERM test starts a second
 
 import base64
 import concurrent.futures
+import contextlib
 import http.client
 import io
 import json
@@ -451,22 +452,13 @@ def one_line(err) -> str:
     return text
 
 
-def test_predict_rest_at_non_http_servers_gives_one_line(server, pngs):
-    url = f"http://127.0.0.1:{server.grpc_port}"  # the gRPC port
-    with pytest.raises(client.ServingError) as err:
-        client.predict_rest(*pngs, url=url, iterations=1, timeout=30)
-    assert url in one_line(err) and "REST port" in str(err.value)
-
+@contextlib.contextmanager
+def canned_answers(replies: list):
+    """The URL of a loopback server that answers each request in turn with the next of
+    ``replies`` (raw bytes: not HTTP, cut short, endless...), then closes the connection."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
-    replies = [
-        b"",  # closes at once
-        b"garbage\r\n\r\n",
-        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",  # not JSON
-        b'HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n{"outputs": 1',  # cut short
-        b"HTTP/1.1 500 Oops\r\nContent-Length: 4\r\n\r\n[1,2]",
-    ]
 
     def answer():
         for reply in replies:
@@ -477,13 +469,31 @@ def test_predict_rest_at_non_http_servers_gives_one_line(server, pngs):
 
     thread = threading.Thread(target=answer, daemon=True)
     thread.start()
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    for _ in replies:
-        with pytest.raises(client.ServingError) as err:
-            client.predict_rest(*pngs, url=url, iterations=1, timeout=30)
-        assert url in one_line(err)
-    thread.join(10)
-    listener.close()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        thread.join(10)
+        listener.close()
+
+
+def test_predict_rest_at_non_http_servers_gives_one_line(server, pngs):
+    url = f"http://127.0.0.1:{server.grpc_port}"  # the gRPC port
+    with pytest.raises(client.ServingError) as err:
+        client.predict_rest(*pngs, url=url, iterations=1, timeout=30)
+    assert url in one_line(err) and "REST port" in str(err.value)
+
+    replies = [
+        b"",  # closes at once
+        b"garbage\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",  # not JSON
+        b'HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n{"outputs": 1',  # cut short
+        b"HTTP/1.1 500 Oops\r\nContent-Length: 4\r\n\r\n[1,2]",
+    ]
+    with canned_answers(replies) as url:
+        for _ in replies:
+            with pytest.raises(client.ServingError) as err:
+                client.predict_rest(*pngs, url=url, iterations=1, timeout=30)
+            assert url in one_line(err)
     with pytest.raises(client.ServingError, match="cannot get an answer from"):
         client.predict_rest(*pngs, url=f"http://127.0.0.1:{free_port()}", iterations=1)
     with pytest.raises(ValueError, match="url must look like"):
@@ -497,35 +507,20 @@ def test_rest_answers_are_read_up_to_a_limit(pngs, monkeypatch):
 
     monkeypatch.setattr(arguments, "MAX_MESSAGE_BYTES", 1000)
     monkeypatch.setattr(rest_api, "MAX_ERROR_BYTES", 100)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
     body = b'{"outputs": "' + b"x" * 5000 + b'"}'
     replies = [
         b"HTTP/1.1 200 OK\r\n\r\n" + body,  # no length: to the end of the stream
         b"HTTP/1.1 400 Bad\r\nContent-Length: %d\r\n\r\n" % len(body) + body,
     ]
-
-    def answer():
-        for reply in replies:
-            conn, _ = listener.accept()
-            with conn:
-                conn.recv(1 << 20)
-                conn.sendall(reply)
-
-    thread = threading.Thread(target=answer, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    with pytest.raises(client.ServingError) as err:
-        client.predict_rest(*pngs, url=url, iterations=1, timeout=30)
-    assert one_line(err) == f"the answer from {url} is larger than 1000 bytes: more than any " \
-        "answer of this model"  # fmt: skip
-    assert err.value.code == "RESOURCE_EXHAUSTED"
-    with pytest.raises(client.ServingError) as err:
-        client.predict_rest(*pngs, url=url, iterations=1, timeout=30)
-    assert "larger than 100 bytes" in one_line(err)
-    thread.join(10)
-    listener.close()
+    with canned_answers(replies) as url:
+        with pytest.raises(client.ServingError) as err:
+            client.predict_rest(*pngs, url=url, iterations=1, timeout=30)
+        assert one_line(err) == f"the answer from {url} is larger than 1000 bytes: more than " \
+            "any answer of this model"  # fmt: skip
+        assert err.value.code == "RESOURCE_EXHAUSTED"
+        with pytest.raises(client.ServingError) as err:
+            client.predict_rest(*pngs, url=url, iterations=1, timeout=30)
+        assert "larger than 100 bytes" in one_line(err)
 
 
 @pytest.mark.parametrize("timeout", [0, -1, math.nan, math.inf, True, "5"])

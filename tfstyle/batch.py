@@ -309,26 +309,22 @@ def main(args: argparse.Namespace) -> int:
     import sys
 
     values = {name: getattr(args, name) for name in BATCH_OPTIONS}
-    on_main_thread = threading.current_thread() is threading.main_thread()
-    if on_main_thread:  # SIGTERM (a scheduler, kill) stops the run as Ctrl-C does, cleanly
-        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        counts = run(
-            args.content, args.style, args.output, runner=args.runner, workers=args.workers,
-            pipeline_args=args.beam_args, progress=not args.quiet, mask_dir=args.mask_dir,
-            **values,
-        )  # fmt: skip
+        # SIGTERM (a scheduler, kill) stops the run as Ctrl-C does, cleanly
+        with interrupts.sigterm_as_interrupt():
+            counts = run(
+                args.content, args.style, args.output, runner=args.runner, workers=args.workers,
+                pipeline_args=args.beam_args, progress=not args.quiet, mask_dir=args.mask_dir,
+                **values,
+            )  # fmt: skip
     except KeyboardInterrupt as stop:  # run() has removed its own temporary files
-        how = "terminated" if isinstance(stop, _Terminated) else "interrupted"
+        terminated = isinstance(stop, interrupts.Terminated)
         print(
-            f"tfstyle: {how}; the outputs written are complete: run the same command "
-            "again to do the rest",
+            f"tfstyle: {'terminated' if terminated else 'interrupted'}; the outputs written are "
+            "complete: run the same command again to do the rest",
             file=sys.stderr,
         )
-        return 128 + signal.SIGTERM if isinstance(stop, _Terminated) else 130
-    finally:
-        if on_main_thread:  # None: a handler not set from Python, which cannot be put back
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        return 128 + signal.SIGTERM if terminated else 130
     if args.quiet and not counts.failed:
         return 0
     failed = f"{counts.failed} failed"
@@ -343,14 +339,6 @@ def main(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 1 if counts.failed else 0
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where Ctrl-C would be, so that a batch stops the same clean way."""
-
-
-def _terminate(signum, frame):
-    raise _Terminated
 
 
 def _beam():

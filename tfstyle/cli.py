@@ -11,6 +11,7 @@ import contextlib
 import inspect
 import os
 import re
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -229,8 +230,6 @@ def _main(argv: Sequence[str] | None) -> int:
     except tf.errors.OpError as err:  # e.g. a file system error inside TensorFlow
         return flags.fail(checks.message_of(err))
     except interrupts.Interrupted as stop:
-        import signal
-
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second press must not lose the image
         output = getattr(args, "output", None)
         if output and stop.step > 0:
@@ -243,7 +242,7 @@ def _main(argv: Sequence[str] | None) -> int:
             )
         return _interrupted(f"interrupted after step {stop.step}; nothing written")
     except interrupts.Terminated:
-        return _interrupted("terminated; nothing written", 128 + 15)
+        return _interrupted("terminated; nothing written", 128 + signal.SIGTERM)
     except KeyboardInterrupt:
         return _interrupted("interrupted; nothing written")
 
