@@ -70,10 +70,20 @@ def pngs() -> tuple:
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory):
     """The base path of one export (``helpers.EXPORT``, with warm-up requests) for every test
-    that only reads it: servers may serve it, nothing may write in it."""
+    that only reads it: servers may serve it, nothing may write in it. Made once for the whole
+    run: the first pytest-xdist worker to need it exports it into the run's shared temporary
+    directory, under a lock; the others wait for it and read it."""
+    import fcntl
+
     import tfstyle
     from tfstyle import signature as sig
 
-    base = tmp_path_factory.mktemp("exported") / sig.MODEL_NAME
-    assert tfstyle.export_saved_model(base, **EXPORT) == os.path.join(str(base), "1")
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker's is popen-gwN in the run's own
+        shared = shared.parent
+    base = shared / "exported" / sig.MODEL_NAME
+    with open(shared / "exported.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        if not (base / "1").is_dir():  # renamed into place complete, or not there
+            assert tfstyle.export_saved_model(base, **EXPORT) == os.path.join(str(base), "1")
     return base
