@@ -279,6 +279,7 @@ def test_bad_option_fails_before_the_pipeline(inputs, tmp_path, capsys, change, 
         ("", "out", "content: a path or URL is needed; got ''"),  # an empty shell variable
         ("in", "link", "is the input directory"),  # a link to it: the same place
         ("link", "in", "is the input directory"),
+        ("in", "loop", "OUT_DIR: '{dir}/loop' is a link that loops, not a directory"),
         # Beam's dead-letter writer reads OUT_DIR as a pattern (probe, issue 29)
         ("in", "out[1]", "has a glob character (* ? [)"),
     ],
@@ -286,6 +287,9 @@ def test_bad_option_fails_before_the_pipeline(inputs, tmp_path, capsys, change, 
 def test_bad_input_or_output_fails_before_the_pipeline(inputs, capsys, content, out, message):
     if not (inputs / "link").exists():
         (inputs / "link").symlink_to(inputs / "in")
+    if not os.path.lexists(inputs / "loop"):
+        (inputs / "loop").symlink_to(inputs / "loop")  # its own target: it said "File exists"
+    message = message.format(dir=inputs)
     content = str(inputs / content) if content else ""
     before = _snapshot(inputs / "in")
     code = cli.main(

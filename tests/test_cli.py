@@ -204,6 +204,10 @@ def bad_files(tmp_path_factory):
         (["{content}", "{style}", "--init", "{missing}"], "init must be one of"),
         (["{content}", "{style}", "--init", "{text}"], "init: "),
         (["{content}", "{style}", "--size", "8"], "size must be between 16 and"),
+        (  # no snapshot would ever be written (issue 29)
+            ["{content}", "{style}", "--iterations", "3", "--save-every", "4"],
+            "--save-every must be at most --iterations (3), or 0 for no snapshots; got 4",
+        ),
         (["{content}", "{style}", "--size", "100000"], "size must be between 16 and"),
         (
             ["{content}", "{style}", "--size", "big"],

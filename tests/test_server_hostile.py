@@ -268,6 +268,13 @@ MALFORMED = {
         413,
         "over this server's limit",
     ),
+    # 3 MB of JSON numbers were 80 MB of Python objects: refused before parsing.
+    "a million numbers": (
+        lambda p: _body(p, iterations=[0] * 2**20),
+        {},
+        413,
+        "this server takes at most 1048576",
+    ),
     "bad chunked body": (
         lambda p: b"zz\r\n{}\r\n0\r\n\r\n",
         {"Content-Length": None, "Transfer-Encoding": "chunked"},

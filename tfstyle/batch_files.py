@@ -178,11 +178,11 @@ def check_out_dir(out_dir: str) -> None:
     if "://" in out_dir:
         return  # an object store: written to by the workers, with their credentials
     if not os.path.isdir(out_dir):
-        parent = os.path.dirname(out_dir)
+        parent = os.path.dirname(os.path.abspath(out_dir))
         if not os.path.isdir(parent):
             raise files.not_a_directory(parent, "OUT_DIR's parent")
-        if os.path.exists(out_dir):
-            raise NotADirectoryError(f"OUT_DIR: {out_dir!r} is a file, not a directory")
+        if os.path.lexists(out_dir):  # a file, a FIFO, a link to nothing or a looping one
+            raise files.not_a_directory(out_dir, "OUT_DIR")
         try:
             os.mkdir(out_dir)
         except OSError as err:

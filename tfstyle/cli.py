@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=flags.integer,
         default=0,
         metavar="N",
-        help="also write the image every N steps, as OUT.NNNN.png",
+        help="also write the image every N steps (N at most --iterations), as OUT.NNNN.png",
     )
     p.add_argument("-q", "--quiet", action="store_true", help=_QUIET_HELP)
     p.add_argument("-v", "--verbose", action="store_true", help="say which precision runs, and why")
@@ -307,6 +307,11 @@ def _transfer(args: argparse.Namespace) -> int:
 
     if args.save_every < 0:
         raise ValueError(f"--save-every must be >= 0; got {args.save_every}")
+    if 0 <= args.iterations < args.save_every:  # a bad --iterations: said by its own check
+        raise ValueError(
+            f"--save-every must be at most --iterations ({args.iterations}), or 0 for no "
+            f"snapshots; got {args.save_every}: no image would be saved along the way"
+        )
     values = {o.name: getattr(args, o.name) for o in options.OPTIONS if o.flag}
     masks = [*(args.masks or []), *(args.style_masks or []), args.content_mask]
     inputs = [args.content, *args.style, args.init, args.weights, *masks]

@@ -9,6 +9,7 @@ half-written file under the real name.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import stat
@@ -150,9 +151,12 @@ def check_writable_dir(directory: str, name: str) -> None:
 
 def not_a_directory(path: str, name: str) -> OSError:
     """The error for a ``path`` that should be a directory and is not: missing, or something
-    else (a file, a FIFO, a link to nothing)."""
+    else (a file, a FIFO, a link to nothing or one that loops)."""
     if os.path.lexists(path):
-        kind = "a link to nothing" if not os.path.exists(path) else _kind(os.stat(path).st_mode)
+        try:
+            kind = _kind(os.stat(path).st_mode)
+        except OSError as err:
+            kind = "a link that loops" if err.errno == errno.ELOOP else "a link to nothing"
         return NotADirectoryError(f"{name}: {path!r} is {kind}, not a directory")
     return FileNotFoundError(f"{name}: directory does not exist: {path!r}")
 

@@ -216,9 +216,12 @@ def _decode(data: tf.Tensor, name: str, max_side: int, background: str) -> tf.Te
     with tf.control_dependencies([gif_ok, gif_short, gif_lean]):
         data = tf.identity(data)
 
-    def rgba():  # PNG and BMP may carry alpha
-        # Decoded with their own channels, then made RGBA here: TensorFlow's channels=4 fills
-        # the alpha of a 1, 2 or 4-bit grayscale PNG with 1 (of 255), a transparent image.
+    # An opaque image is returned as decoded, without an alpha channel: composited over any
+    # background it is itself bit for bit (x * 1 + 0), and an 8192 px RGB image then costs its
+    # float pixels once, not four times (the alpha, RGBA and the composite).
+    def with_alpha():  # PNG and BMP may carry alpha
+        # Decoded with their own channels: TensorFlow's channels=4 fills the alpha of a 1, 2 or
+        # 4-bit grayscale PNG with 1 (of 255), a transparent image.
         x = _to_float(
             tf.cond(
                 matches[0],  # a PNG may have 16 bits, which decode_png keeps (8 bits: v * 257)
@@ -226,26 +229,24 @@ def _decode(data: tf.Tensor, name: str, max_side: int, background: str) -> tf.Te
                 lambda: _widened(tf.io.decode_bmp(data, channels=0)),
             )
         )
-        gray, opaque = x[..., :1], tf.ones_like(x[..., :1])
         by_channels = [
-            lambda: tf.concat([gray, gray, gray, opaque], -1),
-            lambda: tf.concat([gray, gray, gray, x[..., 1:2]], -1),
-            lambda: tf.concat([x[..., :3], opaque], -1),
+            lambda: tf.tile(x[..., :1], [1, 1, 3]),
+            lambda: over(tf.concat([tf.tile(x[..., :1], [1, 1, 3]), x[..., 1:2]], -1), background),
+            lambda: x[..., :3],
             # A 32-bit BMP's fourth byte is no alpha unless its header declares an alpha mask
             # (PIL reads it so): opaque.
-            lambda: tf.concat(
-                [x[..., :3], tf.where(matches[0] | _bmp_alpha(data), x[..., 3:4], opaque)], -1
+            lambda: tf.cond(
+                matches[0] | _bmp_alpha(data), lambda: over(x, background), lambda: x[..., :3]
             ),
         ]
         return tf.switch_case(tf.clip_by_value(tf.shape(x)[-1] - 1, 0, 3), by_channels)
 
-    def rgb():  # JPEG and GIF decode to RGB only: an opaque alpha
-        rgb = _to_float(_widened(tf.io.decode_image(data, channels=3, expand_animations=False)))
-        return tf.concat([rgb, tf.ones_like(rgb[..., :1])], axis=-1)
+    def opaque():  # JPEG and GIF decode to RGB only
+        return _to_float(_widened(tf.io.decode_image(data, channels=3, expand_animations=False)))
 
-    rgba = tf.cond(tf.reduce_any(matches[:2]), rgba, rgb)
-    rgba.set_shape([None, None, 4])
-    return over(rgba, background)
+    rgb = tf.cond(tf.reduce_any(matches[:2]), with_alpha, opaque)
+    rgb.set_shape([None, None, 3])
+    return rgb
 
 
 #: What starts an exact image (``encode_exact``), and tells it apart from an ordinary one.
