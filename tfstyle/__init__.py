@@ -4,7 +4,7 @@
 >>> tfstyle.transfer("examples/content.jpg", "examples/style.png", size=256).save("out.png")
 """
 
-__all__ = ["transfer", "Stylizer", "export_saved_model", "Options", "Interrupted"]
+__all__ = ["transfer", "Stylizer", "video", "export_saved_model", "Options", "Interrupted"]
 __version__ = "0.1.0"
 
 
@@ -18,6 +18,10 @@ def __getattr__(name: str):
         from tfstyle import api
 
         return getattr(api, name)
+    if name in ("video", "VideoInterrupted"):
+        from tfstyle import clip
+
+        return getattr(clip, name)
     if name == "export_saved_model":
         from tfstyle.export import export_saved_model
 

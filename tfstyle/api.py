@@ -144,6 +144,8 @@ class Stylizer:
         self._lock = threading.Lock()  # one computation per scale, whatever the threads
         #: How many times style targets were computed (once per scale size used).
         self.style_targets_computed = 0
+        #: More arguments of the progress bar (``tfstyle.video`` puts it under its own).
+        self.bar_options: dict = {}
 
     @functools.cached_property
     def network(self) -> pipeline.Pipeline:
@@ -179,11 +181,18 @@ class Stylizer:
                 self.style_targets_computed += 1
             return self._style_targets[key]
 
-    def __call__(self, content: images.ImageLike, masks=None, content_mask=None) -> PIL.Image.Image:
+    def __call__(
+        self, content: images.ImageLike, masks=None, content_mask=None, *, init=None,
+        temporal=None,
+    ) -> PIL.Image.Image:  # fmt: skip
         """The stylised ``content`` (a path, bytes, a PIL image or an array), a PIL RGB image.
 
         ``masks`` and ``content_mask``, if given, replace the options' for this image (one
-        mask set per content image: ``tfstyle batch``).
+        mask set per content image: ``tfstyle batch``). ``init`` (a float ``(h, w, 3)`` array)
+        replaces the options' starting image, and ``temporal`` adds a video frame's temporal
+        term: ``(previous, mask, weight)``, the previous frame's result warped onto this one
+        ``(h, w, 3)``, the consistency mask ``(h, w, 1)`` and ``temporal_weight``
+        (``tfstyle.video``).
 
         Raises as ``transfer`` does.
         """
@@ -204,7 +213,11 @@ class Stylizer:
         if content_mask is not None:
             _masks.check(content_mask, content_img.shape, "content_mask")
         seed = opts.seed if opts.seed is not None else int(np.random.default_rng().integers(2**31))
-        request = pipeline.request_tensors(opts, seed, self.init)
+        request = pipeline.request_tensors(opts, seed, self.init if init is None else init)
+        if temporal is not None:
+            previous, mask, weight = temporal
+            request["temporal"] = (tf.constant(previous, tf.float32), tf.constant(mask, tf.float32))
+            request["temporal_weight"] = tf.constant(weight, tf.float32)
         if regions is not None:
             request["masks"] = [tf.constant(m) for m in regions]
         if content_mask is not None:
@@ -215,7 +228,9 @@ class Stylizer:
         pipe = self.pipeline_for(content_img)
         hooks = _Eager(self, pipe, request, content_img)
         try:
-            with tqdm(total=opts.iterations, disable=not opts.progress, unit="step") as hooks.bar:
+            bar = tqdm(total=opts.iterations, disable=not opts.progress, unit="step",
+                       **self.bar_options)  # fmt: skip
+            with bar as hooks.bar:
                 image, _, _ = _checked(
                     pipe.run, content_img, self.styles, self.blend,
                     tf.constant(opts.iterations), request, None, None, None, hooks, direct=True,

@@ -149,6 +149,33 @@ def build_parser() -> argparse.ArgumentParser:
     from tfstyle import batch  # imports Apache Beam only when a batch runs
 
     batch.add_parser(commands)
+
+    p = commands.add_parser(
+        "video",
+        help="stylise a video clip without flicker",
+        description=(
+            "Paint every frame of VIDEO in the style of STYLE, each frame after the first "
+            "starting from the previous result warped by the optical flow and held to it by a "
+            "temporal loss (Ruder et al. 2016). The frame rate is kept and the audio copied. "
+            "Finished frames are kept in OUT.tfstyle-work: Ctrl-C writes a playable "
+            "OUT.partial.EXT of them, and the same command resumes. Needs PyAV and OpenCV: "
+            'pip install "tfstyle[video]".'
+        ),
+    )
+    p.add_argument("video", help="video file (mp4, webm, mov, mkv, gif, ...) or folder of frames")
+    p.add_argument("style", nargs="+", help="style image file(s)")
+    p.add_argument(
+        "-o", "--output", required=True,
+        help="output video (.mp4 .m4v .mov .mkv: H.264; .webm: VP9; .gif) or, without an "
+        "extension, a folder of PNG frames",
+    )  # fmt: skip
+    flags.add_options(p)
+    flags.add_options(p, rows=tuple(options.VIDEO_OPTIONS.values()))
+    p.add_argument(
+        "--max-frames", type=flags.integer, default=None, metavar="N",
+        help="stop after N frames (default: all)",
+    )  # fmt: skip
+    p.add_argument("-q", "--quiet", action="store_true", help=_QUIET_HELP)
     return parser
 
 
@@ -214,7 +241,7 @@ def _main(argv: Sequence[str] | None) -> int:
     from tfstyle import batch, checks, client, interrupts
 
     run = {"transfer": _transfer, "export": _export, "request": _request, "status": _status,
-           "batch": batch.main}  # fmt: skip
+           "batch": batch.main, "video": _video}  # fmt: skip
     try:
         return run[args.command](args)
     except client.RunFailed as err:  # a part of a served run: keep what the others did
@@ -355,6 +382,24 @@ def _transfer(args: argparse.Namespace) -> int:
         **values,
     )
     files.save_image(result, args.output)
+    if not args.quiet:
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def _video(args: argparse.Namespace) -> int:
+    from tfstyle import clip, options
+
+    values = {o.name: getattr(args, o.name) for o in options.OPTIONS if o.flag}
+    values.update({name: getattr(args, name) for name in options.VIDEO_OPTIONS})
+    style = args.style if len(args.style) > 1 else args.style[0]
+    try:
+        clip.video(
+            args.video, style, args.output, max_frames=args.max_frames,
+            progress=not args.quiet, **values,
+        )  # fmt: skip
+    except clip.VideoInterrupted as stop:
+        return _interrupted(str(stop))
     if not args.quiet:
         print(f"wrote {args.output}", file=sys.stderr)
     return 0

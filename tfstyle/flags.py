@@ -54,8 +54,10 @@ def add_options(
     names: Sequence[str] | None = None,
     unset: bool = False,
     defaults: dict | None = None,
+    rows=None,
 ) -> None:
-    """Add a ``--flag`` for each option of the table (``tfstyle.options.OPTIONS``).
+    """Add a ``--flag`` for each option of the table (``tfstyle.options.OPTIONS``, or
+    ``rows``).
 
     ``names`` limits the options; ``unset`` makes every default None (an option left out is
     not sent), and booleans take an explicit true/false; ``defaults`` replaces some defaults.
@@ -64,7 +66,7 @@ def add_options(
 
     from tfstyle import options  # imports TensorFlow
 
-    for o in options.OPTIONS:
+    for o in options.OPTIONS if rows is None else rows:
         if not o.flag or (names is not None and o.name not in names):
             continue
         if defaults and o.name in defaults:

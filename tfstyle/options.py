@@ -317,6 +317,18 @@ EXPORT_LIMITS: dict[str, Option] = {o.name: o for o in (
            "highest present.", low=1, high=signature.MAX_VERSION, none=True),
 )}  # fmt: skip
 
+#: ``tfstyle.video``'s own options beside the table's (which apply to every frame; ``iterations``
+#: to the first, which starts from its ``init``).
+VIDEO_OPTIONS: dict[str, Option] = {o.name: o for o in (
+    Option("temporal_weight", 50.0, "float", CALL, "Weight of the temporal loss (Ruder et al.): "
+           "each frame after the first is kept close to the previous result warped by the "
+           "optical flow, where the flow is consistent; 0 stylises each frame on its own from "
+           "the warped previous result.", low=0.0, high=_FLOAT32_MAX),
+    Option("frame_iterations", 40, "int", CALL, "Steps for each frame after the first, at the "
+           "full size only (each starts from the previous result warped onto it).", low=0,
+           high=_INT32_MAX),
+)}  # fmt: skip
+
 #: The table by name.
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 DEFAULTS: dict[str, Any] = {o.name: o.default for o in OPTIONS}

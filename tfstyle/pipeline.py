@@ -64,6 +64,9 @@ class Targets(NamedTuple):
     regions: tuple | None = None
     # With a content weight map: one (1, h, w, 1) map per content layer, mean 1; None: 1.
     content_weights: tuple | None = None
+    # Video (``tfstyle.temporal``): (the previous frame's result warped onto this one, (1, H, W,
+    # 3); its weight per pixel, (1, H, W, 1): the consistency mask times temporal_weight).
+    temporal: tuple | None = None
 
 
 class LossWeights(NamedTuple):
@@ -217,12 +220,17 @@ class Objective:
         return tuple(self.style.target(stats) for stats in blended)
 
     def __call__(self, image: tf.Tensor, targets: Targets, weights: LossWeights) -> dict:
-        """Loss terms of ``image`` ``(1, H, W, 3)``: a dict with total, content, style, tv."""
-        return self._either(
+        """Loss terms of ``image`` ``(1, H, W, 3)``: a dict with total, content, style, tv (and
+        temporal, for a video frame after the first)."""
+        terms = self._either(
             image,
             lambda: self.tiling.value(self, image, targets, weights),
             lambda: self.terms(image, targets, weights),
         )
+        if targets.temporal is None:
+            return terms
+        temporal = temporal_loss(image, *targets.temporal)
+        return {**terms, "temporal": temporal, "total": terms["total"] + temporal}
 
     def value_and_gradient(self, image, targets: Targets, weights: LossWeights):
         """``(total, d total / d image)``, crop by crop where the tiling says so."""
@@ -237,7 +245,13 @@ class Objective:
             terms, gradient = self.tiling.value_and_gradient(self, image, targets, weights)
             return terms["total"], gradient
 
-        return self._either(image, tiled, whole)
+        total, gradient = self._either(image, tiled, whole)
+        if targets.temporal is None:
+            return total, gradient
+        with tf.GradientTape() as tape:  # per pixel: on the whole image, tiled or not
+            tape.watch(image)
+            temporal = temporal_loss(image, *targets.temporal)
+        return total + temporal, gradient + tape.gradient(temporal, image)
 
     def style_of_moments(self, sums: list, targets: Targets, weights: LossWeights) -> tf.Tensor:
         """The style loss from the whole image's sums (``tiles.style_moments``), per region
@@ -274,6 +288,16 @@ class Objective:
         content, tv = per_area * content, per_area * tv
         total = losses.total_loss(content, style, tv, weights.content, weights.style, weights.tv)
         return {"total": total, "content": content, "style": style, "tv": tv}
+
+
+def temporal_loss(image, previous, weight) -> tf.Tensor:
+    """Ruder et al.'s temporal loss of a video frame ``image`` ``(1, H, W, 3)``: ``sum(weight *
+    (image - previous)^2)`` per ``AREA_REFERENCE`` pixels, as the content and TV losses are
+    (``previous``: the last frame's result warped onto this one; ``weight`` ``(1, H, W, 1)``:
+    ``temporal_weight`` where the flow is consistent, 0 elsewhere)."""
+    shape = tf.shape(image)
+    per_area = AREA_REFERENCE / tf.cast(shape[1] * shape[2], tf.float32)
+    return per_area * tf.reduce_sum(weight * tf.square(image - previous))
 
 
 class Started(NamedTuple):
@@ -410,6 +434,12 @@ class Pipeline:
             content, styles, blend, style, request.get("masks"), request.get("content_mask"),
             request.get("style_masks"),
         )  # fmt: skip
+        if "temporal" in request:  # a video frame after the first (``tfstyle.video``)
+            previous, mask = request["temporal"]
+            previous = images.resize(previous, shape[0], shape[1])
+            mask = tf.image.resize(mask, [shape[0], shape[1]], antialias=True)
+            weight = request["temporal_weight"] * tf.clip_by_value(mask, 0.0, 1.0)
+            targets = targets._replace(temporal=(previous[None], weight[None]))
         state = self.optimizer.init(start[None])
         return Started(
             content, targets, weights, optimize.averaged(state, request["average_decay"])

@@ -1,0 +1,284 @@
+"""Video: flow, warp and consistency on known motion; real clips in and out (PyAV), the temporal
+term, resume after Ctrl-C, bad input. Tiny generated clips (a pan across a smooth image) and
+random weights."""
+
+import fractions
+import os
+
+import numpy as np
+import PIL.Image
+import pytest
+from helpers import smooth_image
+
+av = pytest.importorskip("av", reason="the video tests need the 'video' extra")
+pytest.importorskip("cv2", reason="the video tests need the 'video' extra")
+
+import tfstyle  # noqa: E402
+from tfstyle import api, cli, temporal, video_io  # noqa: E402
+from tfstyle import clip as clips  # noqa: E402
+
+#: Every frame a 48 x 64 window, 2 px further right than the last, of this image.
+PANORAMA = (smooth_image(3, 48, 160) * 255).round().astype(np.uint8)
+FRAMES = 8
+SHIFT = 2
+FAST = {"size": 32, "iterations": 4, "weights": None, "seed": 0}
+VIDEO = {"frame_iterations": 3, "progress": False, **FAST}
+
+
+def pan(frames: int = FRAMES) -> list:
+    return [PANORAMA[:, SHIFT * t : SHIFT * t + 64] for t in range(frames)]
+
+
+def write_clip(path, frames, fps=12, audio: bool = False) -> str:
+    """An H.264 mp4 (or any container PyAV guesses from ``path``) of ``frames``, with a second
+    of 440 Hz AAC audio if ``audio``."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        (stream.height, stream.width), stream.pix_fmt = frames[0].shape[:2], "yuv420p"
+        stream.options = {"crf": "10"}
+        sound = None
+        if audio:
+            sound = out.add_stream("aac", rate=44100)
+            sound.layout = "mono"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+        if sound is not None:
+            t = np.arange(44100) / 44100
+            samples = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+            chunk = 1024
+            for i in range(0, samples.shape[1] - chunk, chunk):
+                frame = av.AudioFrame.from_ndarray(
+                    samples[:, i : i + chunk], format="flt", layout="mono"
+                )
+                frame.sample_rate, frame.pts = 44100, i
+                for packet in sound.encode(frame):
+                    out.mux(packet)
+            for packet in sound.encode():
+                out.mux(packet)
+    return str(path)
+
+
+def read_clip(path) -> tuple[list, fractions.Fraction, bool]:
+    info = video_io.probe(str(path))
+    return list(video_io.frames(info)), info.fps, info.has_audio
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> str:
+    return write_clip(tmp_path_factory.mktemp("clip") / "pan.mp4", pan(), audio=True)
+
+
+@pytest.fixture
+def style(image_files) -> str:
+    return image_files[1]
+
+
+# -- flow, warp, consistency ---------------------------------------------------------------------
+
+
+def test_flow_of_a_known_shift_is_recovered():
+    first, second = pan(2)  # the scene moves 2 px to the left from first to second
+    forward = temporal.flow(first, second)
+    inner = forward[8:-8, 8:-8]
+    assert np.abs(np.median(inner[..., 0]) + SHIFT) < 0.25
+    assert np.abs(np.median(inner[..., 1])) < 0.25
+
+
+def test_warp_of_a_known_shift_is_exact_away_from_the_borders():
+    image = np.random.default_rng(0).random((20, 30, 3)).astype(np.float32)
+    backward = np.zeros((20, 30, 2), np.float32)
+    backward[..., 0], backward[..., 1] = 3.0, -2.0  # frame t's pixel p was at p + (3, -2)
+    warped = temporal.warp(image, backward).numpy()
+    np.testing.assert_array_equal(warped[2:, :-3], image[:-2, 3:])
+    half = np.zeros_like(backward)
+    half[..., 0] = 0.5  # halfway between two columns: their mean
+    np.testing.assert_allclose(
+        temporal.warp(image, half).numpy()[:, :-1], (image[:, :-1] + image[:, 1:]) / 2, atol=1e-6
+    )
+
+
+def test_consistency_is_zero_where_a_region_appears():
+    # A square moves 6 px right over a still background: the strip of background it uncovers
+    # was hidden in the first frame.
+    background = (smooth_image(4, 64, 64) * 255).astype(np.uint8)
+    square = (smooth_image(7, 20, 20) * 255).astype(np.uint8)
+    first, second = background.copy(), background.copy()
+    first[22:42, 14:34], second[22:42, 20:40] = square, square
+    mask = temporal.consistency(temporal.flow(second, first), temporal.flow(first, second))
+    assert mask.shape == (64, 64, 1) and set(np.unique(mask)) <= {0.0, 1.0}
+    assert mask[24:40, 14:20].mean() < 0.25  # uncovered: no pixel of the first frame is there
+    assert mask[:14].mean() > 0.95 and mask[50:].mean() > 0.95  # still background: consistent
+    # A pan: what enters the frame at the right was outside the previous one.
+    first, second = pan(2)
+    mask = temporal.consistency(temporal.flow(second, first), temporal.flow(first, second))
+    assert mask[8:-8, -SHIFT:].max() == 0 and mask[8:-8, 8:-8].mean() > 0.9
+
+
+# -- clips in and out ----------------------------------------------------------------------------
+
+
+def test_read_and_write_keep_frames_rate_and_audio(clip, tmp_path):
+    frames, fps, has_audio = read_clip(clip)
+    assert len(frames) == FRAMES and fps == 12 and has_audio
+    luma = [np.asarray(PIL.Image.fromarray(f).convert("L"), int) for f in (frames[3], pan()[3])]
+    assert np.abs(luma[0] - luma[1]).mean() < 3  # H.264 at crf 10 (colour at half resolution)
+    paths = []
+    for k, frame in enumerate(frames):
+        paths.append(str(tmp_path / f"{k}.png"))
+        PIL.Image.fromarray(frame).save(paths[-1])
+    for name in ("copy.mp4", "copy.webm", "copy.mov", "copy.gif", "frames"):
+        out = str(tmp_path / name)
+        video_io.write(out, paths, fps, video_io.probe(clip))
+        again, rate, audio = read_clip(out)
+        assert len(again) == FRAMES and again[0].shape == (48, 64, 3), name
+        if name == "copy.gif":  # a GIF's delays are in hundredths of a second: 8 for 1/12
+            assert rate == 12.5
+        else:
+            assert rate == (video_io.FOLDER_FPS if name == "frames" else 12), name
+        assert audio == (name in ("copy.mp4", "copy.webm", "copy.mov")), name
+    with av.open(clip) as a, av.open(str(tmp_path / "copy.mp4")) as b:  # copied, not re-encoded
+        original = [bytes(p) for p in a.demux(a.streams.audio[0]) if p.size]
+        copied = [bytes(p) for p in b.demux(b.streams.audio[0]) if p.size]
+    assert copied and copied == original[: len(copied)]
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def styled(clip, tmp_path_factory) -> tuple:
+    """The clip stylised once (``VIDEO``), and its frames."""
+    style = tmp_path_factory.mktemp("style") / "style.png"
+    PIL.Image.fromarray((smooth_image(1, 64, 64) * 255).round().astype(np.uint8)).save(style)
+    out = str(tmp_path_factory.mktemp("out") / "styled")  # a folder of frames: exact pixels
+    assert clips.video(clip, str(style), out, **VIDEO) == out
+    return str(style), out, read_clip(out)[0]
+
+
+def test_every_frame_after_the_first_is_the_temporal_step_of_the_last(clip, styled):
+    style, out, frames = styled
+    assert len(frames) == FRAMES and frames[0].shape == (24, 32, 3)
+    assert not os.path.exists(out + clips.WORK_SUFFIX)  # removed once the clip is written
+    content = read_clip(clip)[0]
+    assert np.array_equal(
+        frames[0], np.asarray(tfstyle.transfer(content[0], style, progress=False, **FAST))
+    )
+    # Frame 3 again, by hand, from frame 2's result: the flow, the mask, the warp, the steps.
+    later = api.Stylizer(style, **{**FAST, "iterations": 3, "min_scale": 32, "progress": False})
+    small = [
+        np.asarray(PIL.Image.fromarray(c).resize((32, 24), PIL.Image.BILINEAR)) for c in content
+    ]
+    backward = temporal.flow(small[3], small[2])
+    mask = temporal.consistency(backward, temporal.flow(small[2], small[3]))
+    warped = temporal.warp(frames[2] / np.float32(255), backward).numpy()
+    again = later(content[3], init=warped, temporal=(warped, mask, 50.0))
+    assert np.array_equal(np.asarray(again), frames[3])
+    # Weight 0: no temporal term, the same start: the plain run from the warped image. A very
+    # large weight holds the frame where the mask is 1 to the warped image.
+    free = later(content[3], init=warped, temporal=(warped, mask, 0.0))
+    plain = np.asarray(later(content[3], init=warped))
+    assert np.array_equal(np.asarray(free), plain)
+    held = np.asarray(later(content[3], init=warped, temporal=(warped, mask, 1e9)), int)
+    start = np.round(warped * 255).astype(int)
+    ones = mask[..., 0] == 1
+    assert ones.mean() > 0.5 and np.abs(held - start)[ones].max() <= 1
+    assert np.abs(plain.astype(int) - start)[ones].max() > 10
+
+
+def test_ctrl_c_keeps_the_frames_done_and_the_same_command_resumes(
+    clip, styled, tmp_path, monkeypatch
+):
+    style, _, frames = styled
+    out = str(tmp_path / "styled.mp4")
+    real, calls = api.Stylizer.__call__, []
+
+    def interrupted_at_the_fourth(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(api.Stylizer, "__call__", interrupted_at_the_fourth)
+    with pytest.raises(clips.VideoInterrupted) as stop:
+        clips.video(clip, style, out, **VIDEO)
+    assert stop.value.done == 3 and stop.value.partial == str(tmp_path / "styled.partial.mp4")
+    assert len(read_clip(stop.value.partial)[0]) == 3 and not os.path.exists(out)
+    work = out + clips.WORK_SUFFIX
+    assert sorted(os.listdir(work)) == ["frame-000001.png", "frame-000002.png",
+                                        "frame-000003.png", "run.json"]  # fmt: skip
+    monkeypatch.setattr(api.Stylizer, "__call__", real)
+    calls.clear()
+    folder = str(tmp_path / "resumed")
+    os.rename(work, folder + clips.WORK_SUFFIX)  # the same run, written as frames to compare
+    # (the run's key does not include the output's name)
+    clips.video(clip, style, folder, **VIDEO)
+    assert [np.array_equal(a, b) for a, b in zip(read_clip(folder)[0], frames, strict=True)] == [
+        True
+    ] * FRAMES
+
+
+def test_cli_video_writes_a_playable_clip_with_the_audio(clip, style, tmp_path, capsys):
+    out = tmp_path / "out.mp4"
+    argv = ["video", clip, style, "-o", str(out), "--size", "32", "--iterations", "2",
+            "--frame-iterations", "1", "--weights", "none", "--max-frames", "3", "-q"]  # fmt: skip
+    assert cli.main(argv) == 0
+    frames, fps, has_audio = read_clip(out)
+    assert len(frames) == 3 and fps == 12 and has_audio and frames[0].shape == (24, 32, 3)
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    "make, output, message",
+    [
+        (lambda d: _text(d / "a.mp4"), "o.mp4", "video: .* is not a readable video"),
+        (lambda d: str(d / "missing.mp4"), "o.mp4", "video: no such file"),
+        (lambda d: str(d), "o.mp4", "the folder .* has no frames"),
+        (lambda d: write_clip(d / "tiny.mp4", [f[:8, :12] for f in pan(3)]), "o.mp4",
+         "frames of 12x8 px; each side must be at least 16 px"),
+        (lambda d: _audio_only(d / "a.m4a"), "o.mp4", "has no video stream"),
+        (lambda d: write_clip(d / "c.mp4", pan(2)), "o.avi", "unknown video extension '.avi'"),
+        (
+            lambda d: write_clip(d / "c.mp4", pan(2)),
+            "in",
+            "output: .*in' exists; a folder of frames must be new",
+        ),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_line_and_nothing_is_written(
+    tmp_path, style, capsys, make, output, message
+):
+    import re
+
+    (tmp_path / "in").mkdir()
+    source = make(tmp_path / "in")
+    before = sorted(os.listdir(tmp_path))
+    out = tmp_path / output
+    argv = ["video", source, style, "-o", str(out), "--weights", "none", "--size", "32", "-q"]
+    assert cli.main(argv) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tfstyle: error: "), lines
+    assert re.search(message, lines[0]), lines
+    assert sorted(os.listdir(tmp_path)) == before  # no output, no work directory
+
+
+def _text(path) -> str:
+    path.write_text("not a video")
+    return str(path)
+
+
+def _audio_only(path) -> str:
+    with av.open(str(path), "w", format="mp4") as out:
+        sound = out.add_stream("aac", rate=44100)
+        sound.layout = "mono"
+        samples = np.zeros((1, 1024), np.float32)
+        for i in range(8):
+            frame = av.AudioFrame.from_ndarray(samples, format="flt", layout="mono")
+            frame.sample_rate, frame.pts = 44100, i * 1024
+            for packet in sound.encode(frame):
+                out.mux(packet)
+        for packet in sound.encode():
+            out.mux(packet)
+    return str(path)
