@@ -282,3 +282,12 @@ def _audio_only(path) -> str:
         for packet in sound.encode():
             out.mux(packet)
     return str(path)
+
+
+def test_api_options_are_checked_before_any_file(tmp_path):
+    with pytest.raises(TypeError, match="unknown video option.s. callback, sise; allowed: size"):
+        tfstyle.video(str(tmp_path / "missing.mp4"), "s.png", str(tmp_path / "o.mp4"), sise=3,
+                      callback=print)  # fmt: skip
+    with pytest.raises(ValueError, match="frame_iterations must be an integer"):
+        tfstyle.video("missing.mp4", "s.png", "o.mp4", frame_iterations=1.5)
+    assert os.listdir(tmp_path) == []

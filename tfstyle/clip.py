@@ -89,10 +89,9 @@ def video(
     if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, int)
                                    or max_frames < 1):  # fmt: skip
         raise ValueError(f"max_frames must be an integer >= 1 or None; got {max_frames!r}")
-    for name in ("callback", "callback_every", "progress"):
-        if name in kwargs:
-            raise TypeError(f"video() takes no {name!r} option")
-    opts = options.Options(**kwargs)  # the options' errors before any file is looked at
+    allowed = tuple(n for n in options.BY_NAME if n not in ("callback", "callback_every"))
+    # the options' errors before any file is looked at
+    opts = options.options_from(kwargs, allowed, "video option")
     video_io.av(), temporal._cv2()  # what to install, before any work
     output = os.fspath(output)
     video_io.check_output(output)
