@@ -291,3 +291,29 @@ def test_api_options_are_checked_before_any_file(tmp_path):
     with pytest.raises(ValueError, match="frame_iterations must be an integer"):
         tfstyle.video("missing.mp4", "s.png", "o.mp4", frame_iterations=1.5)
     assert os.listdir(tmp_path) == []
+
+
+# -- many clips: tfstyle batch -------------------------------------------------------------------
+
+
+def test_batch_takes_clips_in_order_and_records_a_clip_that_cannot_be_read(clip, style, tmp_path):
+    pytest.importorskip("apache_beam", reason="tfstyle batch needs the 'beam' extra")
+    import json
+    import shutil
+
+    from tfstyle import batch, batch_files
+
+    (tmp_path / "in").mkdir()
+    shutil.copy(clip, tmp_path / "in" / "pan.mov")  # any of the video extensions
+    (tmp_path / "in" / "bad.mp4").write_text("not a video")
+    quick = {**FAST, "iterations": 2, "frame_iterations": 1}
+    counts = batch.run(str(tmp_path / "in"), style, str(tmp_path / "out"), progress=False, **quick)
+    assert (counts.done, counts.failed) == (1, 1)
+    lines = (tmp_path / "out" / batch_files.DEAD_LETTER).read_text().splitlines()
+    (record,) = [json.loads(line) for line in lines]
+    assert record["input"] == str(tmp_path / "in" / "bad.mp4")
+    assert "is not a readable video" in record["error"] and str(tmp_path / "in") in record["error"]
+    expected = tfstyle.video(clip, style, str(tmp_path / "expected.mp4"), progress=False, **quick)
+    got, fps, has_audio = read_clip(tmp_path / "out" / "pan.mov.mp4")
+    assert len(got) == FRAMES and fps == 12 and has_audio
+    assert all(np.array_equal(a, b) for a, b in zip(got, read_clip(expected)[0], strict=True))

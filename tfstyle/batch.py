@@ -46,6 +46,8 @@ from tfstyle import api, batch_files, checks, files, flags, images, interrupts, 
 BATCH_OPTIONS = tuple(
     o.name for o in options.OPTIONS if o.name not in ("callback", "callback_every", "progress")
 )
+#: What a clip among the inputs also takes (``tfstyle.video``'s own options).
+VIDEO_OPTIONS = tuple(options.VIDEO_OPTIONS)
 #: Beam metrics namespace of the counters.
 NAMESPACE = "tfstyle"
 #: Seconds between looks at OUT_DIR for the progress bar (local, and any other file system).
@@ -78,7 +80,8 @@ def run(
     mask_dir: str | None = None,
     **kwargs,
 ) -> Counts:
-    """Stylise every image CONTENT names, one PNG each under ``out_dir``, on Apache Beam.
+    """Stylise every image CONTENT names, one PNG each under ``out_dir``, on Apache Beam (and
+    every video clip, one mp4 each).
 
     Everything is checked before the pipeline starts: the options, the style (and ``init``)
     images, that CONTENT names at least one file, that ``out_dir`` can be written and is not
@@ -103,7 +106,9 @@ def run(
             content map) where they exist, and the ``masks`` and ``content_mask`` options
             where not. Not inside CONTENT. Defaults to None.
         **kwargs: the options of ``tfstyle.transfer`` but ``callback``, ``callback_every`` and
-            ``progress``.
+            ``progress``; and, for the clips among the inputs (``batch_files.VIDEO_EXTENSIONS``:
+            each stylised whole by ``tfstyle.video`` into ``<its name>.mp4``, its frames in
+            order), ``temporal_weight`` and ``frame_iterations``.
 
     Returns:
         The ``Counts`` of the run (done, skipped, failed; network builds, style targets).
@@ -139,6 +144,7 @@ def run(
     styles = [batch_files.absolute(s) for s in styles]
     if isinstance(kwargs.get("init"), str) and kwargs["init"] not in options.INITS:
         kwargs = {**kwargs, "init": batch_files.absolute(kwargs["init"])}
+    video = _video_options({n: kwargs.pop(n) for n in list(kwargs) if n in VIDEO_OPTIONS})
     _stylizer(styles, kwargs)  # checks the options and images now, not on the workers
     out_dir = batch_files.absolute(out_dir)
     if any(c in out_dir for c in "*?["):
@@ -164,7 +170,7 @@ def run(
         failures = (
             pipeline
             | "Inputs" >> beam.Create(inputs)
-            | "Stylize" >> Stylize(styles, out_dir, root=root, mask_dir=mask_dir, **kwargs)
+            | "Stylize" >> Stylize(styles, out_dir, root=root, mask_dir=mask_dir, **kwargs, **video)
         )
         dead_letter = FileSystems.join(staging, batch_files.DEAD_LETTER)
         _ = (
@@ -248,7 +254,9 @@ def add_parser(commands) -> argparse.ArgumentParser:
         "batch",
         help="stylise many images (Apache Beam; rerun to resume)",
         description="Stylise every image CONTENT names with the same options, one PNG per input "
-        "under OUT_DIR (OUT_DIR/<path relative to CONTENT>.png); inputs that fail are listed in "
+        "under OUT_DIR (OUT_DIR/<path relative to CONTENT>.png), and every video clip (.mp4 .m4v "
+        ".mov .mkv .webm .avi), one mp4 each as 'tfstyle video' makes it (<path>.mp4; "
+        "--temporal-weight, --frame-iterations); inputs that fail are listed in "
         f"OUT_DIR/{batch_files.DEAD_LETTER}; outputs that exist are skipped. Beam pipeline "
         "options go after '--'. Needs Apache Beam: pip install \"tfstyle[beam]\".",
     )
@@ -260,6 +268,7 @@ def add_parser(commands) -> argparse.ArgumentParser:
     p.add_argument("style", nargs="+", help="style image file(s)")
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output directory")
     flags.add_options(p, BATCH_OPTIONS)
+    flags.add_options(p, rows=tuple(options.VIDEO_OPTIONS.values()))  # for clips among the inputs
     p.add_argument(
         "--mask-dir",
         default=None,
@@ -308,7 +317,7 @@ def main(args: argparse.Namespace) -> int:
     import signal
     import sys
 
-    values = {name: getattr(args, name) for name in BATCH_OPTIONS}
+    values = {name: getattr(args, name) for name in BATCH_OPTIONS + VIDEO_OPTIONS}
     try:
         # SIGTERM (a scheduler, kill) stops the run as Ctrl-C does, cleanly
         with interrupts.sigterm_as_interrupt():
@@ -396,6 +405,13 @@ def _stylizer(style: Sequence[str], values: dict) -> api.Stylizer:
     return api.Stylizer(sources, progress=False, **values)
 
 
+def _video_options(values: dict) -> dict:
+    """``VIDEO_OPTIONS`` values, checked (each a one-line error naming it)."""
+    for name, value in values.items():
+        options.VIDEO_OPTIONS[name].check(value)
+    return dict(values)
+
+
 def _message(err: Exception) -> str:
     """One line saying what went wrong (tfstyle's own errors are already one line)."""
     import tensorflow as tf
@@ -417,8 +433,10 @@ class _Model:
     """What ``StyleModelHandler.load_model`` returns: the ``Stylizer``, and how much of its
     work the metrics have counted (a model is shared by the threads of a worker)."""
 
-    def __init__(self, stylizer: api.Stylizer):
+    def __init__(self, stylizer: api.Stylizer, options: dict | None = None, video=None):
         self.stylizer = stylizer
+        #: The options (``BATCH_OPTIONS``) and ``options.VIDEO_OPTIONS`` values, for clips.
+        self.options, self.video = dict(options or {}), dict(video or {})
         self.lock = threading.Lock()
         self.loads, self.targets = 1, 0  # not yet counted: this load; counted: no targets
 
@@ -450,6 +468,8 @@ def _stylize(model: _Model, job: tuple) -> bytes | _Failure:
                 )
         if isinstance(own, str):  # its masks could not be told (batch_files.masks_for)
             raise ValueError(own)
+        if batch_files.is_video(path):
+            return _stylize_clip(model, path)
         masks = None if own is None else [_read(m, f"masks[{k}]") for k, m in enumerate(own)]
         content_mask = None if content_mask is None else _read(content_mask, "content_mask")
         image = model.stylizer(_read(path, "content"), masks=masks, content_mask=content_mask)
@@ -460,6 +480,35 @@ def _stylize(model: _Model, job: tuple) -> bytes | _Failure:
         return _Failure(_message(err))
     finally:
         model.count()
+
+
+#: The largest clip batch reads from a remote file system into a local file (a local clip is
+#: read where it is, a frame at a time).
+MAX_REMOTE_CLIP_BYTES = 4 * 2**30
+
+
+def _stylize_clip(model: _Model, path: str) -> bytes:
+    """The mp4 of the clip ``path`` stylised by ``tfstyle.video`` with the model's style
+    images and options, frames in order (a remote clip is copied to a local file first)."""
+    import tempfile
+
+    from tfstyle import clip
+
+    stylizer = model.stylizer
+    styles = stylizer.styles[0] if len(stylizer.styles) == 1 else list(stylizer.styles)
+    with tempfile.TemporaryDirectory(prefix="tfstyle-clip-") as tmp:
+        local = path
+        if "://" in path:
+            local = os.path.join(tmp, "clip" + os.path.splitext(path)[1].lower())
+            with open(local, "wb") as f:
+                f.write(batch_files.read(path, "content", MAX_REMOTE_CLIP_BYTES))
+        out = os.path.join(tmp, "out.mp4")
+        try:
+            clip.video(local, styles, out, progress=False, **model.options, **model.video)
+        except (ValueError, OSError) as err:  # named by the input, not the local copy
+            raise type(err)(str(err).replace(local, path)) from None
+        with open(out, "rb") as f:
+            return f.read()
 
 
 def _write(result) -> list[dict]:
@@ -506,14 +555,15 @@ def _beam_classes() -> None:
             options: the options of ``tfstyle.transfer`` (``BATCH_OPTIONS``).
         """
 
-        def __init__(self, style: Sequence[str], options: dict):
+        def __init__(self, style: Sequence[str], options: dict, video: dict | None = None):
             super().__init__(min_batch_size=1, max_batch_size=1)  # images differ in size
             self.style, self.options = list(style), dict(options)
+            self.video = _video_options(video or {})
 
         def load_model(self) -> _Model:
             stylizer = _stylizer(self.style, self.options)
             stylizer.network  # noqa: B018 (builds it now: once per worker)
-            return _Model(stylizer)
+            return _Model(stylizer, self.options, self.video)
 
         def run_inference(self, batch, model: _Model, inference_args=None):
             return [PredictionResult(job, _stylize(model, job)) for job in batch]
@@ -553,8 +603,9 @@ def _beam_classes() -> None:
         ):  # fmt: skip
             super().__init__()
             self.style = [style] if isinstance(style, str) else list(style)
+            video = {n: options.pop(n) for n in list(options) if n in VIDEO_OPTIONS}
             self.out_dir, self.root, self.options = out_dir, root, options
-            self.mask_dir = mask_dir
+            self.mask_dir, self.video = mask_dir, _video_options(video)
             _stylizer(self.style, options)
 
         def expand(self, paths):
@@ -579,7 +630,7 @@ def _beam_classes() -> None:
                 paths
                 | "ToDo" >> beam.FlatMap(to_do)
                 | "Spread" >> beam.Reshuffle()  # over the workers: the inputs come as one bundle
-                | "Stylize" >> RunInference(StyleModelHandler(self.style, self.options))
+                | "Stylize" >> RunInference(StyleModelHandler(self.style, self.options, self.video))
                 | "Write" >> beam.FlatMap(_write)
             )
 

@@ -19,6 +19,16 @@ from tfstyle import files
 DEAD_LETTER = "failed.jsonl"
 #: Files taken from a directory (a glob takes every file it matches but hidden ones).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+#: Video clips taken from a directory, each stylised whole (``tfstyle.video``) into an mp4. A
+#: GIF is an image here: its first frame.
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
+
+
+def is_video(path: str) -> bool:
+    """Whether batch takes ``path`` as a clip (``VIDEO_EXTENSIONS``) rather than an image."""
+    return path.lower().endswith(VIDEO_EXTENSIONS)
+
+
 #: The error when Apache Beam is not installed.
 INSTALL_HINT = 'tfstyle batch needs Apache Beam: pip install "tfstyle[beam]"'
 
@@ -66,7 +76,7 @@ def list_inputs(content: str, out_dir: str) -> tuple[str, list[str]]:
             root, pattern, wanted = FileSystems.split(content)[0], content, None
         else:
             root = content.rstrip("/") or "/"
-            pattern, wanted = FileSystems.join(root, "**"), IMAGE_EXTENSIONS
+            pattern, wanted = FileSystems.join(root, "**"), IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
     if _inside(root, out_dir) is not None:
         raise ValueError(
             f"OUT_DIR {out_dir!r} is the input directory {root!r} or above it: the outputs "
@@ -102,20 +112,22 @@ def list_inputs(content: str, out_dir: str) -> tuple[str, list[str]]:
         ]
         found = list(dict.fromkeys(found))
     if not found:
-        what = f"no image files ({', '.join(wanted)})" if wanted else "no files"
+        what = f"no image or video files ({', '.join(wanted)})" if wanted else "no files"
         raise ValueError(f"content: {what} in {content!r} (outside OUT_DIR, not hidden)")
     return root, sorted(found)
 
 
 def output_path(path: str, root: str, out_dir: str) -> str:
-    """The output of input ``path`` (under ``root``): ``out_dir/<path relative to root>.png``.
+    """The output of input ``path`` (under ``root``): ``out_dir/<path relative to root>.png``,
+    or ``.mp4`` for a clip (``is_video``).
 
-    Two inputs never share an output: ``a.jpg`` -> ``a.jpg.png``, ``a.png`` -> ``a.png.png``.
+    Two inputs never share an output: ``a.jpg`` -> ``a.jpg.png``, ``a.png`` -> ``a.png.png``,
+    ``a.mov`` -> ``a.mov.mp4``.
     """
     relative = _inside(path, root)
     if not relative:
         raise ValueError(f"{path!r} is not under the input root {root!r}")
-    return file_systems().join(out_dir, relative + ".png")
+    return file_systems().join(out_dir, relative + (".mp4" if is_video(path) else ".png"))
 
 
 #: How an input's own masks are named under ``mask_dir`` (``masks_for``): ``{name}`` is the
