@@ -14,7 +14,11 @@ motion is real and known. Then:
 Each is judged by its **temporal error**: the mean squared difference (pixels in [0, 1]) between
 frame t and frame t-1 warped onto it by the *content's* flow, over the pixels where that flow is
 consistent (``tfstyle.temporal.temporal_error``), averaged over the clip: what flickers where
-the scene does not change. Issue 26's target: the temporal method at least 3x lower.
+the scene does not change. Issue 26's target: the temporal method at least 3x lower. And by its
+**style strength** per frame, ``1 - L_style(frame) / L_style(content frame)`` under the default
+objective (float32): a clip can be steady and yet lose its style after the first frame. ``--also
+ITERATIONS:WEIGHT ...`` adds temporal runs with other ``frame_iterations`` and
+``temporal_weight`` to the table (how many steps a later frame needs).
 
 It writes both clips (mp4), a strip of frames (``strip.jpg``: temporal above, independent
 below), ``video.json`` and prints the table, with the CPU's flags and the precision.
@@ -39,7 +43,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 import tfstyle  # noqa: E402
-from tfstyle import api, options, temporal, video_io  # noqa: E402
+from tfstyle import api, images, options, pipeline, temporal, video_io  # noqa: E402
 
 
 def make_clip(path: str, frames: int, size: int, shift: int, fps: int = 12) -> list:
@@ -82,6 +86,32 @@ def temporal_errors(content: list, stylised: list) -> list:
     return errors
 
 
+def style_strengths(frames: list, content: list, opts) -> list:
+    """Per frame, ``1 - L_style(frame) / L_style(content frame)`` under the objective of
+    ``opts`` at the frame's size (float32): 1 is the style's statistics matched, 0 the
+    content's (as ``quality.py`` judges an image)."""
+    import tensorflow as tf
+
+    opts = opts.replace(precision="float32")
+    pipe = pipeline.get(opts)
+    request = pipeline.request_tensors(opts, 0)
+    style = tf.constant(images.load_image(common.STYLE, "style"))
+    strengths = []
+    for image, photo in zip(frames, content, strict=True):
+        height, width = image.shape[:2]
+        photo = np.asarray(PIL.Image.fromarray(photo).resize((width, height), PIL.Image.BILINEAR))
+        photo = tf.constant(photo / np.float32(255))
+        started = pipe.compiled.start(
+            photo, [style], [1.0], request, tf.constant(max(height, width)), photo
+        )
+        judged = [
+            float(pipe.compiled.evaluate(x[None], started.targets, started.weights)["style"])
+            for x in (tf.constant(image / np.float32(255)), photo)
+        ]
+        strengths.append(1 - judged[0] / judged[1])
+    return strengths
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", default="none", help="Keras weights file, imagenet or none")
@@ -93,6 +123,8 @@ def main(argv=None) -> int:
                    default=options.VIDEO_OPTIONS["temporal_weight"].default)  # fmt: skip
     p.add_argument("--frame-iterations", type=int,
                    default=options.VIDEO_OPTIONS["frame_iterations"].default)  # fmt: skip
+    p.add_argument("--also", nargs="*", default=[], metavar="ITERATIONS:WEIGHT",
+                   help="more temporal runs (frame_iterations:temporal_weight), in the table")
     p.add_argument("--out", default="video-results")
     args = p.parse_args(argv)
     weights = None if args.weights.lower() == "none" else args.weights
@@ -111,6 +143,16 @@ def main(argv=None) -> int:
                 frame_iterations=args.frame_iterations, progress=False, **base)  # fmt: skip
     temporal_s = time.perf_counter() - began
     temporal_frames = list(video_io.frames(video_io.probe(folder)))
+    variants = []
+    for spec in args.also:
+        its, weight = spec.split(":")
+        began = time.perf_counter()
+        out = os.path.join(args.out, f"temporal-{its}-{weight}")
+        tfstyle.video(clip, common.STYLE, out, temporal_weight=float(weight),
+                      frame_iterations=int(its), progress=False, **base)  # fmt: skip
+        seconds = time.perf_counter() - began
+        variants.append((f"temporal {its} its, weight {weight}",
+                         list(video_io.frames(video_io.probe(out))), seconds))  # fmt: skip
 
     # Independent frames in the same time: iterations from a line through two timed runs.
     stylizer = {}
@@ -133,16 +175,22 @@ def main(argv=None) -> int:
     independent_s = time.perf_counter() - began
 
     rows = {}
+    opts = options.Options(**base)
     for name, frames, seconds in (("temporal", temporal_frames, temporal_s),
-                                  ("independent", independent_frames, independent_s)):  # fmt: skip
+                                  ("independent", independent_frames, independent_s),
+                                  *variants):  # fmt: skip
         errors = temporal_errors(content, frames)
+        strengths = style_strengths(frames, content, opts)
         rows[name] = {"seconds": seconds, "seconds_per_frame": seconds / len(frames),
-                      "temporal_error": float(np.mean(errors)), "per_frame": errors}  # fmt: skip
+                      "temporal_error": float(np.mean(errors)), "per_frame": errors,
+                      "style_strength": float(np.mean(strengths)),
+                      "strength_per_frame": strengths}  # fmt: skip
         paths = []
         for k, frame in enumerate(frames):
             paths.append(os.path.join(args.out, f".{name}-{k:04d}.png"))
             PIL.Image.fromarray(frame).save(paths[-1])
-        video_io.write(os.path.join(args.out, f"{name}.mp4"), paths, 12)
+        video_io.write(os.path.join(args.out, f"{name.replace(' ', '-').replace(',', '')}.mp4"),
+                       paths, 12)  # fmt: skip
         for path in paths:
             os.remove(path)
     ratio = rows["independent"]["temporal_error"] / rows["temporal"]["temporal_error"]
@@ -150,11 +198,13 @@ def main(argv=None) -> int:
         f"temporal: first frame {200} iterations, then {args.frame_iterations} a frame, "
         f"temporal_weight {args.temporal_weight}; independent: {iterations} iterations a frame"
     )
-    print("| method | wall | per frame | temporal error |")
-    print("|---|---|---|---|")
+    print("| method | wall | per frame | temporal error | style strength (first, last frame) |")
+    print("|---|---|---|---|---|")
     for name, row in rows.items():
+        first, last = row["strength_per_frame"][0], row["strength_per_frame"][-1]
         print(f"| {name} | {row['seconds']:.1f} s | {row['seconds_per_frame']:.1f} s | "
-              f"{row['temporal_error']:.5f} |")  # fmt: skip
+              f"{row['temporal_error']:.5f} | {row['style_strength']:.3f} ({first:.3f}, "
+              f"{last:.3f}) |")  # fmt: skip
     print(f"independent / temporal error: {ratio:.1f}x (target: at least 3x)")
     picks = np.linspace(0, len(content) - 1, min(5, len(content))).round().astype(int)
     strip = np.concatenate([
