@@ -317,3 +317,16 @@ def test_batch_takes_clips_in_order_and_records_a_clip_that_cannot_be_read(clip,
     got, fps, has_audio = read_clip(tmp_path / "out" / "pan.mov.mp4")
     assert len(got) == FRAMES and fps == 12 and has_audio
     assert all(np.array_equal(a, b) for a, b in zip(got, read_clip(expected)[0], strict=True))
+
+
+def test_a_work_directory_of_another_run_is_not_mixed_in(clip, style, tmp_path, capsys):
+    out = tmp_path / "o.mp4"
+    work = tmp_path / ("o.mp4" + clips.WORK_SUFFIX)
+    work.mkdir()
+    (work / "run.json").write_text('{"key": "another run"}')
+    (work / "frame-000001.png").write_bytes(b"someone else's")
+    argv = ["video", clip, style, "-o", str(out), "--weights", "none", "--size", "32", "-q"]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds the frames of another run" in err
+    assert sorted(os.listdir(work)) == ["frame-000001.png", "run.json"] and not out.exists()
