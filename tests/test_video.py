@@ -330,3 +330,15 @@ def test_a_work_directory_of_another_run_is_not_mixed_in(clip, style, tmp_path, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "holds the frames of another run" in err
     assert sorted(os.listdir(work)) == ["frame-000001.png", "run.json"] and not out.exists()
+
+
+@pytest.mark.parametrize("module", ["av", "cv2"])
+def test_without_the_video_extra_one_line_says_what_to_install(
+    clip, style, tmp_path, capsys, monkeypatch, module
+):
+    monkeypatch.setitem(__import__("sys").modules, module, None)  # "import av" fails
+    argv = ["video", clip, style, "-o", str(tmp_path / "o.mp4"), "--weights", "none"]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err == f"tfstyle: error: {video_io.INSTALL_HINT}\n"
+    assert not (tmp_path / "o.mp4").exists()
