@@ -112,6 +112,22 @@ def style_strengths(frames: list, content: list, opts) -> list:
     return strengths
 
 
+def memory_child(frames: int, out: str) -> dict:
+    """A ``frames``-frame pan stylised at 32 px with random weights in this (fresh) process:
+    its peak RSS (``--memory``)."""
+    import resource
+
+    clip = os.path.join(out, f".memory-{frames}.mp4")
+    make_clip(clip, frames, 64, 1)
+    began = time.perf_counter()
+    tfstyle.video(clip, common.STYLE, os.path.join(out, f".memory-{frames}-out.mp4"), size=32,
+                  iterations=4, frame_iterations=2, weights=None, progress=False)  # fmt: skip
+    for name in (clip, os.path.join(out, f".memory-{frames}-out.mp4")):
+        os.remove(name)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"frames": frames, "seconds": time.perf_counter() - began, "peak_rss_mib": peak}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", default="none", help="Keras weights file, imagenet or none")
@@ -123,10 +139,41 @@ def main(argv=None) -> int:
                    default=options.VIDEO_OPTIONS["temporal_weight"].default)  # fmt: skip
     p.add_argument("--frame-iterations", type=int,
                    default=options.VIDEO_OPTIONS["frame_iterations"].default)  # fmt: skip
-    p.add_argument("--also", nargs="*", default=[], metavar="ITERATIONS:WEIGHT",
-                   help="more temporal runs (frame_iterations:temporal_weight), in the table")
+    p.add_argument(
+        "--also",
+        nargs="*",
+        default=[],
+        metavar="ITERATIONS:WEIGHT",
+        help="more temporal runs (frame_iterations:temporal_weight), in the table",
+    )
     p.add_argument("--out", default="video-results")
+    p.add_argument(
+        "--memory",
+        nargs="+",
+        type=int,
+        metavar="FRAMES",
+        help="only this: the peak RSS of clips of these lengths (a fresh process "
+        "each, 32 px, random weights): memory must not grow with the clip",
+    )
+    p.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.memory_child:
+        print(json.dumps(memory_child(args.memory_child, args.out)))
+        return 0
+    if args.memory:
+        import subprocess
+
+        os.makedirs(args.out, exist_ok=True)
+        common.print_machine()
+        for frames in args.memory:
+            out = subprocess.run(
+                [sys.executable, os.path.abspath(__file__), "--memory-child", str(frames),
+                 "--out", args.out], check=True, capture_output=True, text=True,
+            ).stdout  # fmt: skip
+            r = json.loads(out.strip().splitlines()[-1])
+            peak = r["peak_rss_mib"]
+            print(f"{r['frames']} frames: {r['seconds']:.1f} s, peak RSS {peak:.0f} MiB")
+        return 0
     weights = None if args.weights.lower() == "none" else args.weights
     os.makedirs(args.out, exist_ok=True)
     base = {"size": args.size, "weights": weights, "backbone": args.backbone, "seed": 0}
