@@ -237,7 +237,7 @@ def test_cli_video_writes_a_playable_clip_with_the_audio(clip, style, tmp_path, 
         (lambda d: str(d / "missing.mp4"), "o.mp4", "video: no such file"),
         (lambda d: str(d), "o.mp4", "the folder .* has no frames"),
         (lambda d: write_clip(d / "tiny.mp4", [f[:8, :12] for f in pan(3)]), "o.mp4",
-         "frames of 12x8 px; each side must be at least 16 px"),
+         "frames of 12x8 px; each side must be between 16 and 8192 px"),
         (lambda d: _audio_only(d / "a.m4a"), "o.mp4", "has no video stream"),
         (lambda d: write_clip(d / "c.mp4", pan(2)), "o.avi", "unknown video extension '.avi'"),
         (
@@ -245,6 +245,14 @@ def test_cli_video_writes_a_playable_clip_with_the_audio(clip, style, tmp_path, 
             "in",
             "output: .*in' exists; a folder of frames must be new",
         ),
+        # Probe round 7 (issue 29): a frame side over 8192 px is refused before any frame is
+        # decoded (a 1.6 MB clip of 16000 px frames took 3.8 GB, then a traceback) ...
+        (lambda d: _png_clip(d / "wide.mov", 9000, 16), "o.mp4", "frames of 9000x16 px"),
+        # ... and so is a folder frame's, from its header (a PNG declaring 100000 px a side)
+        (lambda d: _frames(d, [(32, 24)], bomb=True), "o", "not a readable image file"),
+        # a FIFO among a folder's frames (it hung), frames of different sizes (a traceback)
+        (lambda d: _frames(d, [(32, 24)], fifo=True), "o", "is not a regular file .*a FIFO"),
+        (lambda d: _frames(d, [(32, 24), (24, 32)]), "o", "every frame must have the first's"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line_and_nothing_is_written(
@@ -262,6 +270,42 @@ def test_bad_input_is_one_line_and_nothing_is_written(
     assert len(lines) == 1 and lines[0].startswith("tfstyle: error: "), lines
     assert re.search(message, lines[0]), lines
     assert sorted(os.listdir(tmp_path)) == before  # no output, no work directory
+
+
+def _png_clip(path, width: int, height: int) -> str:
+    """A clip of two frames stored as PNG (FFmpeg's png codec): any size, a small file."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("png", rate=12)
+        stream.width, stream.height, stream.pix_fmt = width, height, "rgb24"
+        for _ in range(2):
+            frame = np.zeros((height, width, 3), np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return str(path)
+
+
+def _frames(directory, sizes, bomb: bool = False, fifo: bool = False) -> str:
+    """A folder of frames of ``sizes`` ((width, height) each); the first a PNG whose header
+    declares 100000 px a side (``bomb``), or a FIFO (``fifo``)."""
+    import struct
+    import zlib
+
+    folder = directory / "frames"
+    folder.mkdir()
+    for k, (width, height) in enumerate(sizes):
+        PIL.Image.fromarray(PANORAMA[:height, :width]).save(folder / f"f{k + 1}.png")
+    if bomb:
+        ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0)
+        chunk = b"IHDR" + ihdr
+        (folder / "f0.png").write_bytes(
+            b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk
+            + struct.pack(">I", zlib.crc32(chunk)) + b"\0" * 64
+        )  # fmt: skip
+    if fifo:
+        os.mkfifo(folder / "f0.png")
+    return str(folder)
 
 
 def _text(path) -> str:
@@ -342,3 +386,70 @@ def test_without_the_video_extra_one_line_says_what_to_install(
     err = capsys.readouterr().err
     assert err == f"tfstyle: error: {video_io.INSTALL_HINT}\n"
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_nothing_it_did_not_write_is_written_over(clip, style, tmp_path, capsys):
+    """Probe round 7 (issue 29): the output over an input (the clip, the style image) ran and
+    replaced it; a stopped run's OUT.partial.EXT replaced a file (or a folder) of that name."""
+    import shutil
+
+    own, gif = str(tmp_path / "own.mp4"), str(tmp_path / "style.gif")
+    shutil.copy(clip, own)
+    PIL.Image.open(style).save(gif)  # a style image that is also a video's extension
+    flags = ["--weights", "none", "--size", "32", "-q"]
+    for argv, says in (
+        (["video", own, style, "-o", own], f"writing '{own}' would write over the input"),
+        (["video", clip, gif, "-o", gif], f"writing '{gif}' would write over the input"),
+    ):
+        assert cli.main([*argv, *flags]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and says in err, err
+    for partial in ("out.partial.mp4", "frames.partial"):
+        target = tmp_path / partial
+        (target.mkdir() if "." not in partial[-5:] else target.write_text("mine"))
+        output = str(tmp_path / partial.replace(".partial", ""))
+        assert cli.main(["video", clip, style, "-o", output, *flags]) == 1
+        err = capsys.readouterr().err
+        assert f"output: '{target}' exists; a stopped run writes the frames done there" in err
+    assert (tmp_path / "out.partial.mp4").read_text() == "mine"
+    assert filecmp_same(own, clip) and os.path.isdir(tmp_path / "frames.partial")
+
+
+def filecmp_same(a, b) -> bool:
+    with open(a, "rb") as f, open(b, "rb") as g:
+        return f.read() == g.read()
+
+
+def test_sigterm_stops_a_video_as_ctrl_c_does_and_its_partial_clip_is_replaced_then_removed(
+    clip, style, tmp_path, capsys, monkeypatch
+):
+    from tfstyle import interrupts
+
+    out = tmp_path / "o.mp4"
+    argv = ["video", clip, style, "-o", str(out), "--weights", "none", "--size", "32",
+            "--iterations", "2", "--frame-iterations", "1", "-q"]  # fmt: skip
+    real, calls = api.Stylizer.__call__, []
+
+    def stopped(at):
+        def call(self, *args, **kwargs):
+            calls.append(1)
+            if len(calls) == at:
+                raise interrupts.Terminated
+            return real(self, *args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(api.Stylizer, "__call__", stopped(3))
+    assert cli.main(argv) == 143
+    err = capsys.readouterr().err
+    partial = tmp_path / "o.partial.mp4"
+    assert "terminated after 2 of 8 frames;" in err and len(read_clip(partial)[0]) == 2
+    calls.clear()
+    monkeypatch.setattr(api.Stylizer, "__call__", stopped(3))  # one more frame, stopped again
+    assert cli.main(argv) == 143
+    assert len(read_clip(partial)[0]) == 4  # its own partial clip, replaced
+    monkeypatch.setattr(api.Stylizer, "__call__", real)
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    assert len(read_clip(out)[0]) == FRAMES and not partial.exists()
+    assert not os.path.exists(str(out) + clips.WORK_SUFFIX)

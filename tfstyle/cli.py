@@ -393,13 +393,16 @@ def _video(args: argparse.Namespace) -> int:
     values = {o.name: getattr(args, o.name) for o in options.OPTIONS if o.flag}
     values.update({name: getattr(args, name) for name in options.VIDEO_OPTIONS})
     style = args.style if len(args.style) > 1 else args.style[0]
+    from tfstyle import interrupts
+
     try:
-        clip.video(
-            args.video, style, args.output, max_frames=args.max_frames,
-            progress=not args.quiet, **values,
-        )  # fmt: skip
+        with interrupts.sigterm_as_interrupt():  # SIGTERM stops it as Ctrl-C does
+            clip.video(
+                args.video, style, args.output, max_frames=args.max_frames,
+                progress=not args.quiet, **values,
+            )  # fmt: skip
     except clip.VideoInterrupted as stop:
-        return _interrupted(str(stop))
+        return _interrupted(str(stop), 128 + signal.SIGTERM if stop.terminated else 130)
     if not args.quiet:
         print(f"wrote {args.output}", file=sys.stderr)
     return 0

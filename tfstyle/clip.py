@@ -24,7 +24,7 @@ import numpy as np
 import PIL.Image
 from tqdm.auto import tqdm
 
-from tfstyle import api, files, images, options, temporal, video_io
+from tfstyle import api, files, images, interrupts, options, temporal, video_io
 from tfstyle.interrupts import Interrupted
 
 #: The work directory's name: the output's, with this after it.
@@ -36,16 +36,22 @@ class VideoInterrupted(KeyboardInterrupt):
     """Ctrl-C during ``video``: ``done`` frames are finished and kept (``partial``: a playable
     clip of them, or None if there were none)."""
 
-    def __init__(self, done: int, total: int | None, partial: str | None, work: str):
+    def __init__(
+        self, done: int, total: int | None, partial: str | None, work: str,
+        terminated: bool = False,
+    ):  # fmt: skip
         super().__init__(done, total, partial, work)
         self.done, self.total, self.partial, self.work = done, total, partial, work
+        #: Stopped by SIGTERM (``interrupts.Terminated``), not Ctrl-C.
+        self.terminated = terminated
 
     def __str__(self) -> str:
+        how = "terminated" if self.terminated else "interrupted"
         of = f" of {self.total}" if self.total else ""
         if not self.partial:
-            return "interrupted before the first frame was done; nothing written"
+            return f"{how} before the first frame was done; nothing written"
         return (
-            f"interrupted after {self.done}{of} frames; {self.partial} has them, and "
+            f"{how} after {self.done}{of} frames; {self.partial} has them, and "
             f"{self.work} keeps them: the same command resumes"
         )
 
@@ -95,12 +101,9 @@ def video(
     video_io.av(), temporal._cv2()  # what to install, before any work
     output = os.fspath(output)
     video_io.check_output(output)
+    work, partial = output.rstrip(os.sep) + WORK_SUFFIX, _partial_name(output)
+    _check_not_inputs([output, partial, work], [source, style, kwargs])
     info = video_io.probe(os.fspath(source), "video")
-    if min(info.width, info.height) < images.MIN_SIDE:
-        raise ValueError(
-            f"video: {info.path!r} has frames of {info.width}x{info.height} px; each side must "
-            f"be at least {images.MIN_SIDE} px"
-        )
     shown = {**kwargs, "progress": progress}
     first = api.Stylizer(style, **shown)
     later = api.Stylizer(
@@ -109,20 +112,31 @@ def video(
     )  # fmt: skip
     for stylizer in (first, later):
         stylizer.bar_options = {"leave": False, "position": 1}
-    work = output.rstrip(os.sep) + WORK_SUFFIX
     key = _run_key(info, first, opts, values)
+    if os.path.lexists(partial) and not _wrote_partial(work, key, partial):
+        raise FileExistsError(
+            f"output: {partial!r} exists; a stopped run writes the frames done there: move it, "
+            "or give another output name"
+        )
     total = info.frames if max_frames is None else min(info.frames or max_frames, max_frames)
     done: list[str] = []
     bar = tqdm(total=total, unit="frame", disable=not progress, position=0)
     try:
         with bar:
             _stylise_frames(info, first, later, temporal_weight, max_frames, work, key, done, bar)
-    except (Interrupted, KeyboardInterrupt):
-        partial = _write_partial(output, done, info) if done else None
-        raise VideoInterrupted(len(done), total, partial, work) from None
+    except (Interrupted, KeyboardInterrupt) as stop:
+        written = None
+        if done:
+            _write_partial(partial, done, info, work, key)
+            written = partial
+        raise VideoInterrupted(
+            len(done), total, written, work, isinstance(stop, interrupts.Terminated)
+        ) from None
     if not done:
         raise ValueError(f"video: {info.path!r} has no frames")
     video_io.write(output, done, info.fps, info)
+    if os.path.lexists(partial) and _wrote_partial(work, key, partial):
+        files._remove(partial)  # noqa: SLF001 (a stopped run's, now whole in the output)
     shutil.rmtree(work, ignore_errors=True)
     return output
 
@@ -196,11 +210,51 @@ def _open_work(work: str, key: str) -> None:
             json.dump({"key": key}, f)
 
 
-def _write_partial(output: str, done: Sequence[str], info) -> str:
-    """A playable clip of the frames done, ``OUT.partial.EXT`` (a folder: ``OUT.partial``)."""
+def _partial_name(output: str) -> str:
+    """Where a stopped run writes its frames done: ``OUT.partial.EXT`` (a folder:
+    ``OUT.partial``)."""
     stem, ext = os.path.splitext(output.rstrip(os.sep))
-    partial = f"{stem}.partial{ext}"
-    if ext == "" and os.path.isdir(partial):
-        shutil.rmtree(partial)
+    return f"{stem}.partial{ext}"
+
+
+def _wrote_partial(work: str, key: str, partial: str) -> bool:
+    """Whether ``partial`` is what a stopped run of ``key`` wrote (its work directory says so):
+    only that is ever replaced or removed."""
+    try:
+        with open(os.path.join(work, _MANIFEST)) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return record.get("key") == key and record.get("partial") == os.path.abspath(partial)
+
+
+def _write_partial(partial: str, done: Sequence[str], info, work: str, key: str) -> None:
+    """A playable clip of the frames done at ``partial``, recorded in the work directory as
+    this run's (replacing only a partial clip this run wrote before)."""
+    if os.path.lexists(partial):  # checked at the start: this run's own, from before
+        files._remove(partial)  # noqa: SLF001
+    with files.atomic_path(os.path.join(work, _MANIFEST)) as tmp, open(tmp, "w") as f:
+        json.dump({"key": key, "partial": os.path.abspath(partial)}, f)
     video_io.write(partial, list(done), info.fps, info)
-    return partial
+
+
+def _check_not_inputs(paths: Sequence[str], sources) -> None:
+    """Raise if writing any of ``paths`` would write over an input file: the clip, a style
+    image, or a file an option names (``init``, ``weights``, masks)."""
+    inputs: list[str] = []
+
+    def collect(value) -> None:
+        if isinstance(value, (str, os.PathLike)):
+            inputs.append(os.fspath(value))
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                collect(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                collect(item)
+
+    collect(sources)
+    for path in paths:
+        for source in inputs:
+            if os.path.lexists(path) and files.same_file(path, source):
+                raise ValueError(f"output: writing {path!r} would write over the input {source!r}")

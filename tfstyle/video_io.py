@@ -81,8 +81,15 @@ def probe(path: str, name: str = "video") -> ClipInfo:
             raise ValueError(
                 f"{name}: the folder {path!r} has no frames ({', '.join(FRAME_EXTENSIONS)} files)"
             )
-        with PIL.Image.open(frames[0]) as first:
-            width, height = first.size
+        sizes = [_frame_size(frame, name) for frame in frames]  # headers only, checked first
+        for frame, size in zip(frames, sizes, strict=True):
+            if size != sizes[0]:
+                raise ValueError(
+                    f"{name}: {frame!r} is {size[0]}x{size[1]} px and {frames[0]!r} "
+                    f"{sizes[0][0]}x{sizes[0][1]}: every frame must have the first's size"
+                )
+        width, height = sizes[0]
+        _check_sides(path, width, height, name)
         return ClipInfo(path, FOLDER_FPS, width, height, len(frames), False, True)
     files.check_regular(path, name)
     av_ = av()
@@ -93,12 +100,33 @@ def probe(path: str, name: str = "video") -> ClipInfo:
             stream = container.streams.video[0]
             fps = stream.average_rate or stream.guessed_rate or FOLDER_FPS
             width, height = stream.codec_context.width, stream.codec_context.height
+            _check_sides(path, width, height, name)
             return ClipInfo(
                 path, fractions.Fraction(fps), width, height, stream.frames or None,
                 bool(container.streams.audio), False,
             )  # fmt: skip
     except av_.FFmpegError as err:
         raise ValueError(f"{name}: {path!r} is not a readable video ({_reason(err)})") from None
+
+
+def _check_sides(path: str, width: int, height: int, name: str) -> None:
+    """Frames of at least ``images.MIN_SIDE`` and at most ``images.MAX_INPUT_SIDE`` px a side,
+    checked before any frame is decoded."""
+    if min(width, height) < images.MIN_SIDE or max(width, height) > images.MAX_INPUT_SIDE:
+        raise ValueError(
+            f"{name}: {path!r} has frames of {width}x{height} px; each side must be between "
+            f"{images.MIN_SIDE} and {images.MAX_INPUT_SIDE} px"
+        )
+
+
+def _frame_size(path: str, name: str) -> tuple[int, int]:
+    """A frame file's ``(width, height)`` from its header: a regular file that is an image."""
+    files.check_regular(path, name, images._MAX_ENCODED_BYTES)  # noqa: SLF001 (its limit)
+    try:
+        with PIL.Image.open(path) as img:
+            return img.size
+    except (OSError, ValueError, PIL.Image.DecompressionBombError) as err:
+        raise ValueError(f"{name}: {path!r} is not a readable image file ({err})") from None
 
 
 def _reason(err) -> str:
@@ -111,12 +139,18 @@ def frames(info: ClipInfo, name: str = "video") -> Iterator[np.ndarray]:
         for path in _folder_frames(info.path):
             yield (images.load_image(path, name) * 255.0 + 0.5).astype(np.uint8)
         return
+    size = (info.width, info.height)
     av_ = av()
     try:
         with av_.open(info.path, metadata_errors="ignore") as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            for frame in container.decode(stream):
+            for index, frame in enumerate(container.decode(stream), 1):
+                if (frame.width, frame.height) != size:  # before its pixels are converted
+                    raise ValueError(
+                        f"{name}: {info.path!r}: frame {index} is {frame.width}x{frame.height} "
+                        f"px and the clip {size[0]}x{size[1]}: every frame must have its size"
+                    )
                 yield frame.to_ndarray(format="rgb24")
     except av_.FFmpegError as err:
         reason = _reason(err)
