@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
@@ -190,3 +191,23 @@ def test_k8s_print_size_overlay_holds_the_measured_4096_px_requests():
     )
     bound = memory.SERVED_TILED_LOADED_GIB + running * one
     assert bound <= limit < bound + 1
+
+
+@pytest.mark.parametrize(
+    "flag, says",
+    [
+        ("--port=70000", "argument --port: expected a port, 0 to 65535; got '70000'"),
+        ("--port=٨٥٠١", "argument --port: expected a port, 0 to 65535; got '٨٥٠١'"),
+        ("--rest_api_port=-1", "argument --rest_api_port: expected a port"),
+        ("--host=\x1b[2Jx", "--host must be an IP address or a host name; got '\\x1b[2Jx'"),
+    ],
+)
+def test_stand_in_checks_its_address_flags_in_one_line(flag, says, capsys):
+    """Probe round 7 (issue 29): a port of 70000 or in other digits was taken; a bad --host was
+    a traceback after the model had loaded, its escapes printed raw."""
+    from standin import model_server
+
+    with pytest.raises(SystemExit) as exit_:
+        model_server.parse_flags(["--model_base_path=/tmp/x", flag])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and says in lines[-1] and "\x1b" not in lines[-1]

@@ -50,6 +50,7 @@ import concurrent.futures
 import logging
 import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -93,15 +94,21 @@ def parse_flags(argv=None) -> argparse.Namespace:
             raise argparse.ArgumentTypeError(f"expected true or false, got {v!r}")
         return v.lower() in ("true", "1")
 
+    def port(value: str) -> int:  # ASCII digits only (int() takes "٨٥٠١"), 0-65535
+        text = value.strip()
+        if not (text.isascii() and text.isdigit() and int(text) <= 65535):
+            raise argparse.ArgumentTypeError(f"expected a port, 0 to 65535; got {value!r}")
+        return int(text)
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--port", type=int, default=8500, help="gRPC port (default 8500)")
+    p.add_argument("--port", type=port, default=8500, help="gRPC port (default 8500)")
     p.add_argument(
         "--host",
         default="0.0.0.0",
         help="the address to listen on (the stand-in's own flag; TF Serving listens on every "
         "address, 0.0.0.0, as this does by default; 127.0.0.1 keeps it to this machine)",
     )
-    p.add_argument("--rest_api_port", type=int, default=0, help="REST port; 0 disables REST")
+    p.add_argument("--rest_api_port", type=port, default=0, help="REST port; 0 disables REST")
     p.add_argument(
         "--rest_api_timeout_in_ms",
         type=int,
@@ -161,6 +168,8 @@ def parse_flags(argv=None) -> argparse.Namespace:
         f"(default {SHUTDOWN_GRACE_SECONDS:g})",
     )
     args = p.parse_args(argv)
+    if not re.fullmatch(r"[A-Za-z0-9.:_-]{1,253}", args.host):  # an address or a host name
+        p.error(f"--host must be an IP address or a host name; got {args.host!r}")
     if bool(args.model_base_path) == bool(args.model_config_file):
         p.error("give exactly one of --model_base_path or --model_config_file")
     if args.enable_batching:
