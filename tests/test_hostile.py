@@ -297,6 +297,29 @@ def _sparse(path, size: int) -> str:
     return str(path)
 
 
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_stop_during_an_import_lets_the_import_finish_then_stops(tmp_path, monkeypatch, sig):
+    # Ctrl-C in the middle of importing TensorFlow left it broken (a swallowed SystemError and
+    # a run that went on, or a crash): the CLI holds Ctrl-C and SIGTERM back over its imports.
+    from tfstyle import interrupts
+
+    name = f"tfstyle_test_slow_import_{sig}"
+    (tmp_path / f"{name}.py").write_text(
+        "import os, signal\n"
+        f"os.kill(os.getpid(), signal.{sig})\n"
+        "total = sum(range(100_000))  # bytecodes after the signal, where it would land\n"
+        "FINISHED = True\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt) as stop, interrupts.stops_deferred():
+        __import__(name)
+    assert sys.modules.pop(name).FINISHED
+    expected = interrupts.Terminated if sig == "SIGTERM" else KeyboardInterrupt
+    assert type(stop.value) is expected
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
+
+
 @pytest.mark.slow
 def test_a_second_ctrl_c_does_not_lose_the_image(image_files, tmp_path):
     content, style = image_files
@@ -340,7 +363,24 @@ def test_ctrl_c_or_sigterm_stops_an_export_and_leaves_nothing(tmp_path, sig, cod
     assert proc.returncode == code, err
     assert time.monotonic() - sent < 3
     assert err.splitlines() == [f"tfstyle: error: {said}; nothing written"]
-    assert os.listdir(base) == []  # no version directory, no half-written one (probe round 6)
+    # No version directory, no half-written one (probe round 6), and not the new model
+    # directory either (probe round 7b).
+    assert not base.exists()
+
+
+def test_directories_made_for_work_that_fails_are_removed_when_empty(tmp_path):
+    made = tmp_path / "a" / "b" / "models"
+    with pytest.raises(KeyboardInterrupt), files.new_directories(made, "model_dir"):
+        assert made.is_dir()
+        raise KeyboardInterrupt
+    assert os.listdir(tmp_path) == []  # a, b and models: all three were new
+    with pytest.raises(RuntimeError), files.new_directories(made, "model_dir"):
+        (tmp_path / "a" / "kept.txt").write_text("not ours to remove")
+        raise RuntimeError
+    assert os.listdir(tmp_path / "a") == ["kept.txt"]  # b and models removed, a not empty
+    with files.new_directories(made, "model_dir"):
+        pass
+    assert made.is_dir()  # the block succeeded: kept
 
 
 @pytest.mark.parametrize(

@@ -82,10 +82,25 @@ def test_the_check_can_be_turned_off(monkeypatch):
     monkeypatch.setenv("TFSTYLE_MEMORY_CHECK", "off")
     memory.check(2048, 2048, 2048, "float32")  # no error
     monkeypatch.setenv("TFSTYLE_MEMORY_CHECK", "nope")  # not silently taken as on (issue 29)
-    with pytest.raises(
-        ValueError, match="TFSTYLE_MEMORY_CHECK must be 0 .off. or 1 .on.; got 'nope'"
-    ):
+    with pytest.raises(ValueError, match="must be 0, no, off or false .off.,.*; got 'nope'$"):
         memory.check(2048, 2048, 2048, "float32")
+
+
+def test_an_unknown_memory_check_value_is_said_before_any_work(
+    image_files, tmp_path, monkeypatch, capsys
+):
+    from tfstyle import cli
+
+    monkeypatch.setenv("TFSTYLE_MEMORY_CHECK", "maybe\x1b[2J")
+    out = tmp_path / "out.png"
+    content, style = image_files
+    code = cli.main(["transfer", content, style, "-o", str(out), "--weights", "none",
+                     "--size", "32", "--iterations", "2"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and not out.exists()
+    # One line, escaped, and no progress bar before it: nothing was run.
+    assert err.startswith("tfstyle: error: TFSTYLE_MEMORY_CHECK must be ") and err.count("\n") == 1
+    assert "'maybe\\x1b[2J'" in err and "\x1b" not in err
 
 
 def test_the_served_bound_holds_at_every_measured_side():

@@ -230,6 +230,34 @@ def test_cli_video_writes_a_playable_clip_with_the_audio(clip, style, tmp_path, 
     assert capsys.readouterr().err == ""
 
 
+def test_a_truncated_clip_is_written_and_said_to_be_short(style, tmp_path, capsys):
+    # Probe round 7b (issue 29): FFmpeg reads a Matroska file cut in half up to the cut, with no
+    # error, and the output was silently half the clip.
+    whole = write_clip(tmp_path / "whole.mkv", pan(12))
+    assert video_io.probe(whole).frames == 12  # from the duration: a whole file is not short
+    cut, nothing_left = tmp_path / "cut.mkv", tmp_path / "half.mkv"
+    data = open(whole, "rb").read()
+    cut.write_bytes(data[: len(data) * 9 // 10])
+    nothing_left.write_bytes(data[: len(data) // 2])  # the frames are all in the second half
+    out = tmp_path / "out.mp4"
+    argv = ["video", str(nothing_left), style, "-o", str(out), "--weights", "none", "-q"]
+    assert cli.main(argv) == 1 and not out.exists()
+    assert capsys.readouterr().err == (
+        f"tfstyle: error: video: {str(nothing_left)!r} has no frames that can be decoded (its "
+        "header declares about 12: the file may be truncated)\n"
+    )
+    out = tmp_path / "out.mp4"
+    argv = ["video", str(cut), style, "-o", str(out), "--size", "32", "--iterations", "2",
+            "--frame-iterations", "1", "--weights", "none", "-q"]  # fmt: skip
+    assert cli.main(argv) == 0
+    written = len(read_clip(out)[0])
+    assert 0 < written < 12
+    assert capsys.readouterr().err == (
+        f"tfstyle: warning: video: {str(cut)!r} ended after {written} frames where its header "
+        f"declares about 12: the file may be truncated; {out} has the {written}\n"
+    )
+
+
 @pytest.mark.parametrize(
     "make, output, message",
     [

@@ -18,7 +18,7 @@ def __getattr__(name: str):
         from tfstyle import api
 
         return getattr(api, name)
-    if name in ("video", "VideoInterrupted"):
+    if name in ("video", "VideoInterrupted", "ShortClipWarning"):
         from tfstyle import clip
 
         return getattr(clip, name)

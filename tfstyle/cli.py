@@ -230,19 +230,32 @@ def _main(argv: Sequence[str] | None) -> int:
     if not any(isinstance(h, logging.NullHandler) for h in root.handlers):
         root.addHandler(logging.NullHandler())
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    from tfstyle import interrupts
+
     try:
-        args = build_parser().parse_args(argv)  # imports TensorFlow
+        with interrupts.stops_deferred():  # Ctrl-C half-way through an import breaks it
+            args = build_parser().parse_args(argv)
+            import tensorflow as tf
+
+            from tfstyle import batch, checks, client  # Keras and gRPC too
+
+            if args.command == "batch":
+                with contextlib.suppress(ImportError):  # said by batch, in its words
+                    import apache_beam  # noqa: F401
     except SystemExit as exit_:  # --help, or a usage error already reported in one line
         return int(exit_.code or 0)
+    except interrupts.Terminated:
+        return _interrupted("terminated; nothing written", 128 + signal.SIGTERM)
     except KeyboardInterrupt:
         return _interrupted("interrupted; nothing written")
-    import tensorflow as tf
-
-    from tfstyle import batch, checks, client, interrupts
 
     run = {"transfer": _transfer, "export": _export, "request": _request, "status": _status,
            "batch": batch.main, "video": _video}  # fmt: skip
     try:
+        if args.command in ("transfer", "batch", "video"):
+            from tfstyle import memory
+
+            memory.check_is_on()  # said before any work, not after the progress bar starts
         return run[args.command](args)
     except client.RunFailed as err:  # a part of a served run: keep what the others did
         if err.image is None:
@@ -393,10 +406,13 @@ def _video(args: argparse.Namespace) -> int:
     values = {o.name: getattr(args, o.name) for o in options.OPTIONS if o.flag}
     values.update({name: getattr(args, name) for name in options.VIDEO_OPTIONS})
     style = args.style if len(args.style) > 1 else args.style[0]
+    import warnings
+
     from tfstyle import interrupts
 
     try:
-        with interrupts.sigterm_as_interrupt():  # SIGTERM stops it as Ctrl-C does
+        with interrupts.sigterm_as_interrupt(), warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always", clip.ShortClipWarning)  # the rest stay silent
             clip.video(
                 args.video, style, args.output, max_frames=args.max_frames,
                 progress=not args.quiet, **values,
@@ -405,6 +421,9 @@ def _video(args: argparse.Namespace) -> int:
         return _interrupted(str(stop), 128 + signal.SIGTERM if stop.terminated else 130)
     if not args.quiet:
         print(f"wrote {args.output}", file=sys.stderr)
+    for warning in said:
+        if issubclass(warning.category, clip.ShortClipWarning):
+            print(f"tfstyle: warning: {warning.message}", file=sys.stderr)
     return 0
 
 

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,6 +31,11 @@ from tfstyle.interrupts import Interrupted
 #: The work directory's name: the output's, with this after it.
 WORK_SUFFIX = ".tfstyle-work"
 _MANIFEST = "run.json"
+
+
+class ShortClipWarning(UserWarning):
+    """The clip ended well before the length its header declares (a truncated file): the
+    frames it had were stylised and written."""
 
 
 class VideoInterrupted(KeyboardInterrupt):
@@ -88,6 +94,10 @@ def video(
         ValueError: a bad option, a ``source`` that is not a readable video (or has no frames,
             or frames below the smallest size), an output extension that is not a video.
         VideoInterrupted: Ctrl-C; the frames done are kept (see the module's docstring).
+
+    Warns:
+        ShortClipWarning: the clip ended well before its header's length (a truncated file);
+            the frames it had are written.
     """
     values = {"temporal_weight": temporal_weight, "frame_iterations": frame_iterations}
     for name, value in values.items():
@@ -133,8 +143,21 @@ def video(
             len(done), total, written, work, isinstance(stop, interrupts.Terminated)
         ) from None
     if not done:
-        raise ValueError(f"video: {info.path!r} has no frames")
+        declared = (
+            f" that can be decoded (its header declares about {info.frames}: the file may be "
+            "truncated)" if info.frames else ""
+        )  # fmt: skip
+        raise ValueError(f"video: {info.path!r} has no frames{declared}")
     video_io.write(output, done, info.fps, info)
+    # Fewer than the header's count (less a margin for a duration rounded or a variable rate):
+    # FFmpeg reads a truncated Matroska or WebM file up to where it was cut, without an error.
+    if (max_frames is None or len(done) < max_frames) and len(done) < 0.9 * (info.frames or 0):
+        warnings.warn(
+            f"video: {info.path!r} ended after {len(done)} frames where its header declares "
+            f"about {info.frames}: the file may be truncated; {output} has the {len(done)}",
+            ShortClipWarning,
+            stacklevel=2,
+        )
     if os.path.lexists(partial) and _wrote_partial(work, key, partial):
         files._remove(partial)  # noqa: SLF001 (a stopped run's, now whole in the output)
     shutil.rmtree(work, ignore_errors=True)

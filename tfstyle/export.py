@@ -87,8 +87,14 @@ def export_saved_model(
     dataclasses.replace(limits["max_size"], low=opts.size, none=False).check(max_size)
     limits["max_iterations"].check(max_iterations)
     opts = opts.replace(tile_size=tiling_for(opts.tile_size, max_size))
-    path = _version_dir(model_dir, version)
+    with files.new_directories(model_dir, "model_dir"):  # removed again if nothing is written
+        path = _version_dir(model_dir, version)
+        _save(path, opts, max_size, max_iterations, warmup)
+    return path
 
+
+def _save(path: str, opts, max_size: int, max_iterations: int, warmup: bool) -> None:
+    """Trace the signatures and write the SavedModel at ``path`` (complete, or not at all)."""
     served = _Served(pipeline.get(opts), opts, max_size, max_iterations)
 
     # Each signature a tf.function (the SavedModel records stylize's Python defaults as the
@@ -113,7 +119,6 @@ def export_saved_model(
         _write_metadata(tmp, opts, max_size, max_iterations, served.crop_side)
         if warmup:
             _write_warmup(tmp, max(opts.size // 8, 2 * images.MIN_SIDE), served.defaults)
-    return path
 
 
 export_saved_model.__doc__ = export_saved_model.__doc__.replace(
@@ -324,12 +329,8 @@ def serving_version(tf_version: str | None = None) -> str:
 
 
 def _version_dir(model_dir, version: int | None) -> str:
-    """The new version's path under ``model_dir`` (created, and checked writable)."""
+    """The new version's path under ``model_dir`` (an existing directory, checked writable)."""
     model_dir = os.fspath(model_dir)
-    try:
-        os.makedirs(model_dir, exist_ok=True)
-    except OSError as err:
-        raise type(err)(f"model_dir: cannot create {model_dir!r}: {err.strerror}") from None
     files.check_writable_dir(model_dir, "model_dir")
     existing = (
         [int(n) for n in os.listdir(model_dir) if re.fullmatch(r"[0-9]{1,18}", n)]

@@ -185,11 +185,48 @@ def save_image(image: PIL.Image.Image, path: str) -> None:
 _unfinished: set[str] = set()  # atomic_path's temporaries whose block has not ended
 
 
+_new_dirs: list[str] = []  # new_directories' directories whose block has not ended
+
+
 def remove_unfinished() -> None:
     """Remove the temporaries of ``atomic_path`` blocks still running (in an abandoned worker
-    thread), before the process exits without waiting for them (Ctrl-C, SIGTERM)."""
+    thread), and the directories of ``new_directories`` blocks left empty, before the process
+    exits without waiting for them (Ctrl-C, SIGTERM)."""
     for tmp in list(_unfinished):
         _remove(tmp)
+    for path in reversed(list(_new_dirs)):
+        with contextlib.suppress(OSError):  # not empty, or already gone
+            os.rmdir(path)
+
+
+@contextlib.contextmanager
+def new_directories(path, name: str) -> Iterator[None]:
+    """``os.makedirs(path)`` for the block; the directories it created are removed again if the
+    block fails or is stopped and they are still empty (an export stopped at once must not
+    leave a new, empty model directory). ``name`` names ``path`` in the error."""
+    given = os.fspath(path)
+    path = os.path.abspath(given)
+    missing = []
+    head = path
+    while not os.path.lexists(head) and os.path.dirname(head) != head:
+        missing.append(head)
+        head = os.path.dirname(head)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as err:
+        raise type(err)(f"{name}: cannot create {given!r}: {err.strerror}") from None
+    missing.reverse()  # outermost first
+    _new_dirs.extend(missing)
+    try:
+        yield
+    except BaseException:
+        for made in reversed(missing):
+            with contextlib.suppress(OSError):
+                os.rmdir(made)
+        raise
+    finally:
+        for made in missing:
+            _new_dirs.remove(made)
 
 
 @contextlib.contextmanager

@@ -102,6 +102,32 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
+@contextlib.contextmanager
+def stops_deferred():
+    """Hold Ctrl-C and SIGTERM back until the end of the block, then raise ``KeyboardInterrupt``
+    (or ``Terminated``) if one came: for imports of native libraries, which an exception raised
+    half-way through leaves broken (importing TensorFlow, it gave a ``SystemError`` that was
+    swallowed and the run went on, or a segmentation fault), and so that a SIGTERM at start-up
+    is reported like one later. In a thread other than the main one: nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[int] = []
+    previous = {
+        signum: signal.signal(signum, lambda signum, frame: came.append(signum))
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():  # None: not set from Python, the default
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+    if signal.SIGTERM in came:
+        raise Terminated
+    if came:
+        raise KeyboardInterrupt
+
+
 def busy() -> bool:
     """True while a call that ``run`` started (and perhaps abandoned) is still running."""
     with _workers_lock:

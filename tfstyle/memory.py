@@ -90,7 +90,10 @@ def check_is_on() -> bool:
     silently taken as on."""
     value = os.environ.get(ENV, "1")
     if value.strip().lower() not in ENV_VALUES:
-        raise ValueError(f"{ENV} must be 0 (off) or 1 (on); got {value!r}")
+        raise ValueError(
+            f"{ENV} must be 0, no, off or false (off), or 1, yes, on, true or empty (on); "
+            f"got {value!r}"
+        )
     return ENV_VALUES[value.strip().lower()]
 
 

@@ -55,7 +55,7 @@ class ClipInfo(NamedTuple):
     fps: fractions.Fraction
     width: int
     height: int
-    frames: int | None  # as the container declares it (None: not declared)
+    frames: int | None  # as the container declares it, or its duration (None: neither)
     has_audio: bool
     folder: bool
 
@@ -101,8 +101,11 @@ def probe(path: str, name: str = "video") -> ClipInfo:
             fps = stream.average_rate or stream.guessed_rate or FOLDER_FPS
             width, height = stream.codec_context.width, stream.codec_context.height
             _check_sides(path, width, height, name)
+            frames = stream.frames or None  # Matroska and WebM declare a duration only
+            if frames is None and container.duration:
+                frames = round(container.duration / av_.time_base * fps) or None
             return ClipInfo(
-                path, fractions.Fraction(fps), width, height, stream.frames or None,
+                path, fractions.Fraction(fps), width, height, frames,
                 bool(container.streams.audio), False,
             )  # fmt: skip
     except av_.FFmpegError as err:
