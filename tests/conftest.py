@@ -21,10 +21,12 @@ from helpers import EXPORT, png_bytes, smooth_image  # noqa: E402
 
 #: The costliest files, costliest first (from CI's --durations): two xdist workers given whole
 #: files in this order finish together, where alphabetical order left one of them a long tail.
+#: test_api.py before test_server_hostile.py: both server files start by waiting for the shared
+#: export, so the second worker runs test_api.py while the first makes it (not 30 s idle).
 COSTLIEST_FIRST = (
     "test_serving.py",
-    "test_server_hostile.py",
     "test_api.py",
+    "test_server_hostile.py",
     "test_export.py",
     "test_batch.py",
     "test_tiles.py",

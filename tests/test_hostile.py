@@ -40,9 +40,6 @@ def run_cli(*argv, timeout=180):
 def test_stderr_has_only_tfstyles_own_lines(image_files, tmp_path):
     content, style = image_files
     out = str(tmp_path / "out.png")
-    bad = run_cli("transfer", content, "missing.png", "-o", out, "--weights", "none")
-    assert bad.returncode == 1
-    assert bad.stderr.splitlines() == ["tfstyle: error: style: no such file: 'missing.png'"]
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(40)))  # libjpeg complains on fd 2
     bad = run_cli("transfer", content, str(broken), "-o", out, "--weights", "none")
@@ -501,16 +498,17 @@ def test_export_version_beyond_int64_is_refused(tmp_path):
         tfstyle.export_saved_model(tmp_path / "m", version=2**63, weights=None)
 
 
-@pytest.mark.parametrize("redirect", ["1>&-", "2>&-", "2>/dev/full", "2</dev/null"])
+@pytest.mark.parametrize("redirect", ["1>&-", "2>&-", "1</dev/null 2>/dev/full"])
 def test_a_closed_standard_stream_does_not_fail_a_good_run(image_files, tmp_path, redirect):
-    """``>&-`` or ``2>&-``, stderr on a full device or open read-only (where the progress bar's
-    writes fail): the image is written and the exit code is 0 (issue 29)."""
+    """``>&-`` or ``2>&-``; stdout open read-only and stderr on a full device (where every
+    write fails, the progress bar's too): the image is written and the exit code is 0 (issue
+    29)."""
     content, style = image_files
     out = tmp_path / "out.png"
     argv = ["transfer", content, style, "-o", str(out), "--size", "32", "--iterations", "2",
             "--weights", "none"]  # fmt: skip
     other = subprocess.PIPE
-    stdout_gone = redirect.startswith("1")
+    stdout_gone = redirect == "1>&-"
     shell = ["sh", "-c", f'exec "$@" {redirect}', "sh"]  # the shell's own way of doing it
     proc = subprocess.run(
         [*shell, sys.executable, "-m", "tfstyle", *argv],
