@@ -183,7 +183,7 @@ class Stylizer:
 
     def __call__(
         self, content: images.ImageLike, masks=None, content_mask=None, *, init=None,
-        temporal=None,
+        temporal=None, stop: threading.Event | None = None,
     ) -> PIL.Image.Image:  # fmt: skip
         """The stylised ``content`` (a path, bytes, a PIL image or an array), a PIL RGB image.
 
@@ -192,7 +192,9 @@ class Stylizer:
         replaces the options' starting image, and ``temporal`` adds a video frame's temporal
         term: ``(previous, mask, weight)``, the previous frame's result warped onto this one
         ``(h, w, 3)``, the consistency mask ``(h, w, 1)`` and ``temporal_weight``
-        (``tfstyle.video``).
+        (``tfstyle.video``). ``stop``, an event another thread may set (a page's Stop button),
+        ends the run within about ``CHUNK_SECONDS`` as Ctrl-C does: ``Interrupted``, with the
+        image so far.
 
         Raises as ``transfer`` does.
         """
@@ -227,6 +229,7 @@ class Stylizer:
                                       for m in self.style_masks]  # fmt: skip
         pipe = self.pipeline_for(content_img)
         hooks = _Eager(self, pipe, request, content_img)
+        hooks.stop = stop
         try:
             bar = tqdm(total=opts.iterations, disable=not opts.progress, unit="step",
                        **self.bar_options)  # fmt: skip
@@ -257,6 +260,7 @@ class _Eager(pipeline.Hooks):
         self.reported = []  # the steps whose image the callback has seen
         self.sizes: list[int] = []
         self.postfix = "loss=?"  # the bar's, until a step is done
+        self.stop: threading.Event | None = None  # set from another thread: stop as Ctrl-C does
 
     @property
     def compiled(self):
@@ -316,6 +320,8 @@ class _Eager(pipeline.Hooks):
             self.bar.set_postfix_str(self.postfix, refresh=False)
             if every is not None and self.step % every == 0 and self.step < self.opts.iterations:
                 self.report()
+            if self.stop is not None and self.stop.is_set():
+                raise KeyboardInterrupt  # ``Stylizer.__call__`` makes it ``Interrupted``
         return state
 
     def finished(self, state, started) -> None:

@@ -176,6 +176,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop after N frames (default: all)",
     )  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true", help=_QUIET_HELP)
+
+    p = commands.add_parser(
+        "app",
+        help="a web page to try it (Gradio)",
+        description=(
+            "Serve a page to upload a content and style images, watch the image being painted, "
+            "stop it, and download the result with the options used. It runs in this process, "
+            "or is the front end of a TensorFlow Serving deployment (--server or --rest). The "
+            "option flags set the page's starting values. Needs Gradio: "
+            'pip install "tfstyle[app]".'
+        ),
+    )
+    p.add_argument("--port", type=flags.integer, default=7860, help="port (default: 7860)")
+    p.add_argument(
+        "--host", default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0: every "
+        "interface)",
+    )  # fmt: skip
+    p.add_argument(
+        "--server",
+        default=None,
+        metavar="HOST:PORT",
+        help="run on a model server over gRPC (one style image per run)",
+    )
+    p.add_argument("--rest", default=None, metavar="URL", help="run on a model server over REST")
+    p.add_argument("--share", action="store_true", help="also a public gradio.live link")
+    flags.add_options(p, defaults={"size": 256, "iterations": 100})
     return parser
 
 
@@ -250,7 +277,7 @@ def _main(argv: Sequence[str] | None) -> int:
         return _interrupted("interrupted; nothing written")
 
     run = {"transfer": _transfer, "export": _export, "request": _request, "status": _status,
-           "batch": batch.main, "video": _video}  # fmt: skip
+           "batch": batch.main, "video": _video, "app": _app}  # fmt: skip
     try:
         if args.command in ("transfer", "batch", "video"):
             from tfstyle import memory
@@ -424,6 +451,50 @@ def _video(args: argparse.Namespace) -> int:
     for warning in said:
         if issubclass(warning.category, clip.ShortClipWarning):
             print(f"tfstyle: warning: {warning.message}", file=sys.stderr)
+    return 0
+
+
+def _app(args: argparse.Namespace) -> int:
+    from tfstyle import app, options
+
+    app.gradio()  # what to install, before anything else
+    if not 0 < args.port < 65536:
+        raise ValueError(f"--port must be between 1 and 65535; got {args.port}")
+    if args.server is not None and args.rest is not None:
+        raise ValueError("--server is for gRPC, --rest for REST: give one of them")
+    for flag, value in (("--server", args.server), ("--rest", args.rest)):
+        if value is not None and not value.strip():
+            raise ValueError(f"{flag} must not be empty")
+    if args.server or args.rest:
+        engine = app.Served(server=args.server, url=args.rest)
+    else:
+        engine = app.InProcess()
+    defaults = {o.name: getattr(args, o.name) for o in options.OPTIONS
+                if o.flag and hasattr(args, o.name)}  # fmt: skip
+    import threading
+
+    from tfstyle import interrupts
+
+    try:
+        page = app.launch(engine, port=args.port, host=args.host, share=args.share,
+                          defaults=defaults, block=False)  # fmt: skip
+    except OSError as err:
+        if "Cannot find empty port" in str(err):
+            raise OSError(
+                f"--port: {args.port} is in use on {args.host}; choose another with --port N"
+            ) from None
+        raise
+    shown = "localhost" if args.host in ("0.0.0.0", "::") else args.host
+    print(f"tfstyle: the page is at http://{shown}:{args.port} ({engine.name}; Ctrl-C stops it)",
+          file=sys.stderr)  # fmt: skip
+    try:
+        with interrupts.sigterm_as_interrupt():
+            while not threading.Event().wait(3600):
+                pass
+    except KeyboardInterrupt:  # the way to stop a server: not a failure
+        print("tfstyle: the page is stopped", file=sys.stderr)
+    finally:
+        page.close()
     return 0
 
 

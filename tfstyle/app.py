@@ -1,0 +1,476 @@
+"""``tfstyle app``: a web page to try style transfer, built on Gradio.
+
+Gradio is the convention for ML demos (the model hubs' pages are Gradio pages): it gives the
+upload widgets, a request queue with each user's place in it, live updates from a generator,
+and an inline view in Colab, none of which tfstyle should write by hand.
+
+The page runs on one of two engines:
+
+- ``InProcess``: ``tfstyle.Stylizer`` in this process (every option of the table);
+- ``Served``: a TensorFlow Serving endpoint through ``tfstyle.client`` in parts (the options a
+  request may set, one style image), so the page is the front end of a deployment.
+
+A run is a generator: the optimisation runs in a thread and reports its image every few steps;
+each report is shown with the step, the scale and the loss. Stop ends the run at the next
+chunk (about a second in process, a part when served) with the image reached, which is then
+offered for download with the options used (and the CLI line that repeats the run).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import queue
+import shlex
+import tempfile
+import threading
+from collections.abc import Iterator
+
+import PIL.Image
+
+from tfstyle import files, images, interrupts, options
+
+#: The controls shown first; the rest of the table is under "More options".
+MAIN = ("size", "iterations", "style_weight", "style_scale", "preserve_colors")
+#: The page's defaults where they differ from the table's: a first try on a CPU takes seconds,
+#: not minutes (the CLI line offered with each result states every value used).
+PAGE_DEFAULTS = {"size": 256, "iterations": 100}
+#: Largest upload, in bytes; larger files are refused by the page before they are sent.
+MAX_UPLOAD_BYTES = 50 * 2**20
+#: Option kinds the page has a control for (callables and images are not typed in).
+_KINDS = ("int", "float", "bool", "choice", "layers", "floats", "weights", "init")
+#: Runs waiting beyond this are refused with "the queue is full".
+QUEUE_SIZE = 20
+#: Reports (images shown) per run.
+REPORTS = 20
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+#: The repository's bundled images, where the package runs from a clone.
+EXAMPLES = os.path.join(os.path.dirname(_HERE), "examples")
+
+
+def gradio():
+    """The ``gradio`` module, or one line saying how to install it."""
+    try:
+        import gradio as gr
+    except ImportError:
+        raise ImportError(
+            'the page needs Gradio: pip install "tfstyle[app]"'
+        ) from None  # fmt: skip
+    return gr
+
+
+@dataclasses.dataclass
+class Report:
+    """What a run shows: its image so far, where it is, and (at the end) its files."""
+
+    image: PIL.Image.Image | None
+    text: str
+    fraction: float
+    done: bool = False
+    files: list[str] = dataclasses.field(default_factory=list)
+    command: str = ""
+
+
+class InProcess:
+    """Runs ``tfstyle.Stylizer`` in this process: every option of the table."""
+
+    name = "in-process"
+    many_styles = True
+    concurrency = max(1, (os.cpu_count() or 1) // 2)  # a run uses the cores it is given
+
+    def option_rows(self) -> list[options.Option]:
+        return [o for o in options.OPTIONS if o.flag and o.kind in _KINDS]
+
+    def run(self, content, styles, values, regions, report, stop) -> tuple:
+        """Stylise; ``report(step, losses, image)`` every few steps; returns ``(image, step)``."""
+        import tfstyle
+
+        every = max(1, values["iterations"] // REPORTS)
+        stylizer = tfstyle.Stylizer(
+            styles if len(styles) > 1 else styles[0], **values, **regions, progress=False,
+            callback=report, callback_every=every,
+        )  # fmt: skip
+        try:
+            return stylizer(content, stop=stop), values["iterations"]
+        except interrupts.Interrupted as stopped:
+            return stopped.image, stopped.step
+
+
+class Served:
+    """Sends the run to TensorFlow Serving in parts (``tfstyle.client.stylize``): the options a
+    request may set, and one style image."""
+
+    many_styles = False
+    concurrency = 4  # the server does the work; its own queue bounds it
+
+    def __init__(self, server: str | None = None, url: str | None = None, chunk: int = 10):
+        self.server, self.url, self.chunk = server, url, chunk
+        self.name = f"served by {url or server}"
+
+    def option_rows(self) -> list[options.Option]:
+        return [o for o in options.OPTIONS
+                if o.flag and o.kind in _KINDS and o.name in options.REQUEST_OPTIONS
+                or o.name == "iterations"]  # fmt: skip
+
+    def run(self, content, styles, values, regions, report, stop) -> tuple:
+        from tfstyle import client
+
+        iterations = values.pop("iterations")
+
+        def part_done(step, loss, image):
+            report(step, {"total": loss}, image)
+            if stop.is_set():
+                raise KeyboardInterrupt  # the client stops after this part: Interrupted
+
+        where = {"url": self.url} if self.url else {"server": self.server}
+        masks = {k: v for k, v in regions.items() if v is not None}
+        try:
+            image, _ = client.stylize(
+                content, styles[0], iterations=iterations, chunk=self.chunk, progress=False,
+                callback=part_done, **where, **values, **masks,
+            )  # fmt: skip
+            return image, iterations
+        except interrupts.Interrupted as stopped:
+            return stopped.image, stopped.step
+
+
+def values_from(rows: list[options.Option], raw: list) -> dict:
+    """The option values of the page's controls (text fields parsed by the row's kind); an
+    empty field is the option's default."""
+    values = {}
+    for row, value in zip(rows, raw, strict=True):
+        if isinstance(value, str):
+            value = value.strip()
+        if value is None or value == "":
+            if row.kind in ("int", "float") and not row.none:
+                raise ValueError(f"{row.name}: give a value ({row.allowed()})")
+            continue
+        if row.kind == "int":
+            if float(value) != int(value):
+                raise ValueError(f"{row.name} must be a whole number; got {value}")
+            value = int(value)
+        elif row.kind == "float":
+            value = float(value)
+        elif row.kind == "layers":
+            value = [v for v in value.replace(",", " ").split() if v]
+        elif row.kind == "floats":
+            try:
+                value = [float(v) for v in value.replace(",", " ").split()]
+            except ValueError:
+                raise ValueError(
+                    f"{row.name} must be numbers separated by commas; got {value!r}"
+                ) from None
+        elif row.kind == "weights" and value.lower() == "none":
+            value = None
+        values[row.name] = value
+    return values
+
+
+def command_line(content: str, styles: list[str], values: dict, regions: dict) -> str:
+    """The ``tfstyle transfer`` line that repeats a run (the options that differ from the
+    table's defaults)."""
+    from tfstyle import flags
+
+    argv = ["tfstyle", "transfer", os.path.basename(content),
+            *(os.path.basename(s) for s in styles), "-o", "out.png"]  # fmt: skip
+    for name, value in values.items():
+        row = options.BY_NAME[name]
+        if value == row.default:
+            continue
+        flag = flags.flag_name(row)
+        if row.kind == "bool":
+            argv += [flag] if value else []
+        elif isinstance(value, list):
+            argv += [flag, *(str(v) for v in value)]
+        else:
+            argv += [flag, "none" if value is None else str(value)]
+    for name, value in regions.items():
+        if value is None:
+            continue
+        flag = flags.flag_name(options.BY_NAME[name])
+        for path in value if isinstance(value, list) else [value]:
+            argv += [flag, os.path.basename(path)]
+    return shlex.join(argv)
+
+
+def _paths(upload) -> list[str]:
+    """The paths of a file upload (one, several or none)."""
+    if upload is None:
+        return []
+    if isinstance(upload, (list, tuple)):
+        return [_path(u) for u in upload]
+    return [_path(upload)]
+
+
+def _path(upload) -> str:
+    return upload if isinstance(upload, str) else getattr(upload, "name", str(upload))
+
+
+def preview(upload, name: str):
+    """The uploaded image(s), decoded as a run reads them (so a bad file is said on upload)."""
+    shown = []
+    for k, path in enumerate(_paths(upload)):
+        label = name if len(_paths(upload)) == 1 else f"{name}[{k}]"
+        try:
+            array = images.load_image(path, label)
+        except (ValueError, OSError) as err:
+            raise gradio().Error(str(err), print_exception=False) from None
+        shown.append(images.to_pil(array))
+    return shown
+
+
+class Runs:
+    """The stop events of the runs in progress, by browser session: one user's Stop stops only
+    that user's run."""
+
+    def __init__(self):
+        self._events: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def arm(self, session: str) -> None:
+        with self._lock:
+            self._events[session] = threading.Event()
+
+    def stop(self, session: str) -> None:
+        with self._lock:
+            event = self._events.get(session)
+        if event is not None:
+            event.set()
+
+    def event(self, session: str) -> threading.Event:
+        with self._lock:
+            return self._events.setdefault(session, threading.Event())
+
+
+def paint(engine, rows, content, styles, masks, content_mask, raw, stop, out_dir) -> Iterator:
+    """Run one stylisation on ``engine`` and yield a ``Report`` at each image it shows, then
+    the result (complete, or as far as Stop let it go)."""
+    content_paths, style_paths = _paths(content), _paths(styles)
+    if not content_paths:
+        raise ValueError("content: upload a content image (or pick the bundled one)")
+    if not style_paths:
+        raise ValueError("style: upload at least one style image (or pick the bundled one)")
+    if len(style_paths) > 1 and not engine.many_styles:
+        raise ValueError(
+            f"style: a served model takes one style image; got {len(style_paths)}"
+        )  # fmt: skip
+    values = values_from(rows, raw)
+    mask_paths = _paths(masks)
+    regions = {"masks": mask_paths or None, "content_mask": (_paths(content_mask) or [None])[0]}
+    if not engine.many_styles:  # the served signature's masks: one region for its one style
+        regions = {"mask": (mask_paths or [None])[0], "content_mask": regions["content_mask"]}
+    iterations = values["iterations"]
+    updates: queue.Queue = queue.Queue()
+
+    def report(step, losses, image):
+        if not isinstance(image, PIL.Image.Image):
+            image = images.to_pil(image)
+        scale = f" · {losses['scale']} px" if "scale" in losses else ""
+        text = f"step {step} of {iterations}{scale} · loss {losses['total']:.4g}"
+        updates.put(Report(image, text, step / max(iterations, 1)))
+
+    result: dict = {}
+
+    def work():
+        try:
+            result["value"] = engine.run(
+                content_paths[0], style_paths, dict(values), dict(regions), report, stop
+            )
+        except BaseException as err:  # handed to the page
+            result["error"] = err
+        finally:
+            updates.put(None)
+
+    threading.Thread(target=work, name="tfstyle-page-run", daemon=True).start()
+    try:
+        while True:
+            item = updates.get()
+            while item is not None and not updates.empty():  # behind: show the latest only
+                following = updates.get()
+                if following is None:
+                    updates.put(None)
+                    break
+                item = following
+            if item is None:
+                break
+            yield item
+    finally:
+        stop.set()  # the page went away (or the run ended): nothing runs on for nobody
+    if "error" in result:
+        raise result["error"]
+    image, step = result["value"]
+    png = os.path.join(out_dir, "tfstyle.png")
+    files.save_image(image, png)
+    command = command_line(
+        content_paths[0], style_paths, values,
+        {k: v for k, v in regions.items() if k in options.BY_NAME},
+    )  # fmt: skip
+    used = os.path.join(out_dir, "tfstyle-options.json")
+    with open(used, "w") as f:
+        json.dump({"options": values, "steps_done": step, "engine": engine.name,
+                   "command": command}, f, indent=2)  # fmt: skip
+    said = "done" if step >= iterations else f"stopped after step {step} of {iterations}"
+    yield Report(image, f"{said} · {image.width}x{image.height} px", step / max(iterations, 1),
+                 done=True, files=[png, used], command=command)  # fmt: skip
+
+
+def status_html(text: str, fraction: float, done: bool = False) -> str:
+    """The run's progress bar and its line (step, scale, loss)."""
+    import html
+
+    state = "done" if done else "running"
+    return (
+        f'<div class="tfstyle-status" data-state="{state}">'
+        f'<progress value="{fraction:.4f}" max="1" style="width:100%"></progress>'
+        f"<div>{html.escape(text)}</div></div>"
+    )
+
+
+def build(engine=None, defaults: dict | None = None):
+    """The page (a ``gradio.Blocks``) on ``engine`` (default: ``InProcess()``); ``defaults``
+    replaces some of the controls' starting values (``PAGE_DEFAULTS``, then the table's)."""
+    gr = gradio()
+    engine = engine or InProcess()
+    defaults = {**PAGE_DEFAULTS, **(defaults or {})}
+    rows = engine.option_rows()
+    main = [r for r in rows if r.name in MAIN]
+    more = [r for r in rows if r.name not in MAIN]
+    ordered = main + more
+    runs = Runs()
+    bundled = [os.path.join(EXAMPLES, n) for n in ("content.jpg", "style.png")]
+    have_examples = all(os.path.isfile(p) for p in bundled)
+
+    with gr.Blocks(title="tfstyle") as page:
+        gr.Markdown(
+            "# tfstyle\nNeural style transfer (Gatys et al.): upload a photo and one or more "
+            f"style images, then **Paint**. Engine: {engine.name}."
+        )
+        with gr.Row():
+            with gr.Column(min_width=280):
+                content = gr.File(label="Content image", file_types=["image"],
+                                  elem_id="content")  # fmt: skip
+                content_view = gr.Gallery(label="Content", height=200, columns=1,
+                                          show_label=False, elem_id="content-view")  # fmt: skip
+            with gr.Column(min_width=280):
+                styles = gr.File(
+                    label="Style image(s)" if engine.many_styles else "Style image",
+                    file_count="multiple" if engine.many_styles else "single",
+                    file_types=["image"], elem_id="styles",
+                )  # fmt: skip
+                styles_view = gr.Gallery(label="Styles", height=200, columns=3,
+                                         show_label=False, elem_id="styles-view")  # fmt: skip
+        if have_examples:
+            use_bundled = gr.Button("Use the bundled images", size="sm", elem_id="bundled")
+        controls = []
+        with gr.Row():
+            for row in main:
+                controls.append(_control(gr, row, defaults))
+        with gr.Accordion("More options", open=False):
+            for row in more:
+                controls.append(_control(gr, row, defaults))
+        with gr.Accordion("Regions (masks)", open=False):
+            gr.Markdown(
+                "One mask per style image, white where that style goes (the content's aspect "
+                "ratio); a content mask weighs the content loss per position."
+            )
+            masks = gr.File(label="Masks, one per style, in order",
+                            file_count="multiple" if engine.many_styles else "single",
+                            file_types=["image"], elem_id="masks")  # fmt: skip
+            content_mask = gr.File(label="Content mask", file_types=["image"])
+        with gr.Row():
+            go = gr.Button("Paint", variant="primary", elem_id="paint")
+            halt = gr.Button("Stop", variant="stop", elem_id="stop")
+        status = gr.HTML(status_html("", 0.0), elem_id="status")
+        result = gr.Image(label="Result", type="pil", format="png", interactive=False,
+                          elem_id="result")  # fmt: skip
+        downloads = gr.File(label="Download (PNG, and the options used)", file_count="multiple",
+                            interactive=False, elem_id="downloads")  # fmt: skip
+        command = gr.Code(label="The same run from the command line", language="shell",
+                          interactive=False)  # fmt: skip
+        gallery = gr.Gallery(label="This session's results", columns=4, elem_id="gallery")
+        history = gr.State([])
+
+        content.change(lambda u: preview(u, "content"), content, content_view)
+        styles.change(lambda u: preview(u, "style"), styles, styles_view)
+        if have_examples:
+            use_bundled.click(
+                lambda: (bundled[0], bundled[1:] if engine.many_styles else bundled[1]),
+                None, [content, styles],
+            )  # fmt: skip
+
+        def arm(request):
+            runs.arm(request.session_hash)
+            return status_html("waiting for its turn…", 0.0)
+
+        def halt_run(request):
+            runs.stop(request.session_hash)
+
+        def run(request, content, styles, masks, content_mask, past, *raw):
+            stop = runs.event(request.session_hash)
+            if stop.is_set():
+                yield status_html("stopped before it started", 0.0), None, None, "", past, past
+                return
+            out_dir = tempfile.mkdtemp(prefix="tfstyle-page-")
+            try:
+                for shown in paint(engine, ordered, content, styles, masks, content_mask,
+                                   list(raw), stop, out_dir):  # fmt: skip
+                    bar = status_html(shown.text, shown.fraction, shown.done)
+                    if shown.done:
+                        past = [*past, (shown.files[0], shown.text)]
+                        yield bar, shown.image, shown.files, shown.command, past, past
+                    else:
+                        yield bar, shown.image, None, "", past, past
+            except (ValueError, OSError, ImportError) as err:
+                raise gr.Error(str(err), print_exception=False) from None
+            except Exception as err:  # noqa: BLE001 (a server error, a TensorFlow one: one line)
+                raise gr.Error(f"{type(err).__name__}: {err}", print_exception=False) from None
+
+        for fn in (arm, halt_run, run):  # Gradio passes the request to a parameter of this type
+            fn.__annotations__["request"] = gr.Request
+        go.click(arm, None, status, queue=False).then(
+            run, [content, styles, masks, content_mask, history, *controls],
+            [status, result, downloads, command, history, gallery],
+            concurrency_limit=engine.concurrency,
+        )  # fmt: skip
+        halt.click(halt_run, None, None, queue=False)
+    page.queue(max_size=QUEUE_SIZE)
+    return page
+
+
+def _control(gr, row: options.Option, defaults: dict):
+    """The control for an option row, labelled with its name, its help as the info line."""
+    value = defaults.get(row.name, row.default)
+    info = row.help if len(row.help) < 240 else row.help[:237] + "…"
+    common = {"label": row.name, "info": info, "elem_id": f"option-{row.name}", "min_width": 200}
+    if row.kind == "bool":
+        return gr.Checkbox(value=bool(value), **common)
+    if row.kind in ("choice", "init"):
+        return gr.Dropdown(list(row.choices), value=value, **common)
+    if row.kind in ("int", "float") and row.name in ("size", "iterations", "style_scale"):
+        high = {"size": 2048, "iterations": 1000, "style_scale": 4.0}[row.name]
+        step = 1 if row.kind == "int" else 0.05
+        low = row.low if not row.above else row.low + step
+        return gr.Slider(low, max(high, value), value=value, step=step, **common)
+    if row.kind in ("int", "float"):
+        return gr.Number(value=value, precision=0 if row.kind == "int" else None, **common)
+    if row.kind in ("layers", "floats"):
+        text = "" if value is None else ", ".join(str(v) for v in value)
+        return gr.Textbox(value=text, **common)
+    text = "none" if value is None else str(value)
+    return gr.Textbox(value=text, **common)
+
+
+def launch(
+    engine=None, *, port: int = 7860, host: str = "127.0.0.1", share: bool = False,
+    defaults: dict | None = None, inline: bool | None = None, block: bool = True,
+):  # fmt: skip
+    """Start the page on ``host:port`` (in Colab: shown inline); returns the ``gradio.Blocks``
+    once it is serving (``block``: and waits until Ctrl-C)."""
+    page = build(engine, defaults)
+    page.launch(
+        server_name=host, server_port=port, share=share, inline=inline, quiet=True,
+        max_file_size=MAX_UPLOAD_BYTES, show_error=True, prevent_thread_lock=not block,
+    )  # fmt: skip
+    return page
