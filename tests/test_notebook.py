@@ -41,7 +41,7 @@ def test_smoke_run_produces_result_and_served_image(tmp_path, monkeypatch):
     text = "".join(
         out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
     )
-    assert "smoke mode: True" in text and "served in" in text
+    assert "smoke mode: True" in text and "served in" in text and "page served: 200" in text
     with (
         PIL.Image.open(tmp_path / "stylized.png") as a,
         PIL.Image.open(tmp_path / "served.png") as b,

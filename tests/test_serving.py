@@ -640,3 +640,36 @@ def test_served_masks_equal_the_api_over_grpc_rest_and_the_cli(server, pngs, tmp
     ) and "\n" not in str(err.value)
     image, _ = client.predict(*pngs, server=server.address, iterations=3)
     np.testing.assert_array_equal(np.asarray(image), api_png(pngs, 3))
+
+
+def test_the_page_on_a_served_model_paints_what_the_client_does(server, pngs, tmp_path):
+    """``tfstyle app --server``'s engine: the controls left empty take the model's values, the
+    image shown as it goes, and the result the client's own run in parts."""
+    import threading
+
+    pytest.importorskip("gradio", reason='the page needs the "app" extra')
+    from tfstyle import app
+
+    paths = []
+    for name, data in zip(("content.png", "style.png"), pngs, strict=True):
+        (tmp_path / name).write_bytes(data)
+        paths.append(str(tmp_path / name))
+    engine = app.Served(server=server.address, chunk=2)
+    rows = engine.option_rows()
+    names = {r.name for r in rows}  # what a request may set; not what the export fixed
+    assert "iterations" in names and names <= {"iterations", *options.REQUEST_OPTIONS}
+    assert "size" in names and "weights" not in names
+    raw = [5 if r.name == "iterations" else "" for r in rows]  # empty: the model's
+    shown = list(app.paint(engine, rows, paths[0], paths[1], None, None, raw,
+                           threading.Event(), str(tmp_path)))  # fmt: skip
+    assert [s.text.split(" · ")[0] for s in shown[:-1]] == [f"step {k} of 5" for k in (2, 4, 5)]
+    final = shown[-1]
+    assert final.done and final.text.startswith("done")
+    expected, _ = client.stylize(*pngs, server=server.address, iterations=5, chunk=2,
+                                 progress=False)  # fmt: skip
+    with PIL.Image.open(final.files[0]) as png:
+        np.testing.assert_array_equal(np.asarray(png), np.asarray(expected))
+    # A second style image is one line, before any request.
+    with pytest.raises(ValueError, match="a served model takes one style image; got 2"):
+        next(app.paint(engine, rows, paths[0], paths, None, None, raw, threading.Event(),
+                       str(tmp_path)))  # fmt: skip

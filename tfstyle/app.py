@@ -77,6 +77,7 @@ class InProcess:
     """Runs ``tfstyle.Stylizer`` in this process: every option of the table."""
 
     name = "in-process"
+    served = False
     many_styles = True
     concurrency = max(1, (os.cpu_count() or 1) // 2)  # a run uses the cores it is given
 
@@ -102,6 +103,7 @@ class Served:
     """Sends the run to TensorFlow Serving in parts (``tfstyle.client.stylize``): the options a
     request may set, and one style image."""
 
+    served = True
     many_styles = False
     concurrency = 4  # the server does the work; its own queue bounds it
 
@@ -136,17 +138,19 @@ class Served:
             return stopped.image, stopped.step
 
 
-def values_from(rows: list[options.Option], raw: list) -> dict:
-    """The option values of the page's controls (text fields parsed by the row's kind); an
-    empty field is the option's default."""
+def values_from(rows: list[options.Option], raw: list, served: bool = False) -> dict:
+    """The option values of the page's controls (text fields parsed by the row's kind). An
+    empty field is left out: the option's default, or (``served``) the model's value."""
     values = {}
     for row, value in zip(rows, raw, strict=True):
         if isinstance(value, str):
             value = value.strip()
         if value is None or value == "":
-            if row.kind in ("int", "float") and not row.none:
+            if row.kind in ("int", "float") and not row.none and not served:
                 raise ValueError(f"{row.name}: give a value ({row.allowed()})")
             continue
+        if row.kind == "bool" and isinstance(value, str):  # served: "", "true" or "false"
+            value = value == "true"
         if row.kind == "int":
             if float(value) != int(value):
                 raise ValueError(f"{row.name} must be a whole number; got {value}")
@@ -256,7 +260,7 @@ def paint(engine, rows, content, styles, masks, content_mask, raw, stop, out_dir
         raise ValueError(
             f"style: a served model takes one style image; got {len(style_paths)}"
         )  # fmt: skip
-    values = values_from(rows, raw)
+    values = values_from(rows, raw, served=engine.served)
     mask_paths = _paths(masks)
     regions = {"masks": mask_paths or None, "content_mask": (_paths(content_mask) or [None])[0]}
     if not engine.many_styles:  # the served signature's masks: one region for its one style
@@ -338,6 +342,7 @@ def build(engine=None, defaults: dict | None = None):
     main = [r for r in rows if r.name in MAIN]
     more = [r for r in rows if r.name not in MAIN]
     ordered = main + more
+    served = engine.served
     runs = Runs()
     bundled = [os.path.join(EXAMPLES, n) for n in ("content.jpg", "style.png")]
     have_examples = all(os.path.isfile(p) for p in bundled)
@@ -366,10 +371,10 @@ def build(engine=None, defaults: dict | None = None):
         controls = []
         with gr.Row():
             for row in main:
-                controls.append(_control(gr, row, defaults))
+                controls.append(_control(gr, row, defaults, served))
         with gr.Accordion("More options", open=False):
             for row in more:
-                controls.append(_control(gr, row, defaults))
+                controls.append(_control(gr, row, defaults, served))
         with gr.Accordion("Regions (masks)", open=False):
             gr.Markdown(
                 "One mask per style image, white where that style goes (the content's aspect "
@@ -439,11 +444,21 @@ def build(engine=None, defaults: dict | None = None):
     return page
 
 
-def _control(gr, row: options.Option, defaults: dict):
-    """The control for an option row, labelled with its name, its help as the info line."""
+def _control(gr, row: options.Option, defaults: dict, served: bool = False):
+    """The control for an option row, labelled with its name, its help as the info line.
+    ``served``: empty to start with (the model's value), but for the iterations."""
     value = defaults.get(row.name, row.default)
     info = row.help if len(row.help) < 240 else row.help[:237] + "…"
     common = {"label": row.name, "info": info, "elem_id": f"option-{row.name}", "min_width": 200}
+    if served and row.name != "iterations":
+        common["info"] = "Empty: the model's value. " + info
+        if row.kind == "bool":
+            return gr.Dropdown(["", "true", "false"], value="", **common)
+        if row.kind in ("choice", "init"):
+            return gr.Dropdown(["", *row.choices], value="", **common)
+        if row.kind in ("int", "float"):
+            return gr.Number(value=None, precision=0 if row.kind == "int" else None, **common)
+        return gr.Textbox(value="", **common)
     if row.kind == "bool":
         return gr.Checkbox(value=bool(value), **common)
     if row.kind in ("choice", "init"):
