@@ -175,7 +175,15 @@ def test_upload_watch_stop_complete_download_and_bad_input(page, browser, tmp_pa
         for name in ("painting.png", "done.png"):
             shutil.copy(tmp_path / name, os.path.join(os.environ["TFSTYLE_SCREENSHOTS"], name))
 
-    # A file that is not an image: one line on the page (a new visit: the uploads are empty).
+    # A new visit: the uploads are empty. The bundled images are offered (and readable).
+    browser.get(page)
+    _wait(lambda: browser.find_elements(By.ID, "paint"))
+    _click(browser, "bundled")
+    _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#content-view img"))
+    _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#styles-view img"))
+    assert not _toasts(browser)
+
+    # A file that is not an image: one line on the page.
     browser.get(page)
     _wait(lambda: browser.find_elements(By.ID, "paint"))
     _upload(browser, "content", junk)

@@ -22,6 +22,7 @@ import dataclasses
 import json
 import os
 import queue
+import re
 import shlex
 import tempfile
 import threading
@@ -448,7 +449,7 @@ def _control(gr, row: options.Option, defaults: dict, served: bool = False):
     """The control for an option row, labelled with its name, its help as the info line.
     ``served``: empty to start with (the model's value), but for the iterations."""
     value = defaults.get(row.name, row.default)
-    info = row.help if len(row.help) < 240 else row.help[:237] + "…"
+    info = re.split(r"\. |; |: | \(", row.help)[0].rstrip(".") + "."  # the rest: --help
     common = {"label": row.name, "info": info, "elem_id": f"option-{row.name}", "min_width": 200}
     if served and row.name != "iterations":
         common["info"] = "Empty: the model's value. " + info
@@ -487,5 +488,6 @@ def launch(
     page.launch(
         server_name=host, server_port=port, share=share, inline=inline, quiet=True,
         max_file_size=MAX_UPLOAD_BYTES, show_error=True, prevent_thread_lock=not block,
+        allowed_paths=[EXAMPLES] if os.path.isdir(EXAMPLES) else None,  # the bundled images
     )  # fmt: skip
     return page
