@@ -189,3 +189,40 @@ def test_upload_watch_stop_complete_download_and_bad_input(page, browser, tmp_pa
     _upload(browser, "content", junk)
     _wait(lambda: "is not a readable image file" in _toasts(browser))
     assert "Traceback" not in browser.page_source
+
+
+def test_stop_reaches_the_running_run_after_a_second_paint():
+    # Probe round 8: a second Paint replaced the session's stop event, and Stop no longer
+    # reached the run going (minutes of a shared run slot at large sizes).
+    from tfstyle import app
+
+    runs = app.Runs()
+    runs.arm("a")
+    first = runs.take("a")  # Paint: it runs
+    runs.arm("a")  # Paint again: queued behind it
+    runs.arm("b")
+    other = runs.take("b")  # another visitor's run
+    runs.stop("a")
+    assert first.is_set()
+    queued = runs.take("a")
+    assert queued is not first and queued.is_set()  # it will not start
+    assert not other.is_set()  # one visitor's Stop is theirs alone
+    runs.done("a", first)
+    runs.done("a", queued)
+    runs.arm("a")
+    assert not runs.take("a").is_set()  # the next Paint starts afresh
+
+
+def test_a_page_visitor_cannot_name_files_on_the_server_and_empty_fields_keep_its_flags():
+    # Probe round 8: the weights were a text field (a visitor could name any file on the
+    # server, or empty it and make the server download ImageNet's weights).
+    from tfstyle import app, options
+
+    engine = app.InProcess(weights=None)
+    rows = engine.option_rows()
+    assert "weights" not in {r.name for r in rows}
+    assert not [r for r in rows if r.kind in ("weights", "mask", "masks", "callable")]
+    size, layers = options.BY_NAME["size"], options.BY_NAME["style_layers"]
+    values = app.values_from([size, layers], ["", " "], defaults={"size": 48, "style_layers":
+                                                                   ["block1_conv1"]})  # fmt: skip
+    assert values == {"size": 48, "style_layers": ["block1_conv1"]}

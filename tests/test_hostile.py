@@ -317,6 +317,26 @@ def test_a_stop_during_an_import_lets_the_import_finish_then_stops(tmp_path, mon
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
 
 
+def test_sigterm_inside_a_run_is_told_from_ctrl_c(content_array, style_array):
+    # Probe round 8 (issue 29): a video stopped by SIGTERM mid-frame said "interrupted" and
+    # exited 130, the Terminated lost where the run turned it into Interrupted.
+    from tfstyle import interrupts
+
+    for signal_, terminated in ((interrupts.Terminated, True), (KeyboardInterrupt, False)):
+        sent = []
+
+        def once(step, losses, image, signal_=signal_, sent=sent):
+            if not sent:  # a signal arrives once
+                sent.append(step)
+                raise signal_
+
+        stylizer = tfstyle.Stylizer(style_array, **{**FAST, "iterations": 4}, callback=once,
+                                    callback_every=2)  # fmt: skip
+        with pytest.raises(interrupts.Interrupted) as stopped:
+            stylizer(content_array)
+        assert stopped.value.terminated == terminated and stopped.value.step == 2
+
+
 @pytest.mark.slow
 def test_a_second_ctrl_c_does_not_lose_the_image(image_files, tmp_path):
     content, style = image_files

@@ -238,9 +238,9 @@ class Stylizer:
                     pipe.run, content_img, self.styles, self.blend,
                     tf.constant(opts.iterations), request, None, None, None, hooks, direct=True,
                 )  # fmt: skip
-        except KeyboardInterrupt:  # wherever it lands: in a graph call, the callback, the bar
+        except KeyboardInterrupt as stop:  # wherever it lands: a graph call, the callback, ...
             with interrupts.further_ctrl_c_ignored():  # a second press must not lose the image
-                raise hooks.interrupted() from None
+                raise hooks.interrupted(isinstance(stop, interrupts.Terminated)) from None
         return images.to_pil(image)
 
 
@@ -341,7 +341,7 @@ class _Eager(pipeline.Hooks):
         self.opts.callback(self.step, {**losses, "scale": self.scale}, image.numpy())
         self.reported.append(self.step)
 
-    def interrupted(self) -> Interrupted:
+    def interrupted(self, terminated: bool = False) -> Interrupted:
         """The ``Interrupted`` for Ctrl-C now: the latest image at the output's size (before
         the first scale started: the content), after the callback has seen it."""
         opts = self.opts
@@ -349,7 +349,7 @@ class _Eager(pipeline.Hooks):
         result = self.pipeline.full_size(image, self.content, opts.size, opts.preserve_colors)
         if self.every is not None and self.state is not None and self.reported[-1:] != [self.step]:
             self.report()  # the callback sees the image returned
-        return Interrupted(images.to_pil(result), self.step, opts.iterations)
+        return Interrupted(images.to_pil(result), self.step, opts.iterations, terminated)
 
 
 def _checked(fn, *args, direct: bool = False):

@@ -39,8 +39,10 @@ MAIN = ("size", "iterations", "style_weight", "style_scale", "preserve_colors")
 PAGE_DEFAULTS = {"size": 256, "iterations": 100}
 #: Largest upload, in bytes; larger files are refused by the page before they are sent.
 MAX_UPLOAD_BYTES = 50 * 2**20
-#: Option kinds the page has a control for (callables and images are not typed in).
-_KINDS = ("int", "float", "bool", "choice", "layers", "floats", "weights", "init")
+#: Option kinds the page has a control for: not callables, images (uploaded instead) or the
+#: weights, which the operator chooses (``tfstyle app --weights``): a visitor must not name
+#: files on the server.
+_KINDS = ("int", "float", "bool", "choice", "layers", "floats", "init")
 #: Runs waiting beyond this are refused with "the queue is full".
 QUEUE_SIZE = 20
 #: Reports (images shown) per run.
@@ -82,6 +84,9 @@ class InProcess:
     many_styles = True
     concurrency = max(1, (os.cpu_count() or 1) // 2)  # a run uses the cores it is given
 
+    def __init__(self, weights=options.DEFAULTS["weights"]):
+        self.weights = weights  # the operator's: not a control on the page
+
     def option_rows(self) -> list[options.Option]:
         return [o for o in options.OPTIONS if o.flag and o.kind in _KINDS]
 
@@ -92,7 +97,7 @@ class InProcess:
         every = max(1, values["iterations"] // REPORTS)
         stylizer = tfstyle.Stylizer(
             styles if len(styles) > 1 else styles[0], **values, **regions, progress=False,
-            callback=report, callback_every=every,
+            callback=report, callback_every=every, weights=self.weights,
         )  # fmt: skip
         try:
             return stylizer(content, stop=stop), values["iterations"]
@@ -139,15 +144,23 @@ class Served:
             return stopped.image, stopped.step
 
 
-def values_from(rows: list[options.Option], raw: list, served: bool = False) -> dict:
+def values_from(
+    rows: list[options.Option], raw: list, served: bool = False, defaults: dict | None = None
+) -> dict:
     """The option values of the page's controls (text fields parsed by the row's kind). An
-    empty field is left out: the option's default, or (``served``) the model's value."""
+    empty field is the page's starting value (``defaults``, the operator's flags), else the
+    option's default, or (``served``) the model's value."""
     values = {}
     for row, value in zip(rows, raw, strict=True):
         if isinstance(value, str):
             value = value.strip()
         if value is None or value == "":
-            if row.kind in ("int", "float") and not row.none and not served:
+            if served:
+                continue
+            if defaults and row.name in defaults:
+                values[row.name] = defaults[row.name]
+                continue
+            if row.kind in ("int", "float") and not row.none:
                 raise ValueError(f"{row.name}: give a value ({row.allowed()})")
             continue
         if row.kind == "bool" and isinstance(value, str):  # served: "", "true" or "false"
@@ -227,29 +240,50 @@ def preview(upload, name: str):
 
 
 class Runs:
-    """The stop events of the runs in progress, by browser session: one user's Stop stops only
-    that user's run."""
+    """The stop events of a browser session's runs: one per Paint, running or queued. Stop sets
+    them all (the run going and any queued behind it by a second Paint); one session's Stop
+    touches no other's."""
 
     def __init__(self):
-        self._events: dict[str, threading.Event] = {}
+        self._events: dict[str, list[threading.Event]] = {}
         self._lock = threading.Lock()
 
     def arm(self, session: str) -> None:
+        """A new run of ``session`` is queued: its own event."""
         with self._lock:
-            self._events[session] = threading.Event()
+            self._events.setdefault(session, []).append(threading.Event())
 
     def stop(self, session: str) -> None:
         with self._lock:
-            event = self._events.get(session)
-        if event is not None:
-            event.set()
+            for event in self._events.get(session, []):
+                event.set()
 
-    def event(self, session: str) -> threading.Event:
+    def take(self, session: str) -> threading.Event:
+        """The event of the run of ``session`` that starts now: the first armed and not yet
+        taken (runs start in the order they were queued)."""
         with self._lock:
-            return self._events.setdefault(session, threading.Event())
+            events = self._events.setdefault(session, [])
+            for event in events:
+                if not getattr(event, "taken", False):
+                    break
+            else:
+                event = threading.Event()
+                events.append(event)
+            event.taken = True
+            return event
+
+    def done(self, session: str, event: threading.Event) -> None:
+        with self._lock:
+            events = self._events.get(session, [])
+            if event in events:
+                events.remove(event)
+            if not events:
+                self._events.pop(session, None)
 
 
-def paint(engine, rows, content, styles, masks, content_mask, raw, stop, out_dir) -> Iterator:
+def paint(
+    engine, rows, content, styles, masks, content_mask, raw, stop, out_dir, defaults=None
+) -> Iterator:
     """Run one stylisation on ``engine`` and yield a ``Report`` at each image it shows, then
     the result (complete, or as far as Stop let it go)."""
     content_paths, style_paths = _paths(content), _paths(styles)
@@ -261,7 +295,7 @@ def paint(engine, rows, content, styles, masks, content_mask, raw, stop, out_dir
         raise ValueError(
             f"style: a served model takes one style image; got {len(style_paths)}"
         )  # fmt: skip
-    values = values_from(rows, raw, served=engine.served)
+    values = values_from(rows, raw, served=engine.served, defaults=defaults)
     mask_paths = _paths(masks)
     regions = {"masks": mask_paths or None, "content_mask": (_paths(content_mask) or [None])[0]}
     if not engine.many_styles:  # the served signature's masks: one region for its one style
@@ -308,6 +342,8 @@ def paint(engine, rows, content, styles, masks, content_mask, raw, stop, out_dir
     image, step = result["value"]
     png = os.path.join(out_dir, "tfstyle.png")
     files.save_image(image, png)
+    if not engine.served:
+        values = {**values, "weights": engine.weights}  # the operator's: in the line and JSON
     command = command_line(
         content_paths[0], style_paths, values,
         {k: v for k, v in regions.items() if k in options.BY_NAME},
@@ -337,8 +373,8 @@ def build(engine=None, defaults: dict | None = None):
     """The page (a ``gradio.Blocks``) on ``engine`` (default: ``InProcess()``); ``defaults``
     replaces some of the controls' starting values (``PAGE_DEFAULTS``, then the table's)."""
     gr = gradio()
-    engine = engine or InProcess()
     defaults = {**PAGE_DEFAULTS, **(defaults or {})}
+    engine = engine or InProcess(weights=defaults.get("weights", options.DEFAULTS["weights"]))
     rows = engine.option_rows()
     main = [r for r in rows if r.name in MAIN]
     more = [r for r in rows if r.name not in MAIN]
@@ -414,14 +450,15 @@ def build(engine=None, defaults: dict | None = None):
             runs.stop(request.session_hash)
 
         def run(request, content, styles, masks, content_mask, past, *raw):
-            stop = runs.event(request.session_hash)
+            stop = runs.take(request.session_hash)
             if stop.is_set():
+                runs.done(request.session_hash, stop)
                 yield status_html("stopped before it started", 0.0), None, None, "", past, past
                 return
             out_dir = tempfile.mkdtemp(prefix="tfstyle-page-")
             try:
                 for shown in paint(engine, ordered, content, styles, masks, content_mask,
-                                   list(raw), stop, out_dir):  # fmt: skip
+                                   list(raw), stop, out_dir, defaults):  # fmt: skip
                     bar = status_html(shown.text, shown.fraction, shown.done)
                     if shown.done:
                         past = [*past, (shown.files[0], shown.text)]
@@ -432,6 +469,8 @@ def build(engine=None, defaults: dict | None = None):
                 raise gr.Error(str(err), print_exception=False) from None
             except Exception as err:  # noqa: BLE001 (a server error, a TensorFlow one: one line)
                 raise gr.Error(f"{type(err).__name__}: {err}", print_exception=False) from None
+            finally:
+                runs.done(request.session_hash, stop)
 
         for fn in (arm, halt_run, run):  # Gradio passes the request to a parameter of this type
             fn.__annotations__["request"] = gr.Request

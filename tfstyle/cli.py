@@ -455,47 +455,60 @@ def _video(args: argparse.Namespace) -> int:
 
 
 def _app(args: argparse.Namespace) -> int:
-    from tfstyle import app, options
+    import socket
+    import threading
+
+    from tfstyle import app, interrupts, options
 
     app.gradio()  # what to install, before anything else
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must be between 1 and 65535; got {args.port}")
     if args.server is not None and args.rest is not None:
         raise ValueError("--server is for gRPC, --rest for REST: give one of them")
-    for flag, value in (("--server", args.server), ("--rest", args.rest)):
+    for flag, value in (("--server", args.server), ("--rest", args.rest), ("--host", args.host)):
         if value is not None and not value.strip():
             raise ValueError(f"{flag} must not be empty")
+    try:
+        socket.getaddrinfo(args.host, args.port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as err:
+        raise ValueError(
+            f"--host must be an address or host name of this machine; got {args.host!r} "
+            f"({getattr(err, 'strerror', None) or err})"
+        ) from None
+    defaults = {o.name: getattr(args, o.name) for o in options.OPTIONS
+                if o.flag and hasattr(args, o.name)}  # fmt: skip
+    options.Options(**defaults)  # a bad flag: one line now, not a page that cannot run
     if args.server or args.rest:
         engine = app.Served(server=args.server, url=args.rest)
     else:
-        engine = app.InProcess()
-    defaults = {o.name: getattr(args, o.name) for o in options.OPTIONS
-                if o.flag and hasattr(args, o.name)}  # fmt: skip
-    import threading
-
-    from tfstyle import interrupts
-
-    try:
-        page = app.launch(engine, port=args.port, host=args.host, share=args.share,
-                          defaults=defaults, block=False)  # fmt: skip
-    except OSError as err:
-        if "Cannot find empty port" in str(err):
-            raise OSError(
-                f"--port: {args.port} is in use on {args.host}; choose another with --port N"
-            ) from None
-        raise
-    shown = "localhost" if args.host in ("0.0.0.0", "::") else args.host
-    print(f"tfstyle: the page is at http://{shown}:{args.port} ({engine.name}; Ctrl-C stops it)",
-          file=sys.stderr)  # fmt: skip
-    try:
-        with interrupts.sigterm_as_interrupt():
-            while not threading.Event().wait(3600):
-                pass
-    except KeyboardInterrupt:  # the way to stop a server: not a failure
-        print("tfstyle: the page is stopped", file=sys.stderr)
-    finally:
-        page.close()
-    return 0
+        engine = app.InProcess(weights=defaults.pop("weights"))
+    code = 0
+    with interrupts.sigterm_as_interrupt():  # SIGTERM stops the page as Ctrl-C does
+        try:
+            try:
+                page = app.launch(engine, port=args.port, host=args.host, share=args.share,
+                                  defaults=defaults, block=False)  # fmt: skip
+            except OSError as err:
+                if "Cannot find empty port" in str(err):
+                    raise OSError(
+                        f"--port: {args.port} is in use on {args.host} (or cannot be bound "
+                        "there); choose another with --port N"
+                    ) from None
+                raise
+            shown = "localhost" if args.host in ("0.0.0.0", "::") else args.host
+            print(f"tfstyle: the page is at http://{shown}:{args.port} ({engine.name}; Ctrl-C "
+                  "stops it)", file=sys.stderr)  # fmt: skip
+            try:
+                while not threading.Event().wait(3600):
+                    pass
+            finally:
+                page.close()
+        except interrupts.Terminated:
+            code = 128 + signal.SIGTERM
+        except KeyboardInterrupt:
+            code = 130
+    print("tfstyle: the page is stopped", file=sys.stderr)
+    return code
 
 
 def _export(args: argparse.Namespace) -> int:

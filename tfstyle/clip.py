@@ -136,11 +136,17 @@ def video(
             _stylise_frames(info, first, later, temporal_weight, max_frames, work, key, done, bar)
     except (Interrupted, KeyboardInterrupt) as stop:
         written = None
+        if not done and os.path.isdir(work) and os.listdir(work) == [_MANIFEST]:
+            shutil.rmtree(work, ignore_errors=True)  # nothing in it: "nothing written" holds
         if done:
             _write_partial(partial, done, info, work, key)
             written = partial
         raise VideoInterrupted(
-            len(done), total, written, work, isinstance(stop, interrupts.Terminated)
+            len(done),
+            total,
+            written,
+            work,
+            isinstance(stop, interrupts.Terminated) or getattr(stop, "terminated", False),
         ) from None
     if not done:
         declared = (

@@ -24,9 +24,11 @@ _workers_lock = threading.Lock()
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C during a run: ``image`` is the result after ``step`` of ``iterations``."""
 
-    def __init__(self, image, step: int, iterations: int):
+    def __init__(self, image, step: int, iterations: int, terminated: bool = False):
         super().__init__(f"interrupted after step {step} of {iterations}")
         self.image, self.step, self.iterations = image, step, iterations
+        #: Stopped by SIGTERM (``Terminated``, under ``sigterm_as_interrupt``), not Ctrl-C.
+        self.terminated = terminated
 
 
 def run(
@@ -116,6 +118,7 @@ def stops_deferred():
     previous = {
         signum: signal.signal(signum, lambda signum, frame: came.append(signum))
         for signum in (signal.SIGINT, signal.SIGTERM)
+        if signal.getsignal(signum) is not signal.SIG_IGN  # ignored by the parent: stays so
     }
     try:
         yield
