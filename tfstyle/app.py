@@ -229,8 +229,9 @@ def _path(upload) -> str:
 def preview(upload, name: str):
     """The uploaded image(s), decoded as a run reads them (so a bad file is said on upload)."""
     shown = []
-    for k, path in enumerate(_paths(upload)):
-        label = name if len(_paths(upload)) == 1 else f"{name}[{k}]"
+    paths = _paths(upload)
+    for k, path in enumerate(paths):
+        label = name if len(paths) == 1 else f"{name}[{k}]"
         try:
             array = images.load_image(path, label)
         except (ValueError, OSError) as err:

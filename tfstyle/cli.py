@@ -35,7 +35,7 @@ _QUIET_HELP = "print nothing on success (no progress bar, no 'wrote' line)"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tfstyle import options
+    from tfstyle import app, options
 
     parser = flags.Parser(prog="tfstyle", description="Neural style transfer on TensorFlow.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=flags.Parser)
@@ -202,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--rest", default=None, metavar="URL", help="run on a model server over REST")
     p.add_argument("--share", action="store_true", help="also a public gradio.live link")
-    flags.add_options(p, defaults={"size": 256, "iterations": 100})
+    flags.add_options(p, defaults=app.PAGE_DEFAULTS)
     return parser
 
 
@@ -454,6 +454,17 @@ def _video(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_server_flags(args: argparse.Namespace) -> None:
+    """``--server`` or ``--rest``, not both, and neither empty (an empty shell variable is not
+    the default)."""
+    if args.server is not None and args.rest is not None:
+        raise ValueError("--server is for gRPC, --rest for REST: give one of them")
+    for flag, value, form in (("--server", args.server, "HOST:PORT"),
+                              ("--rest", args.rest, "a URL")):  # fmt: skip
+        if value is not None and not value.strip():
+            raise ValueError(f"{flag} must be {form}; got {value!r}")
+
+
 def _app(args: argparse.Namespace) -> int:
     import socket
     import threading
@@ -463,11 +474,9 @@ def _app(args: argparse.Namespace) -> int:
     app.gradio()  # what to install, before anything else
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must be between 1 and 65535; got {args.port}")
-    if args.server is not None and args.rest is not None:
-        raise ValueError("--server is for gRPC, --rest for REST: give one of them")
-    for flag, value in (("--server", args.server), ("--rest", args.rest), ("--host", args.host)):
-        if value is not None and not value.strip():
-            raise ValueError(f"{flag} must not be empty")
+    _check_server_flags(args)
+    if not args.host.strip():
+        raise ValueError("--host must not be empty")
     try:
         socket.getaddrinfo(args.host, args.port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as err:
@@ -544,14 +553,7 @@ def _request(args: argparse.Namespace) -> int:
         raise ValueError(f"--chunk must be >= 1 steps per request, or 0; got {args.chunk}")
     if args.chunk and args.signature:
         raise ValueError("--signature names the signature of one request: add --chunk 0")
-    if args.server is not None and args.rest is not None:
-        raise ValueError("--server is for gRPC, --rest for REST: give one of them")
-    for flag, value, form in (
-        ("--server", args.server, "HOST:PORT"),
-        ("--rest", args.rest, "a URL"),
-    ):
-        if value is not None and not value.strip():  # an empty shell variable: not the default
-            raise ValueError(f"{flag} must be {form}; got {value!r}")
+    _check_server_flags(args)
     server = "localhost:8500" if args.server is None else args.server
     common = dict(
         iterations=args.iterations, model=args.model, version=args.version, timeout=args.timeout
