@@ -158,18 +158,21 @@ def test_upload_watch_stop_complete_download_and_bad_input(page, browser, tmp_pa
     assert text.startswith("stopped after step ") and text.endswith("48x36 px"), text
     assert len(browser.find_elements(By.CSS_SELECTOR, "#gallery img")) >= 1
 
-    # A second run, of 6 steps, completes; its PNG downloads and decodes at the output's size.
+    # A second run, of 6 steps, with the style's region painted on the content's left part,
+    # completes; its PNG downloads and decodes at the output's size, and the mask painted too.
     _set_number(browser, "option-iterations", 6)
+    _paint_left_part(browser)
     _click(browser, "paint")
     _wait(lambda: _status(browser)[1].startswith("done"))
     links = _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#downloads a[href]"))
-    href = next(a.get_attribute("href") for a in links if "tfstyle.png" in a.get_attribute("href"))
-    with urllib.request.urlopen(href, timeout=30) as response:
-        downloaded = PIL.Image.open(io.BytesIO(response.read()))
-        downloaded.load()
+    downloaded = _download(links, "tfstyle.png")
     assert downloaded.size == (48, 36)
     shown = np.asarray(downloaded).astype(int)
     assert shown.std() > 1  # an image, not a blank
+    mask = np.asarray(_download(links, "mask-1.png"))
+    assert mask.shape == (48, 64)  # the content's own size
+    assert mask[:, :8].min() == 255 and mask[:, -8:].max() == 0
+    assert "--mask mask-1.png" in browser.find_element(By.ID, "command").text
     browser.save_screenshot(str(tmp_path / "done.png"))
     if os.environ.get("TFSTYLE_SCREENSHOTS"):  # to look at by eye
         for name in ("painting.png", "done.png"):
@@ -189,6 +192,39 @@ def test_upload_watch_stop_complete_download_and_bad_input(page, browser, tmp_pa
     _upload(browser, "content", junk)
     _wait(lambda: "is not a readable image file" in _toasts(browser))
     assert "Traceback" not in browser.page_source
+
+
+def _download(links, name: str) -> PIL.Image.Image:
+    href = next(a.get_attribute("href") for a in links if a.get_attribute("href").endswith(name))
+    with urllib.request.urlopen(href, timeout=30) as response:
+        image = PIL.Image.open(io.BytesIO(response.read()))
+        image.load()
+    return image
+
+
+def _paint_left_part(driver) -> None:
+    """Open the regions, take the brush, and paint the content's left third."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    accordion = next(b for b in driver.find_elements(By.TAG_NAME, "button")
+                     if "Regions" in b.text)  # fmt: skip
+    driver.execute_script("arguments[0].scrollIntoView()", accordion)
+    accordion.click()
+    editor = _wait(lambda: [e for e in driver.find_elements(By.ID, "drawing") if e.is_displayed()])
+    editor = editor[0]
+    driver.execute_script("arguments[0].scrollIntoView()", editor)
+    editor.find_element(By.CSS_SELECTOR, "button[aria-label=Brush]").click()
+    time.sleep(0.5)  # the brush tool takes over the canvas
+    canvas = [c for c in editor.find_elements(By.TAG_NAME, "canvas") if c.is_displayed()][-1]
+    width, height = canvas.size["width"], canvas.size["height"]
+    left, right = -width // 3, -width // 4  # offsets from the canvas's centre (the image's)
+    strokes = ActionChains(driver).move_to_element_with_offset(canvas, left, -height // 4)
+    strokes.click_and_hold()
+    for y in range(-height // 4, height // 4, 8):
+        strokes.move_to_element_with_offset(canvas, left, y)
+        strokes.move_to_element_with_offset(canvas, right, y)
+    strokes.release().perform()
 
 
 def test_stop_reaches_the_running_run_after_a_second_paint():
@@ -226,3 +262,41 @@ def test_a_page_visitor_cannot_name_files_on_the_server_and_empty_fields_keep_it
     values = app.values_from([size, layers], ["", " "], defaults={"size": 48, "style_layers":
                                                                    ["block1_conv1"]})  # fmt: skip
     assert values == {"size": 48, "style_layers": ["block1_conv1"]}
+
+
+def test_painted_regions_become_one_mask_per_style_in_its_colour(tmp_path, monkeypatch):
+    from tfstyle import app
+
+    (_, red), (_, blue), (_, green) = app.REGION_COLOURS[:3]
+    layer = np.zeros((30, 40, 4), np.uint8)  # the editor's layer over a 40x30 content
+    layer[:, :20] = (*red, 255)  # style 1 on the left half
+    layer[:10, 30:] = (*blue, round(255 * app.PAINT_OPACITY / 2))  # style 2, half, top right
+    masks = app.drawn_masks({"background": None, "layers": [layer]}, 2, str(tmp_path))
+    first, second = (_read(p) for p in masks)
+    assert first.shape == (30, 40) and first[:, :20].min() == 255 and first[:, 20:].max() == 0
+    assert abs(int(second[:10, 30:].mean()) - 128) <= 1 and second[10:].max() == 0
+    assert second[:, :30].max() == 0
+    # A second layer painted over the first takes the pixels it covers.
+    over = np.zeros_like(layer)
+    over[:, :10] = (*blue, 255)
+    masks = app.drawn_masks({"layers": [layer, over]}, 2, str(tmp_path))
+    first, second = (_read(p) for p in masks)
+    assert first[:, :10].max() == 0 and second[:, :10].min() == 255
+    # Nothing painted: no masks. A style left unpainted, or a colour beyond the styles: a line.
+    assert app.drawn_masks({"layers": [np.zeros_like(layer)]}, 2, str(tmp_path)) is None
+    only_red = layer.copy()
+    only_red[:, 20:] = 0
+    with pytest.raises(ValueError, match="nothing is painted in blue for style 2"):
+        app.drawn_masks({"layers": [only_red]}, 2, str(tmp_path))
+    layer[25:, 35:] = (*green, 255)
+    with pytest.raises(ValueError, match="green paints style 3, but there are 2 style images"):
+        app.drawn_masks({"layers": [layer]}, 2, str(tmp_path))
+    # A large drawing is read at most DRAWN_PIXELS, with the content's aspect ratio.
+    monkeypatch.setattr(app, "DRAWN_PIXELS", 300)
+    (small,) = app.drawn_masks({"layers": [only_red]}, 1, str(tmp_path))
+    assert _read(small).shape == (15, 20)
+
+
+def _read(path) -> np.ndarray:
+    with PIL.Image.open(path) as image:
+        return np.asarray(image)

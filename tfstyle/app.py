@@ -28,6 +28,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 
+import numpy as np
 import PIL.Image
 
 from tfstyle import files, images, interrupts, options
@@ -47,6 +48,18 @@ _KINDS = ("int", "float", "bool", "choice", "layers", "floats", "init")
 QUEUE_SIZE = 20
 #: Reports (images shown) per run.
 REPORTS = 20
+#: The opacity of the paint on the page (the content shows through); a region's weight is
+#: the paint's opacity relative to it (soft brush edges below 1).
+PAINT_OPACITY = 0.6
+#: Drawn regions are read at most this many pixels (any resolution with the content's aspect
+#: ratio will do: a mask is resized to each layer's feature map).
+DRAWN_PIXELS = 2**20
+#: The brush colours of drawn regions: style k's region is painted in colour k (Gradio's
+#: palette, reordered so the first two contrast most).
+REGION_COLOURS = (
+    ("red", (204, 50, 50)), ("blue", (50, 112, 204)), ("green", (50, 204, 112)),
+    ("purple", (173, 50, 204)), ("yellow", (173, 204, 50)),
+)  # fmt: skip
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 #: The repository's bundled images, where the package runs from a clone.
@@ -240,6 +253,55 @@ def preview(upload, name: str):
     return shown
 
 
+def drawn_masks(drawing, styles: int, out_dir: str) -> list[str] | None:
+    """The masks painted on the page's drawing (a ``gradio.ImageEditor`` value: RGBA
+    ``layers`` over the content), written as PNGs in ``out_dir``; ``None`` if nothing is
+    painted. Style ``k``'s mask is where colour ``k`` of ``REGION_COLOURS`` was painted, the
+    paint's opacity (relative to ``PAINT_OPACITY``) its weight: soft brush edges; later layers
+    paint over earlier ones."""
+    layers = [np.asarray(x) for x in (drawing or {}).get("layers") or [] if x is not None]
+    if not layers:
+        return None
+    height, width = layers[0].shape[:2]
+    scale = min(1.0, (DRAWN_PIXELS / (height * width)) ** 0.5)  # plenty for a region
+    if scale < 1:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        layers = [np.asarray(PIL.Image.fromarray(x).resize(size, PIL.Image.BOX))
+                  if x.shape[:2] == (height, width) else x for x in layers]  # fmt: skip
+        height, width = size[1], size[0]
+    colour = np.zeros((height, width, 3), np.float32)
+    alpha = np.zeros((height, width), np.float32)
+    for layer in layers:
+        if layer.shape[:2] != (height, width) or layer.ndim != 3 or layer.shape[2] != 4:
+            raise ValueError(f"drawing: a layer of {layer.shape}; expected {height}x{width} RGBA")
+        a = layer[..., 3].astype(np.float32) / 255
+        colour = colour * (1 - a[..., None]) + layer[..., :3] * a[..., None]  # paint over
+        alpha = alpha * (1 - a) + a
+    if not np.any(alpha > 0):
+        return None
+    shown = colour / np.maximum(alpha, 1e-6)[..., None]  # the colour painted, not its opacity
+    distances = [((shown - rgb) ** 2).sum(-1) for _, rgb in REGION_COLOURS]
+    nearest = np.argmin(distances, axis=0)
+    used = set(np.unique(nearest[alpha > 0]).tolist())
+    if max(used) >= styles:
+        name = REGION_COLOURS[max(used)][0]
+        raise ValueError(
+            f"drawing: {name} paints style {max(used) + 1}, but there "
+            f"{'is 1 style image' if styles == 1 else f'are {styles} style images'}"
+        )  # fmt: skip
+    paths = []
+    for k in range(styles):
+        if k not in used:
+            raise ValueError(
+                f"drawing: nothing is painted in {REGION_COLOURS[k][0]} for style {k + 1}; "
+                "paint each style's region in its colour, or clear the drawing"
+            )  # fmt: skip
+        mask = np.where(nearest == k, np.minimum(alpha / PAINT_OPACITY, 1), 0)
+        paths.append(os.path.join(out_dir, f"mask-{k + 1}.png"))
+        files.save_image(PIL.Image.fromarray(np.round(mask * 255).astype(np.uint8)), paths[-1])
+    return paths
+
+
 class Runs:
     """The stop events of a browser session's runs: one per Paint, running or queued. Stop sets
     them all (the run going and any queued behind it by a second Paint); one session's Stop
@@ -283,10 +345,12 @@ class Runs:
 
 
 def paint(
-    engine, rows, content, styles, masks, content_mask, raw, stop, out_dir, defaults=None
-) -> Iterator:
+    engine, rows, content, styles, masks, content_mask, raw, stop, out_dir, defaults=None,
+    drawing=None,
+) -> Iterator:  # fmt: skip
     """Run one stylisation on ``engine`` and yield a ``Report`` at each image it shows, then
-    the result (complete, or as far as Stop let it go)."""
+    the result (complete, or as far as Stop let it go). The regions are uploaded ``masks`` or
+    painted on ``drawing`` (``drawn_masks``), not both."""
     content_paths, style_paths = _paths(content), _paths(styles)
     if not content_paths:
         raise ValueError("content: upload a content image (or pick the bundled one)")
@@ -298,6 +362,10 @@ def paint(
         )  # fmt: skip
     values = values_from(rows, raw, served=engine.served, defaults=defaults)
     mask_paths = _paths(masks)
+    drawn = drawn_masks(drawing, len(style_paths), out_dir)
+    if drawn and mask_paths:
+        raise ValueError("masks: upload masks or paint the regions, not both")
+    mask_paths = drawn or mask_paths
     regions = {"masks": mask_paths or None, "content_mask": (_paths(content_mask) or [None])[0]}
     if not engine.many_styles:  # the served signature's masks: one region for its one style
         regions = {"mask": (mask_paths or [None])[0], "content_mask": regions["content_mask"]}
@@ -355,7 +423,7 @@ def paint(
                    "command": command}, f, indent=2)  # fmt: skip
     said = "done" if step >= iterations else f"stopped after step {step} of {iterations}"
     yield Report(image, f"{said} · {image.width}x{image.height} px", step / max(iterations, 1),
-                 done=True, files=[png, used], command=command)  # fmt: skip
+                 done=True, files=[png, used, *(drawn or [])], command=command)  # fmt: skip
 
 
 def status_html(text: str, fraction: float, done: bool = False) -> str:
@@ -414,10 +482,20 @@ def build(engine=None, defaults: dict | None = None):
             for row in more:
                 controls.append(_control(gr, row, defaults, served))
         with gr.Accordion("Regions (masks)", open=False):
+            colours = REGION_COLOURS if engine.many_styles else REGION_COLOURS[:1]
+            legend = ", ".join(f"{name} for style {k + 1}" for k, (name, _) in enumerate(colours))
             gr.Markdown(
-                "One mask per style image, white where that style goes (the content's aspect "
-                "ratio); a content mask weighs the content loss per position."
+                f"Paint where each style goes on the content ({legend}); what is left "
+                "unpainted keeps the content alone. Or upload one mask per style image, white "
+                "where that style goes (the content's aspect ratio). A content mask weighs the "
+                "content loss per position."
             )
+            drawing = gr.ImageEditor(
+                label="Regions, painted on the content", type="numpy", image_mode="RGBA",
+                sources=(), transforms=(), layers=False, format="png", elem_id="drawing",
+                brush=gr.Brush(colors=[(f"rgb{rgb}", PAINT_OPACITY) for _, rgb in colours],
+                               color_mode="fixed"),
+            )  # fmt: skip
             masks = gr.File(label="Masks, one per style, in order",
                             file_count="multiple" if engine.many_styles else "single",
                             file_types=["image"], elem_id="masks")  # fmt: skip
@@ -431,11 +509,16 @@ def build(engine=None, defaults: dict | None = None):
         downloads = gr.File(label="Download (PNG, and the options used)", file_count="multiple",
                             interactive=False, elem_id="downloads")  # fmt: skip
         command = gr.Code(label="The same run from the command line", language="shell",
-                          interactive=False)  # fmt: skip
+                          interactive=False, elem_id="command")  # fmt: skip
         gallery = gr.Gallery(label="This session's results", columns=4, elem_id="gallery")
         history = gr.State([])
 
-        content.change(lambda u: preview(u, "content"), content, content_view)
+        def content_changed(upload):
+            shown = preview(upload, "content")
+            canvas = {"background": shown[0], "layers": [], "composite": shown[0]}
+            return shown, canvas if shown else None
+
+        content.change(content_changed, content, [content_view, drawing])
         styles.change(lambda u: preview(u, "style"), styles, styles_view)
         if have_examples:
             use_bundled.click(
@@ -450,7 +533,7 @@ def build(engine=None, defaults: dict | None = None):
         def halt_run(request):
             runs.stop(request.session_hash)
 
-        def run(request, content, styles, masks, content_mask, past, *raw):
+        def run(request, content, styles, masks, content_mask, drawn, past, *raw):
             stop = runs.take(request.session_hash)
             if stop.is_set():
                 runs.done(request.session_hash, stop)
@@ -459,7 +542,7 @@ def build(engine=None, defaults: dict | None = None):
             out_dir = tempfile.mkdtemp(prefix="tfstyle-page-")
             try:
                 for shown in paint(engine, ordered, content, styles, masks, content_mask,
-                                   list(raw), stop, out_dir, defaults):  # fmt: skip
+                                   list(raw), stop, out_dir, defaults, drawn):  # fmt: skip
                     bar = status_html(shown.text, shown.fraction, shown.done)
                     if shown.done:
                         past = [*past, (shown.files[0], shown.text)]
@@ -476,7 +559,7 @@ def build(engine=None, defaults: dict | None = None):
         for fn in (arm, halt_run, run):  # Gradio passes the request to a parameter of this type
             fn.__annotations__["request"] = gr.Request
         go.click(arm, None, status, queue=False).then(
-            run, [content, styles, masks, content_mask, history, *controls],
+            run, [content, styles, masks, content_mask, drawing, history, *controls],
             [status, result, downloads, command, history, gallery],
             concurrency_limit=engine.concurrency,
         )  # fmt: skip
