@@ -32,6 +32,16 @@ def png_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def bomb_png(side: int = 100000) -> bytes:
+    """A PNG whose header declares ``side`` px a side (a decompression bomb's first bytes)."""
+    import struct
+    import zlib
+
+    chunk = b"IHDR" + struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk
+            + struct.pack(">I", zlib.crc32(chunk)) + b"\0" * 64)  # fmt: skip
+
+
 def session_run(path: str, signature_name: str, feeds: dict) -> dict:
     """Run a signature through the session-based loader, as tensorflow_model_server does."""
     return session_runs(path, signature_name, [feeds])[0]

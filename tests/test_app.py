@@ -6,13 +6,15 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
 import urllib.request
 
 import numpy as np
 import PIL.Image
 import pytest
-from helpers import free_port, png_bytes, smooth_image
+from helpers import bomb_png, free_port, png_bytes, smooth_image
 
 pytestmark = pytest.mark.slow
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -300,3 +302,45 @@ def test_painted_regions_become_one_mask_per_style_in_its_colour(tmp_path, monke
 def _read(path) -> np.ndarray:
     with PIL.Image.open(path) as image:
         return np.asarray(image)
+
+
+def test_a_bomb_a_huge_upload_and_a_memory_refusal_are_one_line_on_the_page(
+    page, tmp_path, monkeypatch, content_array, style_array
+):
+    import gradio as gr
+
+    from tfstyle import app, memory
+
+    # A decompression bomb: refused from its header when it is uploaded (the preview).
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(bomb_png())
+    with pytest.raises(gr.Error) as refused:
+        app.preview(str(bomb), "content")
+    message = refused.value.message
+    assert message.startswith("content: each side must be") and "got 100000x100000" in message
+    assert "\n" not in message
+    # An upload over MAX_UPLOAD_BYTES: refused by the page's server, which keeps serving.
+    body = b'--b\r\nContent-Disposition: form-data; name="files"; filename="big.png"\r\n\r\n'
+    body += b"\0" * (app.MAX_UPLOAD_BYTES + 1) + b"\r\n--b--\r\n"
+    request = urllib.request.Request(
+        f"{page}/gradio_api/upload",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as too_big:
+        urllib.request.urlopen(request, timeout=60)
+    assert too_big.value.code == 413
+    urllib.request.urlopen(page, timeout=10).close()
+    # A run that would not fit in memory: the memory check's line, before any step.
+    monkeypatch.setattr(memory, "available", lambda: 2.0**30)
+    content, style = tmp_path / "c.png", tmp_path / "s.png"
+    content.write_bytes(png_bytes(content_array))
+    style.write_bytes(png_bytes(style_array))
+    engine = app.InProcess(weights=None)
+    rows = [r for r in engine.option_rows() if r.name in ("size", "iterations")]
+    run = app.paint(engine, rows, str(content), [str(style)], None, None, [4096, 5],
+                    threading.Event(), str(tmp_path))  # fmt: skip
+    with pytest.raises(ValueError, match="largest size that fits is about") as refused:
+        next(run)
+    assert "\n" not in str(refused.value)

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import PIL.Image
 import pytest
-from helpers import smooth_image
+from helpers import bomb_png, smooth_image
 
 av = pytest.importorskip("av", reason="the video tests need the 'video' extra")
 pytest.importorskip("cv2", reason="the video tests need the 'video' extra")
@@ -317,20 +317,12 @@ def _png_clip(path, width: int, height: int) -> str:
 def _frames(directory, sizes, bomb: bool = False, fifo: bool = False) -> str:
     """A folder of frames of ``sizes`` ((width, height) each); the first a PNG whose header
     declares 100000 px a side (``bomb``), or a FIFO (``fifo``)."""
-    import struct
-    import zlib
-
     folder = directory / "frames"
     folder.mkdir()
     for k, (width, height) in enumerate(sizes):
         PIL.Image.fromarray(PANORAMA[:height, :width]).save(folder / f"f{k + 1}.png")
     if bomb:
-        ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0)
-        chunk = b"IHDR" + ihdr
-        (folder / "f0.png").write_bytes(
-            b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk
-            + struct.pack(">I", zlib.crc32(chunk)) + b"\0" * 64
-        )  # fmt: skip
+        (folder / "f0.png").write_bytes(bomb_png())
     if fifo:
         os.mkfifo(folder / "f0.png")
     return str(folder)
