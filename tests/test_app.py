@@ -26,6 +26,12 @@ def _skip_or_fail(reason: str):
     pytest.skip(reason)
 
 
+class Page(str):
+    """The page's URL, and the process serving it (``pid``)."""
+
+    pid: int
+
+
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
     """The page of ``tfstyle app`` (random weights, 48 px, 400 steps by default), started as a
@@ -37,7 +43,8 @@ def page(tmp_path_factory):
             "--size", "48", "--iterations", "400", "--seed", "0"]  # fmt: skip
     with open(log, "w") as out:
         proc = subprocess.Popen(argv, stderr=out, stdout=out)
-    url = f"http://127.0.0.1:{port}"
+    url = Page(f"http://127.0.0.1:{port}")
+    url.pid = proc.pid
     deadline = time.monotonic() + 120
     while True:
         assert proc.poll() is None, log.read_text()
@@ -55,6 +62,13 @@ def page(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
+    driver = _browser()
+    yield driver
+    driver.quit()
+
+
+def _browser():
+    """Headless Chromium at a phone's width."""
     if not (CHROMIUM and DRIVER):
         _skip_or_fail("no chromium/chromedriver (apt-get install chromium chromium-driver)")
     webdriver = pytest.importorskip("selenium.webdriver", reason='needs the "test" extra')
@@ -69,9 +83,7 @@ def browser():
         "--window-size=420,1800",
     ):  # fmt: skip  (a phone's width)
         options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    yield driver
-    driver.quit()
+    return webdriver.Chrome(service=Service(DRIVER), options=options)
 
 
 def _wait(what, timeout=90.0, every=0.1):
@@ -344,3 +356,32 @@ def test_a_bomb_a_huge_upload_and_a_memory_refusal_are_one_line_on_the_page(
     with pytest.raises(ValueError, match="largest size that fits is about") as refused:
         next(run)
     assert "\n" not in str(refused.value)
+
+
+def test_closing_the_page_stops_its_run(page):
+    """A visitor who closes the tab frees the run's slot within seconds (the page's unload),
+    not at the run's next image (a twentieth of the run: minutes at large sizes)."""
+    from selenium.webdriver.common.by import By
+
+    def cpu() -> float:  # the page's process, seconds
+        with open(f"/proc/{page.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def busy(seconds: float = 1.0) -> float:
+        start = cpu()
+        time.sleep(seconds)
+        return (cpu() - start) / seconds
+
+    driver = _browser()
+    try:
+        driver.get(page)
+        _wait(lambda: driver.find_elements(By.ID, "paint"))
+        _click(driver, "bundled")
+        _wait(lambda: driver.find_elements(By.CSS_SELECTOR, "#styles-view img"))
+        _set_number(driver, "option-iterations", 20000)  # an image every 1000 steps
+        _click(driver, "paint")
+        _wait(lambda: busy() > 0.4, timeout=60, every=0)  # it runs
+    finally:
+        driver.quit()
+    _wait(lambda: busy() < 0.2, timeout=10, every=0)

@@ -530,7 +530,7 @@ def build(engine=None, defaults: dict | None = None):
             runs.arm(request.session_hash)
             return status_html("waiting for its turn…", 0.0)
 
-        def halt_run(request):
+        def halt_run(request):  # Stop, or the visitor closed the page
             runs.stop(request.session_hash)
 
         def run(request, content, styles, masks, content_mask, drawn, past, *raw):
@@ -564,6 +564,7 @@ def build(engine=None, defaults: dict | None = None):
             concurrency_limit=engine.concurrency,
         )  # fmt: skip
         halt.click(halt_run, None, None, queue=False)
+        page.unload(halt_run)  # a closed page's run stops at its next chunk, not its next image
     page.queue(max_size=QUEUE_SIZE)
     return page
 
