@@ -203,6 +203,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rest", default=None, metavar="URL", help="run on a model server over REST")
     p.add_argument("--share", action="store_true", help="also a public gradio.live link")
     flags.add_options(p, defaults=app.PAGE_DEFAULTS)
+
+    from tfstyle import realtime
+
+    p = commands.add_parser(
+        "train",
+        help="train a real-time network for a style",
+        description=(
+            "Train a feed-forward network that paints any photo in the style of STYLE in one "
+            "pass (Johnson et al. 2016), with the optimisation's objective, on the photos under "
+            "--images. Checkpoints go in MODEL_DIR: Ctrl-C keeps the steps done, and the same "
+            "command goes on from them (with a larger --steps, it trains longer)."
+        ),
+    )
+    p.add_argument("style", help="style image file")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL_DIR",
+                   help="the model directory (made if needed)")  # fmt: skip
+    p.add_argument("--images", required=True, metavar="DIR",
+                   help="folder of photos to train on (searched recursively)")  # fmt: skip
+    flags.add_options(p, rows=tuple(options.TRAIN_OPTIONS.values()))
+    flags.add_options(p, realtime.OBJECTIVE_OPTIONS)
+    p.add_argument("-q", "--quiet", action="store_true", help=_QUIET_HELP)
     return parser
 
 
@@ -277,7 +298,7 @@ def _main(argv: Sequence[str] | None) -> int:
         return _interrupted("interrupted; nothing written")
 
     run = {"transfer": _transfer, "export": _export, "request": _request, "status": _status,
-           "batch": batch.main, "video": _video, "app": _app}  # fmt: skip
+           "batch": batch.main, "video": _video, "app": _app, "train": _train}  # fmt: skip
     try:
         if args.command in ("transfer", "batch", "video"):
             from tfstyle import memory
@@ -451,6 +472,25 @@ def _video(args: argparse.Namespace) -> int:
     for warning in said:
         if issubclass(warning.category, clip.ShortClipWarning):
             print(f"tfstyle: warning: {warning.message}", file=sys.stderr)
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from tfstyle import interrupts, options, realtime
+
+    values = {name: getattr(args, name) for name in realtime.OBJECTIVE_OPTIONS}
+    values.update({name: getattr(args, name) for name in options.TRAIN_OPTIONS})
+    try:
+        realtime.train(args.style, args.images, args.output, progress=not args.quiet, **values)
+    except interrupts.Interrupted as stop:
+        return _interrupted(
+            f"{'terminated' if stop.terminated else 'interrupted'} after step {stop.step} of "
+            f"{stop.iterations}; the steps done are kept in {args.output}, and the same "
+            "command goes on from them",
+            128 + signal.SIGTERM if stop.terminated else 130,
+        )
+    if not args.quiet:
+        print(f"wrote {args.output}", file=sys.stderr)
     return 0
 
 

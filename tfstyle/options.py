@@ -329,6 +329,23 @@ VIDEO_OPTIONS: dict[str, Option] = {o.name: o for o in (
            high=_INT32_MAX),
 )}  # fmt: skip
 
+#: ``tfstyle train``'s own options (real-time mode: ``tfstyle.realtime``); the objective's are
+#: the table's (``realtime.OBJECTIVE_OPTIONS``).
+TRAIN_OPTIONS: dict[str, Option] = {o.name: o for o in (
+    Option("size", 256, "int", CALL, "Side of the square random crops of the photos trained on "
+           "(Johnson et al.: 256); the network then stylises any size.", low=images.MIN_SIDE,
+           high=2048),
+    Option("batch_size", 4, "int", CALL, "Photos per training step.", low=1, high=256),
+    Option("steps", 2000, "int", CALL, "Training steps in all (a resumed run goes on to this "
+           "many; raise it to train longer).", low=1, high=_INT32_MAX),
+    Option("learning_rate", 1e-3, "float", CALL, "Adam's learning rate.", low=0.0, above=True,
+           high=1.0),
+    Option("seed", 0, "int", CALL, "Seeds the network's first weights, the order of the photos "
+           "and the crops: the same seed, the same network.", low=0, high=_INT32_MAX),
+    Option("checkpoint_every", 200, "int", CALL, "Steps between checkpoints (a run stopped or "
+           "crashed resumes from the last).", low=1, high=_INT32_MAX),
+)}  # fmt: skip
+
 #: The table by name.
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 DEFAULTS: dict[str, Any] = {o.name: o.default for o in OPTIONS}

@@ -1,0 +1,147 @@
+"""Real-time mode (``tfstyle.realtime``): the network, a training step with the optimisation's
+objective, resume bit for bit, the model directory, and bad input."""
+
+import json
+import os
+
+import numpy as np
+import PIL.Image
+import pytest
+from helpers import smooth_image
+
+pytestmark = pytest.mark.slow
+#: A shallow objective (the extractor stops at block2): the mechanics, at a fraction of the cost.
+SHALLOW = {"weights": None, "content_layers": ["block2_conv2"],
+           "style_layers": ["block1_conv1", "block2_conv1"]}  # fmt: skip
+RUN = {"size": 32, "batch_size": 2, "checkpoint_every": 1, "progress": False, **SHALLOW}
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> str:
+    folder = tmp_path_factory.mktemp("photos")
+    for k, (height, width) in enumerate([(40, 48), (48, 40), (36, 64)]):
+        array = (smooth_image(k + 5, height, width) * 255).round().astype(np.uint8)
+        PIL.Image.fromarray(array).save(folder / f"p{k}.png")
+    (folder / "notes.txt").write_text("not a photo")  # not an image extension: not listed
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def style() -> np.ndarray:
+    return smooth_image(1, 64, 64)
+
+
+def test_the_network_keeps_any_size_and_round_trips_through_keras_files(tmp_path):
+    import keras
+
+    from tfstyle import realtime
+
+    net = realtime.transform_net(seed=0)
+    assert 1.6e6 < net.count_params() < 1.8e6  # Johnson et al.'s 1.68 M
+    for height, width in [(32, 32), (33, 47), (64, 18)]:  # not multiples of 4 too
+        x = np.random.default_rng(0).random((2, height, width, 3), dtype=np.float32)
+        y = np.asarray(net(x))
+        assert y.shape == x.shape and 0 <= y.min() and y.max() <= 1
+    net.save(tmp_path / "n.keras")
+    again = keras.models.load_model(tmp_path / "n.keras")
+    np.testing.assert_array_equal(np.asarray(again(x)), y)
+    # Instance normalisation: an image's output does not depend on the others in its batch.
+    np.testing.assert_allclose(np.asarray(net(x[:1])), y[:1], atol=1e-6)
+
+
+def test_a_training_step_lowers_the_optimisations_objective(style):
+    import tensorflow as tf
+
+    from tfstyle import options, pipeline, realtime
+
+    opts = options.Options(**SHALLOW, precision="float32")
+    trainer = realtime.Trainer(style, opts, 32, 1e-3, 0)
+    batch = tf.constant(np.stack([smooth_image(k, 32, 32) for k in (3, 4)]))
+    before = trainer.losses(batch, trainer.net(batch))
+    for _ in range(8):
+        trainer.step(batch)
+    after = trainer.losses(batch, trainer.net(batch))
+    assert float(after["total"]) < 0.8 * float(before["total"])
+    # Each image's loss is the optimisation's objective with that image as the content.
+    pipe = pipeline.get(opts)
+    image = trainer.net(batch)[1:2]
+    targets = pipe.objective.targets(batch[1], [], None, style=trainer.style)
+    alone = pipe.objective.terms(image, targets, trainer.weights)["total"]
+    both = trainer.losses(batch, trainer.net(batch))["total"]
+    first = pipe.objective.terms(
+        trainer.net(batch)[:1],
+        pipe.objective.targets(batch[0], [], None, style=trainer.style),
+        trainer.weights,
+    )["total"]
+    assert float(both) == pytest.approx((float(alone) + float(first)) / 2, rel=1e-5)
+
+
+def test_a_resumed_training_gives_the_uninterrupted_runs_weights(photos, style, tmp_path):
+    import keras
+
+    from tfstyle import cli, realtime
+
+    style_file = tmp_path / "style.png"
+    PIL.Image.fromarray((style * 255).round().astype(np.uint8)).save(style_file)
+    realtime.train(style_file, photos, tmp_path / "straight", steps=4, **RUN)
+    # The first two steps from the command line, as a user starts it (the same options).
+    argv = ["train", str(style_file), "-o", str(tmp_path / "resumed"), "--images", photos,
+            "--size", "32", "--batch-size", "2", "--steps", "2", "--checkpoint-every", "1",
+            "--weights", "none", "--content-layers", *SHALLOW["content_layers"],
+            "--style-layers", *SHALLOW["style_layers"], "--quiet"]  # fmt: skip
+    assert cli.main(argv) == 0
+    assert json.loads((tmp_path / "resumed" / realtime.MODEL_FILE).read_text())["steps_done"] == 2
+    realtime.train(style_file, photos, tmp_path / "resumed", steps=4, **RUN)  # the same, longer
+    nets = [keras.models.load_model(tmp_path / d / realtime.NETWORK_FILE)
+            for d in ("straight", "resumed")]  # fmt: skip
+    for a, b in zip(*(n.get_weights() for n in nets), strict=True):
+        np.testing.assert_array_equal(a, b)
+    described = realtime.describe(tmp_path / "resumed")
+    assert described["steps_done"] == 4 and described["training"]["images"] == 3
+    assert (tmp_path / "resumed" / realtime.STYLE_FILE).is_file()
+    assert os.listdir(tmp_path / "resumed" / "logs")  # TensorBoard's
+    # Stylising: one forward pass, at the size asked for.
+    image = realtime.stylize(os.path.join(photos, "p2.png"), tmp_path / "resumed", size=48)
+    assert image.size == (48, 27)
+    # Another style, or other options, in the same directory: refused, nothing mixed.
+    with pytest.raises(ValueError, match="holds a training run of another style or other"):
+        realtime.train(style[::-1], photos, tmp_path / "resumed", steps=5, **RUN)
+
+
+def test_bad_input_is_one_line(photos, style, tmp_path):
+    from tfstyle import realtime
+
+    (tmp_path / "empty").mkdir()
+    cases = [
+        ((style, tmp_path / "empty", tmp_path / "m"), {}, "images: no images in"),
+        ((style, tmp_path / "none", tmp_path / "m"), {}, "is not a directory of images"),
+        ((style, photos, tmp_path / "m"), {"batch_size": 0}, "batch_size must be between 1"),
+        ((style, photos, tmp_path / "m"), {"style_scale": 0.1}, "style_scale"),
+        ((b"junk", photos, tmp_path / "m"), {}, "style: "),
+    ]
+    for args, changes, said in cases:
+        with pytest.raises(ValueError, match=said) as err:
+            realtime.train(*args, **{**RUN, "steps": 1, **changes})
+        assert "\n" not in str(err.value)
+    assert not (tmp_path / "m").exists()  # refused before anything was written
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "mine.txt").write_text("a user's file")
+    with pytest.raises(ValueError, match="holds other files"):
+        realtime.train(style, photos, tmp_path / "other", steps=1, **RUN)
+    # A model directory that is not one, of another format, or not finished: one line each.
+    with pytest.raises(ValueError, match="is not a trained tfstyle model"):
+        realtime.stylize(style, tmp_path / "other")
+    (tmp_path / "other" / realtime.MODEL_FILE).write_text(json.dumps({"format": 99}))
+    with pytest.raises(ValueError, match="has format 99; this tfstyle reads format 1"):
+        realtime.stylize(style, tmp_path / "other")
+
+
+def test_train_defaults_are_the_tables():
+    import inspect
+
+    from tfstyle import options, realtime
+
+    params = inspect.signature(realtime.train).parameters
+    for name, row in options.TRAIN_OPTIONS.items():
+        assert params[name].default == row.default, name
+    assert set(realtime.OBJECTIVE_OPTIONS) <= set(options.BY_NAME)

@@ -1,0 +1,493 @@
+"""Real-time mode: a feed-forward network that stylises in one forward pass (Johnson, Alahi and
+Fei-Fei 2016, "Perceptual Losses for Real-Time Style Transfer"), trained with the objective of
+the optimisation (``pipeline.Objective``: the same content, style and TV losses, layers and
+weights).
+
+The image transformation network (``transform_net``) is Johnson et al.'s, with the changes the
+field settled on since:
+
+- instance normalisation instead of batch normalisation (Ulyanov, Vedaldi and Lempitsky 2016,
+  "Instance Normalization: The Missing Ingredient for Fast Stylization"): the contrast of each
+  image is normalised away, which is what a style should not depend on;
+- upsampling by nearest-neighbour resize then convolution, not transposed convolution (Odena,
+  Dumoulin and Olah 2016, "Deconvolution and Checkerboard Artifacts");
+- reflection padding, so the borders carry no dark frame.
+
+It is fully convolutional: any size goes in, the same size comes out (an input whose sides are
+not multiples of 4 is padded by reflection and the output cropped back).
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfstyle import images
+
+#: Johnson et al.'s widths: the first convolution, the two downsamplings, the residual blocks.
+WIDTHS = (32, 64, 128)
+#: Residual blocks at a quarter of the input's resolution.
+RESIDUAL_BLOCKS = 5
+#: The input's sides are padded up to a multiple of this (two stride-2 downsamplings).
+MULTIPLE = 4
+
+
+@keras.saving.register_keras_serializable(package="tfstyle")
+class ReflectPad(keras.layers.Layer):
+    """Pads height and width by ``pad`` pixels on each side, mirrored at the edge."""
+
+    def __init__(self, pad: int, **kwargs):
+        super().__init__(**kwargs)
+        self.pad = int(pad)
+
+    def call(self, inputs):
+        p = self.pad
+        return keras.ops.pad(inputs, [[0, 0], [p, p], [p, p], [0, 0]], mode="reflect")
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "pad": self.pad}
+
+
+@keras.saving.register_keras_serializable(package="tfstyle")
+class PadToMultiple(keras.layers.Layer):
+    """Pads the bottom and right edges, by reflection, up to a multiple of ``multiple``."""
+
+    def __init__(self, multiple: int = MULTIPLE, **kwargs):
+        super().__init__(**kwargs)
+        self.multiple = int(multiple)
+
+    def call(self, inputs):
+        shape = keras.ops.shape(inputs)
+        m = self.multiple
+        below, right = (-shape[1]) % m, (-shape[2]) % m
+        return keras.ops.pad(inputs, [[0, 0], [0, below], [0, right], [0, 0]], mode="reflect")
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "multiple": self.multiple}
+
+
+@keras.saving.register_keras_serializable(package="tfstyle")
+class CropLike(keras.layers.Layer):
+    """The top-left of ``inputs[0]`` at the height and width of ``inputs[1]``."""
+
+    def call(self, inputs):
+        image, like = inputs
+        shape = keras.ops.shape(like)
+        return image[:, : shape[1], : shape[2], :]
+
+
+def _conv(x, filters: int, kernel: int, stride: int = 1, norm: bool = True, relu: bool = True):
+    """Reflection pad, convolution, instance norm, ReLU (Johnson et al.'s unit)."""
+    x = ReflectPad(kernel // 2)(x)
+    x = keras.layers.Conv2D(filters, kernel, strides=stride, padding="valid")(x)
+    if norm:  # groups=-1: one group per channel, per image: instance normalisation
+        x = keras.layers.GroupNormalization(groups=-1, epsilon=1e-5)(x)
+    return keras.layers.ReLU()(x) if relu else x
+
+
+def _residual(x, filters: int):
+    y = _conv(x, filters, 3)
+    y = _conv(y, filters, 3, relu=False)
+    return keras.layers.Add()([x, y])
+
+
+def transform_net(seed: int | None = None, name: str = "transform_net") -> keras.Model:
+    """The image transformation network: RGB in [0, 1] ``(batch, H, W, 3)`` of any size to an RGB
+    image in [0, 1] of the same size.
+
+    Args:
+        seed: int. Seeds the initial weights (the same seed, the same network). Defaults to
+            None (random).
+    """
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    small, middle, wide = WIDTHS
+    image = keras.Input((None, None, 3), name="image")
+    x = PadToMultiple()(image)
+    x = _conv(x, small, 9)
+    x = _conv(x, middle, 3, stride=2)
+    x = _conv(x, wide, 3, stride=2)
+    for _ in range(RESIDUAL_BLOCKS):
+        x = _residual(x, wide)
+    for filters in (middle, small):  # resize, then convolve: no checkerboard
+        x = keras.layers.UpSampling2D(2, interpolation="nearest")(x)
+        x = _conv(x, filters, 3)
+    x = _conv(x, 3, 9, norm=False, relu=False)
+    x = keras.layers.Activation("sigmoid")(x)  # [0, 1], as the extractor takes images
+    return keras.Model(image, CropLike()([x, image]), name=name)
+
+
+# --- Training -------------------------------------------------------------------------------
+
+#: Options of the objective a network is trained with (the table's rows, the same meanings as
+#: for the optimisation).
+OBJECTIVE_OPTIONS = (
+    "content_weight", "style_weight", "tv_weight", "content_layers", "style_layers",
+    "style_layer_weights", "style_scale", "backbone", "pooling", "weights", "style_loss",
+)  # fmt: skip
+#: The model directory's description of its network (style, options, training).
+MODEL_FILE = "tfstyle-model.json"
+#: The trained network, in Keras's format.
+NETWORK_FILE = "network.keras"
+#: The style image, as trained on.
+STYLE_FILE = "style.png"
+#: Checkpoints of a training run, to resume from.
+CHECKPOINTS = "checkpoints"
+#: Format of the model directory (a directory of another format is refused with this number).
+FORMAT = 1
+
+
+def training_images(folder) -> list[str]:
+    """The image files under ``folder`` (recursively; the extensions ``tfstyle batch`` takes),
+    sorted; a ``ValueError`` naming the folder if there are none."""
+    from tfstyle.batch_files import IMAGE_EXTENSIONS
+
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise ValueError(f"images: {folder!r} is not a directory of images")
+    found = sorted(
+        os.path.join(root, name)
+        for root, _, names in os.walk(folder)
+        for name in names
+        if name.lower().endswith(IMAGE_EXTENSIONS)
+    )
+    if not found:
+        raise ValueError(
+            f"images: no images in {folder!r} (files ending {', '.join(IMAGE_EXTENSIONS)})"
+        )
+    return found
+
+
+def crop(image: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A random ``size`` x ``size`` crop of ``image`` ``(H, W, 3)``, after resizing its shorter
+    side to ``size`` (Johnson et al. train on 256 x 256 crops)."""
+    height, width = image.shape[:2]
+    scale = size / min(height, width)
+    shape = (max(size, round(height * scale)), max(size, round(width * scale)))
+    resized = tf.image.resize(image, shape, method="area", antialias=True).numpy()
+    top = int(rng.integers(0, shape[0] - size + 1))
+    left = int(rng.integers(0, shape[1] - size + 1))
+    return resized[top : top + size, left : left + size]
+
+
+class Batches:
+    """Step ``s``'s batch, a function of the seed and ``s`` alone: each epoch is a permutation
+    of the images drawn from ``(seed, epoch)``, each crop from ``(seed, s, k)``; so a run
+    resumed at step ``s`` sees the batches the uninterrupted run would have."""
+
+    def __init__(self, paths: list[str], size: int, batch_size: int, seed: int):
+        self.paths, self.size, self.batch_size, self.seed = paths, size, batch_size, seed
+        self.skipped: set[str] = set()
+
+    def indices(self, step: int) -> list[int]:
+        count, per_epoch = len(self.paths), max(1, len(self.paths) // self.batch_size)
+        epoch, within = divmod(step, per_epoch)
+        order = np.random.default_rng([self.seed, epoch]).permutation(count)
+        return [int(order[(within * self.batch_size + k) % count]) for k in range(self.batch_size)]
+
+    def __call__(self, step) -> np.ndarray:
+        step = int(step)
+        out = []
+        for k, index in enumerate(self.indices(step)):
+            rng = np.random.default_rng([self.seed, step, k])
+            out.append(crop(self.image(index), self.size, rng))
+        return np.stack(out).astype(np.float32)
+
+    def image(self, index: int) -> np.ndarray:
+        """Image ``index``, or the next readable one (an unreadable file is skipped, and
+        counted in ``skipped``)."""
+        for k in range(len(self.paths)):
+            path = self.paths[(index + k) % len(self.paths)]
+            if path in self.skipped:
+                continue
+            try:
+                return images.load_image(path, "images")
+            except (ValueError, OSError):
+                self.skipped.add(path)
+        raise ValueError("images: none of the images can be read")
+
+    def dataset(self, start: int, stop: int) -> tf.data.Dataset:
+        """The batches of steps ``start`` to ``stop - 1``, decoded ahead in order."""
+        shape = (self.batch_size, self.size, self.size, 3)
+        load = lambda s: tf.ensure_shape(tf.numpy_function(self, [s], tf.float32), shape)  # noqa: E731
+        steps = tf.data.Dataset.range(start, stop)
+        return steps.map(load, num_parallel_calls=2, deterministic=True).prefetch(2)
+
+
+class Trainer:
+    """A network, its optimiser and the objective it is trained with, for one style.
+
+    ``step(batch)`` is one training step (a ``tf.function``): the network stylises the batch,
+    each image's loss is the optimisation's objective (``pipeline.Objective``) with that image
+    as the content, and the mean of the batch's is minimised with Adam."""
+
+    def __init__(self, style: np.ndarray, opts, size: int, learning_rate: float, seed: int):
+        from tfstyle import checks, pipeline
+
+        self.opts = opts
+        self.pipe = pipe = pipeline.get(opts)
+        request = pipeline.request_tensors(opts, seed)
+        try:
+            (style_image,) = pipe.resized_styles([tf.constant(style)], request, tf.constant(size))
+        except tf.errors.InvalidArgumentError as err:  # the pipeline's own check, one line
+            raise ValueError(checks.message_of(err)) from None
+        self.style = pipe.objective.style_targets([style_image], tf.constant([1.0]))
+        self.weights = pipeline.LossWeights(
+            request["content_weight"], request["style_weight"], request["tv_weight"],
+            tf.constant(pipe.style_layer_weights, tf.float32),
+        )  # fmt: skip
+        self.net = transform_net(seed)
+        self.optimizer = keras.optimizers.Adam(learning_rate)
+        self.optimizer.build(self.net.trainable_variables)
+        self.step = tf.function(self._step)
+
+    def losses(self, batch: tf.Tensor, stylised: tf.Tensor) -> dict:
+        """The objective's terms, averaged over the batch (each image its own content)."""
+        objective = self.pipe.objective
+        terms = []
+        for k in range(batch.shape[0]):  # the batch size is fixed when traced
+            targets = objective.targets(batch[k], [], None, style=self.style)
+            terms.append(objective.terms(stylised[k : k + 1], targets, self.weights))
+        return {name: tf.add_n([t[name] for t in terms]) / len(terms) for name in terms[0]}
+
+    def _step(self, batch: tf.Tensor) -> dict:
+        with tf.GradientTape() as tape:
+            terms = self.losses(batch, self.net(batch, training=True))
+        variables = self.net.trainable_variables
+        gradients = tape.gradient(terms["total"], variables)
+        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
+        return terms
+
+
+def train(
+    style, images_dir, model_dir, *, size: int = 256, batch_size: int = 4, steps: int = 2000,
+    learning_rate: float = 1e-3, seed: int = 0, checkpoint_every: int = 200,
+    progress: bool = True, **objective,
+) -> str:  # fmt: skip
+    """Train a network for ``style`` on the photos under ``images_dir``; write it in
+    ``model_dir`` (made if needed) and return that path.
+
+    The same call resumes where an earlier one stopped (Ctrl-C, a crash) from its last
+    checkpoint in ``model_dir/checkpoints``, and gives the weights the uninterrupted run would
+    have: the batches and the crops are functions of the seed and the step (``Batches``).
+
+    Args:
+        style: the style image (a path, bytes, a PIL image or an array).
+        images_dir: a folder of photos (searched recursively; COCO's train set is what the
+            papers use).
+        model_dir: where the network, its description (``tfstyle-model.json``), the style
+            image, checkpoints and TensorBoard logs go.
+        size: int. Side of the square random crops trained on. Defaults to 256.
+        batch_size: int. Images per step. Defaults to 4 (Johnson et al.).
+        steps: int. Training steps in all. Defaults to 2000.
+        learning_rate: float. Adam's. Defaults to 1e-3 (Johnson et al.).
+        seed: int. Seeds the network's initial weights, the order of the images and the
+            crops. Defaults to 0.
+        checkpoint_every: int. Steps between checkpoints. Defaults to 200.
+        progress: bool. A progress bar with the loss. Defaults to True.
+        **objective: the objective's options (``OBJECTIVE_OPTIONS``: weights, layers,
+            ``style_scale``, backbone and its weights, style loss), as for ``transfer``.
+
+    Raises:
+        ValueError: for a bad option or style image, no images in ``images_dir``, or a
+            ``model_dir`` holding another run.
+        tfstyle.Interrupted: on Ctrl-C, after the checkpoint of the steps done.
+    """
+    from tqdm.auto import tqdm
+
+    from tfstyle import interrupts, options
+
+    unknown = sorted(set(objective) - set(OBJECTIVE_OPTIONS))
+    if unknown:
+        raise TypeError(f"unknown option(s) {', '.join(unknown)}; the objective's are "
+                        f"{', '.join(OBJECTIVE_OPTIONS)}")  # fmt: skip
+    given = {"size": size, "batch_size": batch_size, "steps": steps, "seed": seed,
+             "learning_rate": learning_rate, "checkpoint_every": checkpoint_every}  # fmt: skip
+    for name, value in given.items():
+        options.TRAIN_OPTIONS[name].check(value)
+    opts = options.Options(**objective, precision="float32")
+    style_image = images.load_image(style, "style")
+    paths = training_images(images_dir)
+    model_dir = os.fspath(model_dir)
+    description = {
+        "format": FORMAT, "kind": "tfstyle real-time network",
+        "options": {n: _plain(getattr(opts, n)) for n in OBJECTIVE_OPTIONS},
+        "training": {"size": size, "batch_size": batch_size,  # not steps: it may grow
+                     "learning_rate": learning_rate, "seed": seed, "images": len(paths),
+                     "images_dir": os.path.abspath(os.fspath(images_dir))},
+        "style_sha256": _sha256(style_image),
+    }  # fmt: skip
+    _check_same_run(model_dir, description)
+    trainer = Trainer(style_image, opts, size, learning_rate, seed)  # checks the style's size
+    os.makedirs(model_dir, exist_ok=True)
+    _write_json(os.path.join(model_dir, MODEL_FILE), {**description, "steps": steps})
+    images.to_pil(style_image).save(os.path.join(model_dir, STYLE_FILE))
+    done = tf.Variable(0, dtype=tf.int64, name="steps_done")
+    checkpoint = tf.train.Checkpoint(net=trainer.net, optimizer=trainer.optimizer, step=done)
+    manager = tf.train.CheckpointManager(
+        checkpoint, os.path.join(model_dir, CHECKPOINTS), max_to_keep=2
+    )
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_consumed()
+    start = int(done.numpy())
+    batches = Batches(paths, size, batch_size, seed)
+    writer = tf.summary.create_file_writer(os.path.join(model_dir, "logs"))
+    bar = tqdm(total=steps, initial=start, disable=not progress, unit="step",
+               desc=f"training {size} px")  # fmt: skip
+    step = saved = start
+    try:
+        with interrupts.sigterm_as_interrupt(), writer.as_default():
+            for batch in batches.dataset(start, steps):
+                terms = trainer.step(batch)
+                step += 1
+                done.assign(step)
+                for name, value in terms.items():
+                    _scalar(f"loss/{name}", value, step)
+                bar.set_postfix_str(f"loss {float(terms['total']):.4g}", refresh=False)
+                bar.update(1)
+                if step % checkpoint_every == 0 or step == steps:
+                    manager.save(checkpoint_number=step)
+                    saved = step
+    except KeyboardInterrupt as stop:
+        if step > saved:  # the steps done are kept: the same call goes on from here
+            manager.save(checkpoint_number=step)
+        raise interrupts.Interrupted(
+            None, step, steps, terminated=isinstance(stop, interrupts.Terminated)
+        ) from None
+    finally:
+        bar.close()
+    trainer.net.save(os.path.join(model_dir, NETWORK_FILE))
+    finished = {**description, "steps": steps, "steps_done": step,
+                "skipped": sorted(batches.skipped)}  # fmt: skip
+    _write_json(os.path.join(model_dir, MODEL_FILE), finished)
+    return model_dir
+
+
+def _scalar(tag: str, value, step: int) -> None:
+    """A scalar for TensorBoard's scalars dashboard, written by TensorFlow's own summary op
+    (``tf.summary.scalar`` needs the tensorboard package, which tfstyle does not)."""
+    metadata = tf.compat.v1.SummaryMetadata(
+        plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars")
+    )
+    tf.summary.write(tag, tf.cast(value, tf.float32), step=step, metadata=metadata)
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _sha256(array: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+def _write_json(path: str, value: dict) -> None:
+    import json
+
+    from tfstyle import files
+
+    with files.atomic_path(path) as tmp, open(tmp, "w") as f:
+        json.dump(value, f, indent=2)
+
+
+def _check_same_run(model_dir: str, description: dict) -> None:
+    """A ``ValueError`` if ``model_dir`` holds a training run of another style or options
+    (resuming it with these would mix two networks)."""
+    import json
+
+    path = os.path.join(model_dir, MODEL_FILE)
+    if not os.path.exists(model_dir):
+        return
+    if not os.path.isdir(model_dir):
+        raise ValueError(f"model_dir: {model_dir!r} is not a directory")
+    if not os.path.exists(path):
+        if os.listdir(model_dir):
+            raise ValueError(
+                f"model_dir: {model_dir!r} holds other files; give a new or empty directory "
+                "(or that of an earlier run of this training, to resume it)"
+            )
+        return
+    with open(path) as f:
+        earlier = json.load(f)
+    for name in ("steps", "steps_done", "skipped"):
+        earlier.pop(name, None)
+    if earlier != description:
+        raise ValueError(
+            f"model_dir: {model_dir!r} holds a training run of another style or other "
+            "options; give a new directory to train this one"
+        )
+
+
+# --- Stylising with a trained network --------------------------------------------------------
+
+
+def describe(model_dir) -> dict:
+    """The description of a trained model directory (``tfstyle-model.json``), checked: a
+    ``ValueError`` naming the directory if it is not one, was written by another format, or
+    its training has not finished."""
+    import json
+
+    model_dir = os.fspath(model_dir)
+    path = os.path.join(model_dir, MODEL_FILE)
+    if not os.path.isfile(path):
+        raise ValueError(f"model: {model_dir!r} is not a trained tfstyle model (no {MODEL_FILE}; "
+                         "tfstyle train writes one)")  # fmt: skip
+    try:
+        with open(path) as f:
+            description = json.load(f)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"model: {path!r} cannot be read: {err}") from None
+    if not isinstance(description, dict) or description.get("format") != FORMAT:
+        found = description.get("format") if isinstance(description, dict) else None
+        raise ValueError(f"model: {model_dir!r} has format {found!r}; this tfstyle reads "
+                         f"format {FORMAT} (train it again with this version)")  # fmt: skip
+    if not os.path.isfile(os.path.join(model_dir, NETWORK_FILE)):
+        raise ValueError(
+            f"model: {model_dir!r} has not finished training ({description.get('steps_done', 0)}"
+            f" steps of {description.get('steps')} done as of its last checkpoint); the same "
+            "tfstyle train command goes on"
+        )
+    return description
+
+
+_networks: dict = {}  # (model directory, network file's mtime) -> keras.Model
+
+
+def network(model_dir) -> keras.Model:
+    """The trained network of ``model_dir`` (``describe``'s checks), loaded once."""
+    describe(model_dir)
+    path = os.path.join(os.fspath(model_dir), NETWORK_FILE)
+    key = (os.path.realpath(path), os.stat(path).st_mtime_ns)
+    if key not in _networks:
+        try:
+            _networks[key] = keras.models.load_model(path, compile=False)
+        except Exception as err:  # noqa: BLE001 (Keras raises many kinds for a bad file)
+            raise ValueError(f"model: {path!r} cannot be loaded: {err}") from None
+    return _networks[key]
+
+
+def stylize(content, model_dir, size: int | None = None):
+    """``content`` (a path, bytes, a PIL image or an array) stylised by the network trained in
+    ``model_dir``, in one forward pass; a PIL RGB image.
+
+    Args:
+        size: int. Longer side of the output; None: the content's own size. Defaults to None.
+    """
+    from tfstyle import options
+
+    if size is not None:
+        options.BY_NAME["size"].check(size)
+    net = network(model_dir)
+    image = tf.constant(images.load_image(content, "content"))
+    if size is not None:
+        image = images.resize_longer_side(image, size)
+    return images.to_pil(forward(net, image[None])[0])
+
+
+def forward(net: keras.Model, batch: tf.Tensor) -> tf.Tensor:
+    """The network's output for ``batch`` ``(N, H, W, 3)`` in [0, 1]."""
+    return net(batch, training=False)
