@@ -76,24 +76,38 @@ def test_a_training_step_lowers_the_optimisations_objective(style):
     assert float(both) == pytest.approx((float(alone) + float(first)) / 2, rel=1e-5)
 
 
-def test_a_resumed_training_gives_the_uninterrupted_runs_weights(photos, style, tmp_path):
+@pytest.fixture(scope="module")
+def style_file(tmp_path_factory, style) -> str:
+    path = tmp_path_factory.mktemp("style") / "style.png"
+    PIL.Image.fromarray((style * 255).round().astype(np.uint8)).save(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, photos, style_file) -> str:
+    """A model directory: 4 steps in one go."""
+    from tfstyle import realtime
+
+    return realtime.train(style_file, photos, tmp_path_factory.mktemp("m") / "m", steps=4, **RUN)
+
+
+def test_a_resumed_training_gives_the_uninterrupted_runs_weights(
+    photos, style_file, tmp_path, trained
+):
     import keras
 
     from tfstyle import cli, realtime
 
-    style_file = tmp_path / "style.png"
-    PIL.Image.fromarray((style * 255).round().astype(np.uint8)).save(style_file)
-    realtime.train(style_file, photos, tmp_path / "straight", steps=4, **RUN)
     # The first two steps from the command line, as a user starts it (the same options).
-    argv = ["train", str(style_file), "-o", str(tmp_path / "resumed"), "--images", photos,
+    argv = ["train", style_file, "-o", str(tmp_path / "resumed"), "--images", photos,
             "--size", "32", "--batch-size", "2", "--steps", "2", "--checkpoint-every", "1",
             "--weights", "none", "--content-layers", *SHALLOW["content_layers"],
             "--style-layers", *SHALLOW["style_layers"], "--quiet"]  # fmt: skip
     assert cli.main(argv) == 0
     assert json.loads((tmp_path / "resumed" / realtime.MODEL_FILE).read_text())["steps_done"] == 2
     realtime.train(style_file, photos, tmp_path / "resumed", steps=4, **RUN)  # the same, longer
-    nets = [keras.models.load_model(tmp_path / d / realtime.NETWORK_FILE)
-            for d in ("straight", "resumed")]  # fmt: skip
+    nets = [keras.models.load_model(os.path.join(d, realtime.NETWORK_FILE))
+            for d in (trained, tmp_path / "resumed")]  # fmt: skip
     for a, b in zip(*(n.get_weights() for n in nets), strict=True):
         np.testing.assert_array_equal(a, b)
     described = realtime.describe(tmp_path / "resumed")
@@ -105,7 +119,7 @@ def test_a_resumed_training_gives_the_uninterrupted_runs_weights(photos, style, 
     assert image.size == (48, 27)
     # Another style, or other options, in the same directory: refused, nothing mixed.
     with pytest.raises(ValueError, match="holds a training run of another style or other"):
-        realtime.train(style[::-1], photos, tmp_path / "resumed", steps=5, **RUN)
+        realtime.train(style_file, photos, tmp_path / "resumed", steps=5, **{**RUN, "seed": 1})
 
 
 def test_bad_input_is_one_line(photos, style, tmp_path):
@@ -145,3 +159,29 @@ def test_train_defaults_are_the_tables():
     for name, row in options.TRAIN_OPTIONS.items():
         assert params[name].default == row.default, name
     assert set(realtime.OBJECTIVE_OPTIONS) <= set(options.BY_NAME)
+
+
+def test_the_exported_network_paints_what_the_python_api_does(trained, tmp_path):
+    import io
+
+    from helpers import png_bytes, session_run
+
+    from tfstyle import realtime
+    from tfstyle import signature as sig
+
+    path = realtime.export(trained, tmp_path / "fast", max_size=40)
+    assert path == str(tmp_path / "fast" / "1")
+    meta = json.loads((tmp_path / "fast" / "1" / sig.METADATA_FILE).read_text())
+    assert meta["kind"] == "real-time" and meta["trained"]["steps_done"] == 4
+    assert (tmp_path / "fast" / "1" / sig.WARMUP_FILE).is_file()
+    pngs = [
+        png_bytes(smooth_image(0, 36, 40)),
+        png_bytes(smooth_image(2, 37, 29)),
+        png_bytes(smooth_image(3, 48, 64)),
+    ]  # fmt: skip  (the last above max_size)
+    out = session_run(path, "serving_default", {realtime.IMAGES: pngs})  # as TF Serving loads
+    served = [np.asarray(PIL.Image.open(io.BytesIO(png))) for png in out[realtime.IMAGES]]
+    for png, image in zip(pngs[:2], served, strict=False):
+        np.testing.assert_array_equal(image, np.asarray(realtime.stylize(png, trained)))
+    assert served[2].shape == (30, 40, 3)  # scaled down to max_size first
+    np.testing.assert_array_equal(served[2], np.asarray(realtime.stylize(pngs[2], trained, 40)))

@@ -489,5 +489,129 @@ def stylize(content, model_dir, size: int | None = None):
 
 
 def forward(net: keras.Model, batch: tf.Tensor) -> tf.Tensor:
-    """The network's output for ``batch`` ``(N, H, W, 3)`` in [0, 1]."""
-    return net(batch, training=False)
+    """The network's output for ``batch`` ``(N, H, W, 3)`` in [0, 1], run as a graph (the
+    graph the exported model runs, so the same pixels)."""
+    return _graph_forward(net)(batch)
+
+
+_graphs: dict = {}  # id(network) -> its tf.function
+
+
+def _graph_forward(net: keras.Model):
+    if id(net) not in _graphs:
+        _graphs[id(net)] = tf.function(lambda batch: net(batch, training=False),
+                                       reduce_retracing=True)  # fmt: skip
+    return _graphs[id(net)]
+
+
+# --- Serving --------------------------------------------------------------------------------
+
+#: The real-time model's input and output: a batch of encoded images, and their PNGs.
+IMAGES = "images"
+#: TF Serving's name for a real-time model, unless given another.
+MODEL_NAME = "tfstyle_realtime"
+#: The largest side a served real-time model writes (a larger input is scaled down to it).
+DEFAULT_MAX_SIZE = 2048
+
+
+def export(model, base_path, *, version: int | None = None, max_size: int = DEFAULT_MAX_SIZE,
+           warmup: bool = True) -> str:  # fmt: skip
+    """Write the network trained in ``model`` as a SavedModel for TensorFlow Serving, in
+    ``base_path/<version>/``; return that path.
+
+    Its ``serving_default`` takes ``images``, a batch (1-D string tensor) of encoded images
+    (PNG, JPEG, GIF or BMP; each any size up to 8192 px a side), and returns ``images``, their
+    PNGs: each stylised at its own size, scaled down first to a longer side of ``max_size`` if
+    larger. TF Serving's request batching can gather requests along that batch.
+
+    Args:
+        version: int. The version directory; None: one more than the highest there. Defaults
+            to None.
+        max_size: int. Longer side of the largest output. Defaults to 2048.
+        warmup: bool. Write a warm-up request to ``assets.extra/`` (needs the ``serving``
+            extra). Defaults to True.
+    """
+    import dataclasses
+
+    from tfstyle import export as optimisation
+    from tfstyle import files, options
+
+    description = describe(model)
+    dataclasses.replace(options.EXPORT_LIMITS["max_size"], low=images.MIN_SIDE).check(max_size)
+    net = network(model)
+    spec = tf.TensorSpec([None], tf.string, name=IMAGES)
+    serving_default = tf.function(lambda images: {IMAGES: _served(net, images, max_size)},
+                                  input_signature=[spec], autograph=False)  # fmt: skip
+    root = tf.Module()  # the variables, not the Keras model (as export.py saves, for TF Serving)
+    root.weights = [v.value for v in net.variables]
+    with files.new_directories(base_path, "model_dir"):
+        path = optimisation._version_dir(base_path, version)
+        with files.atomic_path(path, directory=True) as tmp:
+            tf.saved_model.save(root, tmp, signatures={"serving_default": serving_default})
+            _write_served_metadata(tmp, description, max_size)
+            if warmup:
+                _write_served_warmup(tmp)
+    return path
+
+
+def _served(net: keras.Model, data: tf.Tensor, max_size: int) -> tf.Tensor:
+    """PNGs of the encoded images ``data`` ``(N,)`` stylised, each at its own size."""
+
+    def one(encoded):
+        image = images.decode(encoded, IMAGES)
+        shape = tf.shape(image)
+        longer = tf.maximum(shape[0], shape[1])
+        image = tf.cond(
+            longer > max_size, lambda: images.resize_longer_side(image, max_size), lambda: image
+        )
+        stylised = net(image[None], training=False)[0]
+        return tf.io.encode_png(images.to_uint8(stylised))
+
+    return tf.map_fn(one, data, fn_output_signature=tf.string)
+
+
+def _write_served_metadata(path: str, description: dict, max_size: int) -> None:
+    from importlib.metadata import version
+
+    from tfstyle import export as optimisation
+    from tfstyle import signature as sig
+
+    meta = {
+        "kind": "real-time", "tensorflow": tf.__version__, "keras": keras.__version__,
+        "serving_image": f"tensorflow/serving:{optimisation.serving_version()}",
+        "tfstyle": version("tfstyle"), "max_size": max_size, "trained": description,
+        "signature": {"serving_default": {"inputs": {IMAGES: "DT_STRING [batch]"},
+                                          "outputs": {IMAGES: "DT_STRING [batch], PNG"}}},
+    }  # fmt: skip
+    os.makedirs(os.path.join(path, "assets.extra"), exist_ok=True)
+    _write_json(os.path.join(path, sig.METADATA_FILE), meta)
+
+
+def _write_served_warmup(path: str) -> None:
+    """One warm-up request (two small PNGs) for TF Serving and the stand-in to replay."""
+    import io
+
+    import PIL.Image
+
+    from tfstyle import signature as sig
+
+    try:
+        from tensorflow_serving.apis import prediction_log_pb2
+    except ImportError as err:
+        raise ImportError(
+            "warm-up requests need tensorflow-serving-api: pip install 'tfstyle[serving]', "
+            "or export with warmup=False"
+        ) from err
+    pngs = []
+    for side in (64, 48):
+        buf = io.BytesIO()
+        pixels = np.random.default_rng(side).integers(0, 256, (side, side, 3), dtype=np.uint8)
+        PIL.Image.fromarray(pixels).save(buf, "PNG")
+        pngs.append(buf.getvalue())
+    request = sig.predict_request(MODEL_NAME, None, "serving_default", {IMAGES: pngs})
+    log = prediction_log_pb2.PredictionLog(
+        predict_log=prediction_log_pb2.PredictLog(request=request)
+    )
+    os.makedirs(os.path.join(path, os.path.dirname(sig.WARMUP_FILE)), exist_ok=True)
+    with tf.io.TFRecordWriter(os.path.join(path, sig.WARMUP_FILE)) as writer:
+        writer.write(log.SerializeToString())
