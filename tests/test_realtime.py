@@ -166,11 +166,15 @@ def test_the_exported_network_paints_what_the_python_api_does(trained, tmp_path)
 
     from helpers import png_bytes, session_run
 
-    from tfstyle import realtime
+    from tfstyle import cli, realtime
     from tfstyle import signature as sig
 
-    path = realtime.export(trained, tmp_path / "fast", max_size=40)
-    assert path == str(tmp_path / "fast" / "1")
+    # From the command line, as a user exports it (the API's realtime.export underneath).
+    base = str(tmp_path / "fast")
+    assert cli.main(["export", "--model", trained, "--model-dir", base, "--max-size", "40"]) == 0
+    path = os.path.join(base, "1")
+    assert cli.main(["export", "--model", trained, "--model-dir", base, "--size", "64"]) == 1
+    assert not os.path.exists(os.path.join(base, "2"))  # an option that does not apply: refused
     meta = json.loads((tmp_path / "fast" / "1" / sig.METADATA_FILE).read_text())
     assert meta["kind"] == "real-time" and meta["trained"]["steps_done"] == 4
     assert (tmp_path / "fast" / "1" / sig.WARMUP_FILE).is_file()

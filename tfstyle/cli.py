@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     limits = options.EXPORT_LIMITS  # the export's parameters beside the options
     p.add_argument(
         "--model-dir",
-        default=signature.MODEL_DIR,
+        default=None,
         help=f"the model's base path (what --model_base_path points at). Defaults to "
         f"{signature.MODEL_DIR}.",
     )
@@ -82,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"{row.help} Defaults to {row.default}.",
         )  # fmt: skip
     p.add_argument("--no-warmup", action="store_true", help="do not write warm-up requests")
+    p.add_argument(
+        "--model", default=None, metavar="MODEL_DIR",
+        help="export the real-time network trained in MODEL_DIR (tfstyle train) instead of the "
+        "optimisation: a batch of encoded images in, their PNGs out (up to --max-size, 2048 by "
+        "default); the option flags do not apply. --model-dir defaults to "
+        "saved_models/tfstyle_realtime then",
+    )  # fmt: skip
     flags.add_options(p, options.EXPORT_OPTIONS, defaults=export.EXPORT_DEFAULTS)
 
     from tfstyle import client
@@ -564,10 +571,12 @@ def _export(args: argparse.Namespace) -> int:
     from tfstyle import export, interrupts, options
 
     values = {name: getattr(args, name) for name in options.EXPORT_OPTIONS}
+    if args.model is not None:
+        return _export_realtime(args, values)
     with interrupts.sigterm_as_interrupt():  # a scheduler's SIGTERM: stopped as by Ctrl-C
         path = interrupts.run(  # tracing and saving hold Ctrl-C off: run them in a worker
             export.export_saved_model,
-            args.model_dir,
+            args.model_dir or signature.MODEL_DIR,
             version=args.version,
             max_size=args.max_size,
             max_iterations=args.max_iterations,
@@ -578,6 +587,29 @@ def _export(args: argparse.Namespace) -> int:
         f"wrote {path}; serve it with tensorflow/serving:{export.serving_version()}",
         file=sys.stderr,
     )
+    return 0
+
+
+def _export_realtime(args: argparse.Namespace, values: dict) -> int:
+    """``tfstyle export --model MODEL_DIR``: the trained network (``realtime.export``)."""
+    from tfstyle import export, interrupts, options, realtime
+
+    defaults = {**options.DEFAULTS, **export.EXPORT_DEFAULTS}
+    given = [n for n, v in values.items() if v != defaults[n]]
+    if args.max_iterations != options.EXPORT_LIMITS["max_iterations"].default:
+        given.append("max_iterations")
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        raise ValueError(f"{flag}: does not apply to --model (a trained network's options were "
+                         "fixed when it was trained)")  # fmt: skip
+    with interrupts.sigterm_as_interrupt():
+        path = interrupts.run(
+            realtime.export, args.model, args.model_dir or realtime.BASE_PATH,
+            version=args.version, max_size=args.max_size or realtime.DEFAULT_MAX_SIZE,
+            warmup=not args.no_warmup,
+        )  # fmt: skip
+    print(f"wrote {path}; serve it with tensorflow/serving:{export.serving_version()}",
+          file=sys.stderr)  # fmt: skip
     return 0
 
 

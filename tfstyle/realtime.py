@@ -510,6 +510,8 @@ def _graph_forward(net: keras.Model):
 IMAGES = "images"
 #: TF Serving's name for a real-time model, unless given another.
 MODEL_NAME = "tfstyle_realtime"
+#: Where ``tfstyle export --model`` writes, unless told.
+BASE_PATH = "saved_models/" + MODEL_NAME
 #: The largest side a served real-time model writes (a larger input is scaled down to it).
 DEFAULT_MAX_SIZE = 2048
 
