@@ -189,3 +189,16 @@ def test_the_exported_network_paints_what_the_python_api_does(trained, tmp_path)
         np.testing.assert_array_equal(image, np.asarray(realtime.stylize(png, trained)))
     assert served[2].shape == (30, 40, 3)  # scaled down to max_size first
     np.testing.assert_array_equal(served[2], np.asarray(realtime.stylize(pngs[2], trained, 40)))
+
+
+def test_tfstyle_transfer_paints_with_a_trained_model(trained, photos, tmp_path):
+    from tfstyle import cli, realtime
+
+    content, out = os.path.join(photos, "p2.png"), tmp_path / "out.png"
+    argv = ["transfer", content, "--model", trained, "-o", str(out), "--size", "40", "-q"]
+    assert cli.main(argv) == 0
+    with PIL.Image.open(out) as written:
+        expected = realtime.stylize(content, trained, size=40)
+        np.testing.assert_array_equal(np.asarray(written), np.asarray(expected))
+    assert cli.main([*argv[:-1], "--iterations", "5"]) == 1  # not an option of the network's
+    assert cli.main(["transfer", content, content, *argv[2:]]) == 1  # a style with a model

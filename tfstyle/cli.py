@@ -49,8 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("content", help="content image file")
-    p.add_argument("style", nargs="+", help="style image file(s)")
+    p.add_argument("style", nargs="*", help="style image file(s)")
     p.add_argument("-o", "--output", required=True, help="output image file (e.g. out.png)")
+    p.add_argument(
+        "--model", default=None, metavar="MODEL_DIR",
+        help="paint with the real-time network trained in MODEL_DIR (tfstyle train) in one "
+        "pass, instead of the optimisation: no style image; of the options, --size only",
+    )  # fmt: skip
     flags.add_options(p)
     p.add_argument(
         "--save-every",
@@ -400,6 +405,11 @@ def _native_stderr_quiet():
 def _transfer(args: argparse.Namespace) -> int:
     from tfstyle import api, files, images, options
 
+    if args.model is not None:
+        return _transfer_realtime(args)
+    if not args.style:
+        raise ValueError("style: give at least one style image (or --model MODEL_DIR, a "
+                         "network trained by tfstyle train)")  # fmt: skip
     if args.save_every < 0:
         raise ValueError(f"--save-every must be >= 0; got {args.save_every}")
     if 0 <= args.iterations < args.save_every:  # a bad --iterations: said by its own check
@@ -450,6 +460,26 @@ def _transfer(args: argparse.Namespace) -> int:
         **values,
     )
     files.save_image(result, args.output)
+    if not args.quiet:
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def _transfer_realtime(args: argparse.Namespace) -> int:
+    """``tfstyle transfer CONTENT --model MODEL_DIR``: one pass of the trained network."""
+    from tfstyle import files, options, realtime
+
+    if args.style:
+        raise ValueError(f"style: {args.style[0]!r} given with --model; the network trained in "
+                         f"{args.model!r} has its style (give no style image)")  # fmt: skip
+    given = [o.name for o in options.OPTIONS
+             if o.flag and o.name != "size" and getattr(args, o.name) != o.default]  # fmt: skip
+    if given or args.save_every:
+        flag = "--" + (given[0] if given else "save_every").replace("_", "-")
+        raise ValueError(f"{flag}: does not apply to --model (of the options, only --size "
+                         "does: the rest were fixed when the network was trained)")  # fmt: skip
+    files.check_output(args.output, [args.content, args.model], size=args.size)
+    files.save_image(realtime.stylize(args.content, args.model, size=args.size), args.output)
     if not args.quiet:
         print(f"wrote {args.output}", file=sys.stderr)
     return 0
