@@ -155,7 +155,7 @@ class ModelServer:
     (default: ``server-<port>.log`` beside ``base_path``). ``flags`` come after the defaults
     here, so they override them. ``with ModelServer(...) as srv:`` stops it at the end."""
 
-    def __init__(self, base_path, *flags, command=STANDIN, log_path=None):
+    def __init__(self, base_path, *flags, command=STANDIN, log_path=None, model_name=None):
         self.grpc_port, self.rest_port = free_port(), free_port()
         self.address = f"127.0.0.1:{self.grpc_port}"
         self.url = f"http://127.0.0.1:{self.rest_port}"
@@ -167,12 +167,13 @@ class ModelServer:
         self.log = open(self.log_path, "w")  # noqa: SIM115 (closed by stop)
         from tfstyle import signature as sig
 
+        self.model_name = model_name or sig.MODEL_NAME
         self.process = subprocess.Popen(
             [
                 *command,
                 f"--port={self.grpc_port}",
                 f"--rest_api_port={self.rest_port}",
-                f"--model_name={sig.MODEL_NAME}",
+                f"--model_name={self.model_name}",
                 f"--model_base_path={self.base_path}",
                 "--file_system_poll_wait_seconds=1",
                 "--load_retry_interval_micros=500000",  # TF Serving's default: 1 min
@@ -187,13 +188,12 @@ class ModelServer:
     def wait_for(self, version: int | None = None, timeout: float = 180) -> list:
         """The model status once ``version`` (None: any) is AVAILABLE."""
         from tfstyle import client
-        from tfstyle import signature as sig
 
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             assert self.process.poll() is None, self.read_log()[-5000:]
             try:
-                status = client.model_status(self.address, sig.MODEL_NAME, timeout=2)
+                status = client.model_status(self.address, self.model_name, timeout=2)
                 if any(
                     s["state"] == "AVAILABLE" and version in (None, s["version"]) for s in status
                 ):

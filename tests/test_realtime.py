@@ -184,7 +184,7 @@ def test_the_exported_network_paints_what_the_python_api_does(trained, tmp_path)
         png_bytes(smooth_image(3, 48, 64)),
     ]  # fmt: skip  (the last above max_size)
     out = session_run(path, "serving_default", {realtime.IMAGES: pngs})  # as TF Serving loads
-    served = [np.asarray(PIL.Image.open(io.BytesIO(png))) for png in out[realtime.IMAGES]]
+    served = [np.asarray(PIL.Image.open(io.BytesIO(png))) for png in out[realtime.IMAGES_BYTES]]
     for png, image in zip(pngs[:2], served, strict=False):
         np.testing.assert_array_equal(image, np.asarray(realtime.stylize(png, trained)))
     assert served[2].shape == (30, 40, 3)  # scaled down to max_size first
@@ -202,3 +202,26 @@ def test_tfstyle_transfer_paints_with_a_trained_model(trained, photos, tmp_path)
         np.testing.assert_array_equal(np.asarray(written), np.asarray(expected))
     assert cli.main([*argv[:-1], "--iterations", "5"]) == 1  # not an option of the network's
     assert cli.main(["transfer", content, content, *argv[2:]]) == 1  # a style with a model
+
+
+def test_a_served_real_time_model_answers_grpc_rest_and_tfstyle_request(trained, tmp_path):
+    from helpers import ModelServer, png_bytes
+
+    from tfstyle import cli, client, realtime
+
+    base = realtime.export(trained, tmp_path / "served" / realtime.MODEL_NAME)
+    pngs = [png_bytes(smooth_image(0, 36, 40)), png_bytes(smooth_image(2, 37, 29))]
+    expected = [np.asarray(realtime.stylize(p, trained)) for p in pngs]
+    with ModelServer(os.path.dirname(base), model_name=realtime.MODEL_NAME) as server:
+        server.wait_for()  # its warm-up request replayed
+        for where in ({"server": server.address}, {"url": server.url}):
+            answer = client.predict_realtime(pngs, **where)  # one batch, each its own size
+            for image, want in zip(answer, expected, strict=True):
+                np.testing.assert_array_equal(np.asarray(image), want)
+        content, out = tmp_path / "c.png", tmp_path / "out.png"
+        content.write_bytes(pngs[1])
+        argv = ["request", str(content), "-o", str(out), "--server", server.address, "-q"]
+        assert cli.main(argv) == 0  # no style image: the real-time model
+        with PIL.Image.open(out) as written:
+            np.testing.assert_array_equal(np.asarray(written), expected[1])
+        assert cli.main([*argv, "--iterations", "5"]) == 1  # the optimisation's, not its

@@ -23,7 +23,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 #: The help of the serving commands' flags that are not options (those come from the table).
 _SERVING_HELP = {
-    "model": f"model name on the server. Defaults to {signature.MODEL_NAME}.",
+    "model": f"model name on the server. Defaults to {signature.MODEL_NAME} (for a real-time "
+    f"model: {signature.REALTIME_MODEL_NAME}).",
     "version": "model version; the server's latest when not given.",
     "timeout": "deadline in seconds of each request (finite, > 0); by default it grows with the "
     "request's steps and size (client.deadline_for).",
@@ -109,7 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     helps = _SERVING_HELP
     p.add_argument("content", help="content image file")
-    p.add_argument("style", help="style image file")
+    p.add_argument(
+        "style", nargs="?", default=None,
+        help="style image file; none: the model is a real-time network (tfstyle export "
+        "--model), whose style is its own, named tfstyle_realtime unless --model says",
+    )  # fmt: skip
     p.add_argument("-o", "--output", required=True, help="output image file (e.g. out.png)")
     p.add_argument(
         "--server",
@@ -138,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"steps per request, or 0 for the whole run in one request. Defaults to "
         f"{client.DEFAULT_CHUNK}.",
     )
-    p.add_argument("--model", default=signature.MODEL_NAME, help=helps["model"])
+    p.add_argument("--model", default=None, help=helps["model"])
     p.add_argument("--version", type=flags.integer, default=None, help=helps["version"])
     p.add_argument(
         "--signature",
@@ -646,6 +651,9 @@ def _export_realtime(args: argparse.Namespace, values: dict) -> int:
 def _request(args: argparse.Namespace) -> int:
     from tfstyle import client, files, options, signature
 
+    if args.style is None:
+        return _request_realtime(args)
+    args.model = args.model or signature.MODEL_NAME
     masks = [getattr(args, t.name) for t in signature.MASK_INPUTS]
     files.check_output(args.output, [args.content, args.style, *masks], size=args.size)
     names = [*options.REQUEST_OPTIONS, *(t.name for t in signature.MASK_INPUTS)]
@@ -680,6 +688,33 @@ def _request(args: argparse.Namespace) -> int:
     files.save_image(image, args.output)
     if not args.quiet:
         print(f"wrote {args.output} (loss {loss:.4g})", file=sys.stderr)
+    return 0
+
+
+def _request_realtime(args: argparse.Namespace) -> int:
+    """``tfstyle request CONTENT -o OUT``: one request to a real-time model."""
+    from tfstyle import client, files, options, signature
+
+    names = [*options.REQUEST_OPTIONS, *(t.name for t in signature.MASK_INPUTS)]
+    given = [n for n in names if getattr(args, n) is not None]
+    if args.iterations != options.DEFAULTS["iterations"]:
+        given.insert(0, "iterations")
+    if args.chunk != client.DEFAULT_CHUNK or args.signature:
+        given.insert(0, "chunk" if args.chunk != client.DEFAULT_CHUNK else "signature")
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        raise ValueError(f"{flag}: does not apply to a real-time model (no style image given); "
+                         "give a style image to run the optimisation")  # fmt: skip
+    files.check_output(args.output, [args.content])
+    _check_server_flags(args)
+    where = {"url": args.rest} if args.rest is not None else {"server": args.server}
+    (image,) = client.predict_realtime(
+        args.content, model=args.model or signature.REALTIME_MODEL_NAME, version=args.version,
+        timeout=args.timeout, **where,
+    )  # fmt: skip
+    files.save_image(image, args.output)
+    if not args.quiet:
+        print(f"wrote {args.output}", file=sys.stderr)
     return 0
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfstyle import images
+from tfstyle import signature as sig
 
 #: Johnson et al.'s widths: the first convolution, the two downsamplings, the residual blocks.
 WIDTHS = (32, 64, 128)
@@ -506,12 +507,10 @@ def _graph_forward(net: keras.Model):
 
 # --- Serving --------------------------------------------------------------------------------
 
-#: The real-time model's input and output: a batch of encoded images, and their PNGs.
-IMAGES = "images"
-#: TF Serving's name for a real-time model, unless given another.
-MODEL_NAME = "tfstyle_realtime"
-#: Where ``tfstyle export --model`` writes, unless told.
-BASE_PATH = "saved_models/" + MODEL_NAME
+#: The real-time model's input and output (a batch of encoded images, and their PNGs), its
+#: name on the server and base path: ``tfstyle.signature``'s.
+IMAGES, IMAGES_BYTES = sig.IMAGES, sig.IMAGES_BYTES
+MODEL_NAME, BASE_PATH = sig.REALTIME_MODEL_NAME, sig.REALTIME_MODEL_DIR
 #: The largest side a served real-time model writes (a larger input is scaled down to it).
 DEFAULT_MAX_SIZE = 2048
 
@@ -522,8 +521,8 @@ def export(model, base_path, *, version: int | None = None, max_size: int = DEFA
     ``base_path/<version>/``; return that path.
 
     Its ``serving_default`` takes ``images``, a batch (1-D string tensor) of encoded images
-    (PNG, JPEG, GIF or BMP; each any size up to 8192 px a side), and returns ``images``, their
-    PNGs: each stylised at its own size, scaled down first to a longer side of ``max_size`` if
+    (PNG, JPEG, GIF or BMP; each any size up to 8192 px a side), and returns ``images_bytes``,
+    their PNGs: each stylised at its own size, scaled down first to a longer side of ``max_size`` if
     larger. TF Serving's request batching can gather requests along that batch.
 
     Args:
@@ -542,7 +541,7 @@ def export(model, base_path, *, version: int | None = None, max_size: int = DEFA
     dataclasses.replace(options.EXPORT_LIMITS["max_size"], low=images.MIN_SIDE).check(max_size)
     net = network(model)
     spec = tf.TensorSpec([None], tf.string, name=IMAGES)
-    serving_default = tf.function(lambda images: {IMAGES: _served(net, images, max_size)},
+    serving_default = tf.function(lambda images: {IMAGES_BYTES: _served(net, images, max_size)},
                                   input_signature=[spec], autograph=False)  # fmt: skip
     root = tf.Module()  # the variables, not the Keras model (as export.py saves, for TF Serving)
     root.weights = [v.value for v in net.variables]
@@ -576,14 +575,13 @@ def _write_served_metadata(path: str, description: dict, max_size: int) -> None:
     from importlib.metadata import version
 
     from tfstyle import export as optimisation
-    from tfstyle import signature as sig
 
     meta = {
         "kind": "real-time", "tensorflow": tf.__version__, "keras": keras.__version__,
         "serving_image": f"tensorflow/serving:{optimisation.serving_version()}",
         "tfstyle": version("tfstyle"), "max_size": max_size, "trained": description,
         "signature": {"serving_default": {"inputs": {IMAGES: "DT_STRING [batch]"},
-                                          "outputs": {IMAGES: "DT_STRING [batch], PNG"}}},
+                                          "outputs": {IMAGES_BYTES: "DT_STRING [batch], PNG"}}},
     }  # fmt: skip
     os.makedirs(os.path.join(path, "assets.extra"), exist_ok=True)
     _write_json(os.path.join(path, sig.METADATA_FILE), meta)
@@ -594,8 +592,6 @@ def _write_served_warmup(path: str) -> None:
     import io
 
     import PIL.Image
-
-    from tfstyle import signature as sig
 
     try:
         from tensorflow_serving.apis import prediction_log_pb2

@@ -18,6 +18,13 @@ from typing import Any
 
 MODEL_NAME = "tfstyle"
 MODEL_DIR = "saved_models/tfstyle"
+#: A real-time model (``tfstyle export --model``): its name on the server, its base path, and
+#: its ``serving_default``'s one input, a batch of encoded images, and one output, their PNGs
+#: (named ``_bytes``: TF Serving's REST API answers such an output in base64).
+REALTIME_MODEL_NAME = "tfstyle_realtime"
+REALTIME_MODEL_DIR = "saved_models/tfstyle_realtime"
+IMAGES = "images"
+IMAGES_BYTES = "images_bytes"
 
 #: Signature with the export's options baked in: inputs content, style, iterations.
 DEFAULT_SIGNATURE = "serving_default"

@@ -38,6 +38,7 @@ from tfstyle.client.calls import (
     RunFailed,
     build_request,
     predict,
+    predict_realtime,
     predict_rest,
     stylize,
 )  # fmt: skip
@@ -51,6 +52,7 @@ __all__ = [
     "DEADLINE_BASE_S", "DEADLINE_PER_ITERATION_S", "DEADLINE_SIZE", "DEFAULT_CHUNK",
     "MAX_MESSAGE_BYTES", "METADATA_TIMEOUT_S", "RETRYABLE", "RunFailed", "ServingError",
     "build_request", "check_request", "check_server", "check_timeout", "check_version",
-    "deadline_for", "encode_input", "model_status", "predict", "predict_rest", "rest_defaults",
-    "servers_of", "stylize", "urls_of", "_Grpc", "_Rest", "_json_tensor_value",
+    "deadline_for", "encode_input", "model_status", "predict", "predict_realtime",
+    "predict_rest", "rest_defaults", "servers_of", "stylize", "urls_of", "_Grpc", "_Rest",
+    "_json_tensor_value",
 ]  # fmt: skip

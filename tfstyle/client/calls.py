@@ -273,3 +273,95 @@ def stylize(
         raise interrupts.Interrupted(latest, step, iterations)
     finally:
         transport.close()
+
+
+#: Deadline of a real-time request (one forward pass per image), unless given.
+REALTIME_TIMEOUT_S = 60.0
+
+
+def predict_realtime(
+    contents,
+    *,
+    server: str | None = None,
+    url: str | None = None,
+    model: str = sig.REALTIME_MODEL_NAME,
+    version: int | None = None,
+    timeout: float | None = None,
+    retries: int = 2,
+) -> list[PIL.Image.Image]:
+    """Stylise images with a real-time model (``tfstyle export --model``) in one request, over
+    gRPC (``server``, the default ``localhost:8500``) or REST (``url``); their images, each at
+    its own size (up to the export's ``max_size``).
+
+    Args:
+        contents: an image (path, bytes, PIL image or array) or a list of them: one batch.
+        model: str. Model name on the server. Defaults to ``"tfstyle_realtime"``.
+        timeout: float. Deadline in seconds; None: ``REALTIME_TIMEOUT_S``.
+
+    Raises:
+        ServingError: the request failed (one-line message with the reason).
+    """
+    from tfstyle.client.arguments import describe
+    from tfstyle.client.transport import open_png
+
+    many = isinstance(contents, (list, tuple))
+    contents = list(contents) if many else [contents]
+    if not contents:
+        raise ValueError("contents: give at least one image")
+    check_timeout(timeout)
+    check_version(version)
+    timeout = REALTIME_TIMEOUT_S if timeout is None else timeout
+    encoded = [encode_input(c, f"content[{k}]" if many else "content")
+               for k, c in enumerate(contents)]  # fmt: skip
+    if url is not None:
+        targets, transport, send = urls_of(url), Rest, _realtime_rest
+    else:
+        server = "localhost:8500" if server is None else server
+        check_server(server)
+        targets, transport, send = servers_of(server), Grpc, _realtime_grpc
+    with transport(targets) as sender:
+        for attempt in range(retries + 1):  # a server that is down: the next one
+            target = targets[attempt % len(targets)]
+            try:
+                pngs = send(sender, target, model, version, encoded, timeout)
+                break
+            except ServingError as err:
+                sender.forget(target)
+                if err.code not in RETRYABLE or attempt == retries:
+                    raise
+    try:
+        if len(pngs) != len(encoded):
+            raise ValueError(f"{len(pngs)} images for {len(encoded)}")
+        return [open_png(p) for p in pngs]
+    except (ValueError, TypeError, OSError) as err:
+        raise ServingError(f"unexpected answer from {target}: {describe(err)}") from None
+
+
+def _realtime_grpc(transport, server, model, version, encoded, timeout) -> list[bytes]:
+    import grpc
+    import tensorflow as tf
+
+    from tfstyle.client.grpc_api import one_line, wait
+
+    request = sig.predict_request(model, version, sig.DEFAULT_SIGNATURE, {sig.IMAGES: encoded})
+    try:
+        answer = wait(transport.stub(server, "predict").Predict.future(request, timeout=timeout))
+    except grpc.RpcError as err:
+        raise one_line(err, server, model, timeout) from None
+    return list(tf.make_ndarray(answer.outputs[sig.IMAGES_BYTES]).reshape(-1))
+
+
+def _realtime_rest(transport, url, model, version, encoded, timeout) -> list[bytes]:
+    import base64
+    import json
+
+    from tfstyle.client.rest_api import rest_call, rest_path
+
+    images_b64 = [{"b64": base64.b64encode(e).decode()} for e in encoded]
+    inputs = {sig.IMAGES: images_b64}
+    body = json.dumps({"signature_name": sig.DEFAULT_SIGNATURE, "inputs": inputs}).encode()
+    answer = interrupts.run(rest_call, url, rest_path(model, version) + ":predict", body, timeout)
+    outputs = json.loads(answer)["outputs"]
+    if isinstance(outputs, dict):  # several named outputs; one is answered as the list itself
+        outputs = outputs[sig.IMAGES_BYTES]
+    return [base64.b64decode(o["b64"], validate=True) for o in outputs]
