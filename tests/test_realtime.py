@@ -225,3 +225,18 @@ def test_a_served_real_time_model_answers_grpc_rest_and_tfstyle_request(trained,
         with PIL.Image.open(out) as written:
             np.testing.assert_array_equal(np.asarray(written), expected[1])
         assert cli.main([*argv, "--iterations", "5"]) == 1  # the optimisation's, not its
+
+
+def test_a_batch_paints_every_image_with_a_trained_model(trained, photos, tmp_path):
+    pytest.importorskip("apache_beam", reason='batch needs the "beam" extra')
+    from tfstyle import batch, realtime
+
+    counts = batch.run(photos, None, str(tmp_path / "out"), model=trained, size=40,
+                       progress=False)  # fmt: skip
+    assert (counts.done, counts.failed, counts.models_loaded) == (3, 0, 1)
+    for k in range(3):
+        with PIL.Image.open(tmp_path / "out" / f"p{k}.png.png") as written:
+            expected = realtime.stylize(os.path.join(photos, f"p{k}.png"), trained, size=40)
+            np.testing.assert_array_equal(np.asarray(written), np.asarray(expected))
+    with pytest.raises(ValueError, match="iterations: does not apply with a model"):
+        batch.run(photos, None, str(tmp_path / "o2"), model=trained, iterations=3)

@@ -78,6 +78,7 @@ def run(
     pipeline_args: Sequence[str] = (),
     progress: bool = True,
     mask_dir: str | None = None,
+    model: str | None = None,
     **kwargs,
 ) -> Counts:
     """Stylise every image CONTENT names, one PNG each under ``out_dir``, on Apache Beam (and
@@ -105,6 +106,9 @@ def run(
             numbered from 1, any image extension) and ``mask_dir/trip/a.jpg.content.png`` (its
             content map) where they exist, and the ``masks`` and ``content_mask`` options
             where not. Not inside CONTENT. Defaults to None.
+        model: a model directory of ``tfstyle train`` (local): each image is painted in one
+            pass of its network (``realtime.stylize``) instead of the optimisation; ``style``
+            is then empty, and of the options only ``size`` applies. Defaults to None.
         **kwargs: the options of ``tfstyle.transfer`` but ``callback``, ``callback_every`` and
             ``progress``; and, for the clips among the inputs (``batch_files.VIDEO_EXTENSIONS``:
             each stylised whole by ``tfstyle.video`` into ``<its name>.mp4``, its frames in
@@ -124,7 +128,11 @@ def run(
     """
     beam, FileSystems = _beam()
     _beam_classes()
-    styles = [style] if isinstance(style, str) else list(style)
+    styles = [style] if isinstance(style, str) else list(style or [])
+    if model is not None:
+        _check_realtime(model, styles, kwargs, mask_dir)
+    elif not styles:
+        raise ValueError("style: give at least one style image (or a model of tfstyle train)")
     if workers is not None and runner not in (None, "DirectRunner"):
         raise ValueError(f"workers sets the local runner's processes; {runner} has its own options")
     workers = DEFAULT_WORKERS if workers is None else workers
@@ -145,7 +153,8 @@ def run(
     if isinstance(kwargs.get("init"), str) and kwargs["init"] not in options.INITS:
         kwargs = {**kwargs, "init": batch_files.absolute(kwargs["init"])}
     video = _video_options({n: kwargs.pop(n) for n in list(kwargs) if n in VIDEO_OPTIONS})
-    _stylizer(styles, kwargs)  # checks the options and images now, not on the workers
+    if model is None:
+        _stylizer(styles, kwargs)  # checks the options and images now, not on the workers
     out_dir = batch_files.absolute(out_dir)
     if any(c in out_dir for c in "*?["):
         raise ValueError(
@@ -170,7 +179,10 @@ def run(
         failures = (
             pipeline
             | "Inputs" >> beam.Create(inputs)
-            | "Stylize" >> Stylize(styles, out_dir, root=root, mask_dir=mask_dir, **kwargs, **video)
+            | "Stylize"
+            >> Stylize(
+                styles, out_dir, root=root, mask_dir=mask_dir, model=model, **kwargs, **video
+            )  # fmt: skip
         )
         dead_letter = FileSystems.join(staging, batch_files.DEAD_LETTER)
         _ = (
@@ -265,8 +277,14 @@ def add_parser(commands) -> argparse.ArgumentParser:
         help="a directory (every image file under it), a glob (quoted; ** crosses "
         "directories) or one image; a local path or a Beam URL (gs://...)",
     )
-    p.add_argument("style", nargs="+", help="style image file(s)")
+    p.add_argument("style", nargs="*", help="style image file(s)")
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="output directory")
+    p.add_argument(
+        "--model", default=None, metavar="MODEL_DIR",
+        help="paint each image in one pass of the real-time network trained in MODEL_DIR "
+        "(tfstyle train; a local directory) instead of the optimisation: no style image; of "
+        "the options, --size only",
+    )  # fmt: skip
     flags.add_options(p, BATCH_OPTIONS)
     flags.add_options(p, rows=tuple(options.VIDEO_OPTIONS.values()))  # for clips among the inputs
     p.add_argument(
@@ -324,7 +342,7 @@ def main(args: argparse.Namespace) -> int:
             counts = run(
                 args.content, args.style, args.output, runner=args.runner, workers=args.workers,
                 pipeline_args=args.beam_args, progress=not args.quiet, mask_dir=args.mask_dir,
-                **values,
+                model=args.model, **values,
             )  # fmt: skip
     except KeyboardInterrupt as stop:  # run() has removed its own temporary files
         terminated = isinstance(stop, interrupts.Terminated)
@@ -394,6 +412,24 @@ def _read(path: str, name: str) -> bytes:
     return batch_files.read(path, name, limit)
 
 
+def _check_realtime(model: str, styles: list, values: dict, mask_dir) -> None:
+    """A batch with a real-time ``model``: no style, no masks, of the options only ``size``;
+    the model directory readable (``realtime.describe``)."""
+    from tfstyle import realtime
+
+    if styles:
+        raise ValueError(f"style: {styles[0]!r} given with a model; the network trained in "
+                         f"{model!r} has its style (give no style image)")  # fmt: skip
+    defaults = {**options.DEFAULTS, **{n: o.default for n, o in options.VIDEO_OPTIONS.items()}}
+    given = [n for n, v in values.items() if n != "size" and v != defaults[n]]
+    if mask_dir is not None:
+        given.insert(0, "mask_dir")
+    if given:
+        raise ValueError(f"{given[0]}: does not apply with a model (of the options, only size "
+                         "does: the rest were fixed when the network was trained)")  # fmt: skip
+    realtime.describe(model)
+
+
 def _stylizer(style: Sequence[str], values: dict) -> api.Stylizer:
     """The ``Stylizer`` for style files and option values, files read through ``_read``."""
     init = values.get("init")
@@ -433,8 +469,11 @@ class _Model:
     """What ``StyleModelHandler.load_model`` returns: the ``Stylizer``, and how much of its
     work the metrics have counted (a model is shared by the threads of a worker)."""
 
-    def __init__(self, stylizer: api.Stylizer, options: dict | None = None, video=None):
+    def __init__(self, stylizer: api.Stylizer | None, options: dict | None = None, video=None,
+                 realtime: str | None = None):  # fmt: skip
         self.stylizer = stylizer
+        #: A real-time model directory whose network paints instead (then no ``stylizer``).
+        self.realtime = realtime
         #: The options (``BATCH_OPTIONS``) and ``options.VIDEO_OPTIONS`` values, for clips.
         self.options, self.video = dict(options or {}), dict(video or {})
         self.lock = threading.Lock()
@@ -445,7 +484,7 @@ class _Model:
         from apache_beam.metrics import Metrics
 
         with self.lock:
-            computed = self.stylizer.style_targets_computed
+            computed = 0 if self.stylizer is None else self.stylizer.style_targets_computed
             Metrics.counter(NAMESPACE, "models_loaded").inc(self.loads)
             Metrics.counter(NAMESPACE, "style_targets").inc(computed - self.targets)
             self.loads, self.targets = 0, computed
@@ -468,6 +507,8 @@ def _stylize(model: _Model, job: tuple) -> bytes | _Failure:
                 )
         if isinstance(own, str):  # its masks could not be told (batch_files.masks_for)
             raise ValueError(own)
+        if model.realtime is not None:
+            return _stylize_realtime(model, path)
         if batch_files.is_video(path):
             return _stylize_clip(model, path)
         masks = None if own is None else [_read(m, f"masks[{k}]") for k, m in enumerate(own)]
@@ -480,6 +521,18 @@ def _stylize(model: _Model, job: tuple) -> bytes | _Failure:
         return _Failure(_message(err))
     finally:
         model.count()
+
+
+def _stylize_realtime(model: _Model, path: str) -> bytes:
+    """The PNG of the image ``path`` painted by the real-time network."""
+    from tfstyle import realtime
+
+    if batch_files.is_video(path):
+        raise ValueError("content: a video clip; a batch with a model paints images only")
+    image = realtime.stylize(_read(path, "content"), model.realtime, model.options["size"])
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 #: The largest clip batch reads from a remote file system into a local file (a local clip is
@@ -555,12 +608,20 @@ def _beam_classes() -> None:
             options: the options of ``tfstyle.transfer`` (``BATCH_OPTIONS``).
         """
 
-        def __init__(self, style: Sequence[str], options: dict, video: dict | None = None):
+        def __init__(self, style: Sequence[str], options: dict, video: dict | None = None,
+                     model: str | None = None):  # fmt: skip
             super().__init__(min_batch_size=1, max_batch_size=1)  # images differ in size
             self.style, self.options = list(style), dict(options)
             self.video = _video_options(video or {})
+            self.model = model
 
         def load_model(self) -> _Model:
+            if self.model is not None:  # a real-time network, loaded once per worker
+                from tfstyle import realtime
+
+                realtime.network(self.model)
+                size = self.options.get("size", options.DEFAULTS["size"])
+                return _Model(None, {"size": size}, realtime=self.model)
             stylizer = _stylizer(self.style, self.options)
             stylizer.network  # noqa: B018 (builds it now: once per worker)
             return _Model(stylizer, self.options, self.video)
@@ -599,14 +660,17 @@ def _beam_classes() -> None:
 
         def __init__(
             self, style: str | Sequence[str], out_dir: str, *, root: str,
-            mask_dir: str | None = None, **options,
+            mask_dir: str | None = None, model: str | None = None, **options,
         ):  # fmt: skip
             super().__init__()
-            self.style = [style] if isinstance(style, str) else list(style)
+            self.style = [style] if isinstance(style, str) else list(style or [])
             video = {n: options.pop(n) for n in list(options) if n in VIDEO_OPTIONS}
             self.out_dir, self.root, self.options = out_dir, root, options
-            self.mask_dir, self.video = mask_dir, _video_options(video)
-            _stylizer(self.style, options)
+            self.mask_dir, self.video, self.model = mask_dir, _video_options(video), model
+            if model is None:
+                _stylizer(self.style, options)
+            else:
+                _check_realtime(model, self.style, options, mask_dir)
 
         def expand(self, paths):
             out_dir, root, mask_dir, styles = self.out_dir, self.root, self.mask_dir, self.style
@@ -630,7 +694,8 @@ def _beam_classes() -> None:
                 paths
                 | "ToDo" >> beam.FlatMap(to_do)
                 | "Spread" >> beam.Reshuffle()  # over the workers: the inputs come as one bundle
-                | "Stylize" >> RunInference(StyleModelHandler(self.style, self.options, self.video))
+                | "Stylize"
+                >> RunInference(StyleModelHandler(self.style, self.options, self.video, self.model))
                 | "Write" >> beam.FlatMap(_write)
             )
 
