@@ -31,7 +31,7 @@ def test_writes_png(image_files, tmp_path, capsys):
 @pytest.mark.parametrize("quiet", [True, False])
 def test_quiet_transfer_prints_nothing_on_success(image_files, tmp_path, capfd, quiet):
     content, style = image_files
-    out = tmp_path / "out.png"
+    out = tmp_path / "out\x1b]0;pwned\x07.png"  # a name with a terminal's escape sequence
     flags = FAST if quiet else [f for f in FAST if f != "-q"]
     code = cli.main(["transfer", content, style, "-o", str(out), *flags])
     stdout, stderr = capfd.readouterr()  # file descriptors too: native code's lines count
@@ -39,8 +39,9 @@ def test_quiet_transfer_prints_nothing_on_success(image_files, tmp_path, capfd, 
     assert out.is_file()
     if quiet:
         assert (stdout, stderr) == ("", "")
-    else:
-        assert stdout == "" and stderr.splitlines()[-1] == f"wrote {out}"
+    else:  # probe 9: the name was printed raw (clearing the screen, retitling the terminal)
+        shown = str(out).replace("\x1b", "\\x1b").replace("\x07", "\\x07")
+        assert stdout == "" and stderr.splitlines()[-1] == f"wrote {shown}"
 
 
 @pytest.mark.parametrize("quiet", [True, False])
@@ -294,3 +295,33 @@ def test_verbose_says_which_precision_and_why(image_files, tmp_path, capsys):
     argv = ["transfer", content, style, "-o", out, *FAST, "-v", "--precision", "float32"]
     code, err = run(argv, capsys)
     assert "precision float32: set by the precision option" in err
+
+
+@pytest.mark.parametrize(
+    "args, env, said",
+    [
+        (["--server", "localhost:٨٥"], {}, "--server: server must be host:port"),
+        (["--rest", "http://localhost:١٨٥٠١"], {}, "--rest: url must look like"),
+        (["--init", "IMAGE"], {}, "--init: the page starts from one of content, noise"),
+        (["--content-mask", "IMAGE"], {}, "unrecognized arguments: --content-mask"),
+        ([], {"TFSTYLE_PRECISION": "x"}, "TFSTYLE_PRECISION must be one of"),
+        ([], {"TFSTYLE_MEMORY_CHECK": "maybe"}, "TFSTYLE_MEMORY_CHECK must be 0, no"),
+    ],
+)  # fmt: skip
+def test_the_page_refuses_what_it_could_not_use_before_it_starts(
+    image_files, capsys, monkeypatch, args, env, said
+):
+    # Probe round 9: each of these started a page whose runs then failed, or dropped the value.
+    pytest.importorskip("gradio", reason='the page needs the "app" extra')
+    from tfstyle import app
+
+    def started(*args, **kwargs):
+        raise AssertionError("the page started")
+
+    monkeypatch.setattr(app, "launch", started)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    args = [image_files[0] if a == "IMAGE" else a for a in args]
+    code = cli.main(["app", "--weights", "none", *args])
+    err = capsys.readouterr().err
+    assert code in (1, 2) and len(err.strip().splitlines()) == 1 and said in err, err

@@ -66,6 +66,13 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLES = os.path.join(os.path.dirname(_HERE), "examples")
 
 
+def flag_names() -> list[str]:
+    """The options ``tfstyle app`` takes as flags (its page's starting values): those the page
+    has a control for, and the operator's ``weights``; not masks or an ``init`` image, which a
+    visitor uploads."""
+    return [o.name for o in options.OPTIONS if o.flag and (o.kind in _KINDS or o.name == "weights")]
+
+
 def gradio():
     """The ``gradio`` module, or one line saying how to install it."""
     try:

@@ -361,10 +361,12 @@ def main(args: argparse.Namespace) -> int:
         )
         failed += f" (listed in {dead_letter})"
     print(
-        f"tfstyle: {counts.done} done, {counts.skipped} skipped, {failed}; network built "
-        f"{counts.models_loaded}x, style targets computed {counts.style_targets}x",
+        flags.printable(
+            f"tfstyle: {counts.done} done, {counts.skipped} skipped, {failed}; network built "
+            f"{counts.models_loaded}x, style targets computed {counts.style_targets}x"
+        ),
         file=sys.stderr,
-    )
+    )  # the output directory's name escaped: it may hold a terminal's escape sequences
     return 1 if counts.failed else 0
 
 

@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--rest", default=None, metavar="URL", help="run on a model server over REST")
     p.add_argument("--share", action="store_true", help="also a public gradio.live link")
-    flags.add_options(p, defaults=app.PAGE_DEFAULTS)
+    flags.add_options(p, app.flag_names(), defaults=app.PAGE_DEFAULTS)
 
     from tfstyle import realtime
 
@@ -317,11 +317,13 @@ def _main(argv: Sequence[str] | None) -> int:
     run = {"transfer": _transfer, "export": _export, "request": _request, "status": _status,
            "batch": batch.main, "video": _video, "app": _app, "train": _train}  # fmt: skip
     try:
-        if args.command in ("transfer", "batch", "video"):
-            from tfstyle import memory
+        if args.command in ("transfer", "batch", "video", "app", "train"):
+            from tfstyle import memory, precision
 
             memory.check_is_on()  # said before any work, not after the progress bar starts
-        return run[args.command](args)
+            precision.check_environment()  # TFSTYLE_PRECISION too
+        with interrupts.sigterm_as_interrupt():  # SIGTERM stops a run as Ctrl-C does
+            return run[args.command](args)
     except client.RunFailed as err:  # a part of a served run: keep what the others did
         if err.image is None:
             return flags.fail(str(err))
@@ -336,20 +338,29 @@ def _main(argv: Sequence[str] | None) -> int:
         return flags.fail(checks.message_of(err))
     except interrupts.Interrupted as stop:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second press must not lose the image
+        said, code = (
+            ("terminated", 128 + signal.SIGTERM) if stop.terminated else ("interrupted", 130)
+        )
         output = getattr(args, "output", None)
-        if output and stop.step > 0:
+        if output and stop.step > 0 and stop.image is not None:
             from tfstyle import files
 
             files.save_image(stop.image, output)
             return _interrupted(
-                f"interrupted after step {stop.step} of {stop.iterations}; "
-                f"wrote the image so far to {output}"
-            )
-        return _interrupted(f"interrupted after step {stop.step}; nothing written")
+                f"{said} after step {stop.step} of {stop.iterations}; "
+                f"wrote the image so far to {output}", code,
+            )  # fmt: skip
+        return _interrupted(f"{said} after step {stop.step}; nothing written", code)
     except interrupts.Terminated:
         return _interrupted("terminated; nothing written", 128 + signal.SIGTERM)
     except KeyboardInterrupt:
         return _interrupted("interrupted; nothing written")
+
+
+def _say(line: str) -> None:
+    """A line on stderr, its control characters escaped (a file name may hold a terminal's
+    escape sequences)."""
+    print(flags.printable(line), file=sys.stderr)
 
 
 def _interrupted(message: str, code: int = 130) -> int:
@@ -466,7 +477,7 @@ def _transfer(args: argparse.Namespace) -> int:
     )
     files.save_image(result, args.output)
     if not args.quiet:
-        print(f"wrote {args.output}", file=sys.stderr)
+        _say(f"wrote {args.output}")
     return 0
 
 
@@ -486,7 +497,7 @@ def _transfer_realtime(args: argparse.Namespace) -> int:
     files.check_output(args.output, [args.content, args.model], size=args.size)
     files.save_image(realtime.stylize(args.content, args.model, size=args.size), args.output)
     if not args.quiet:
-        print(f"wrote {args.output}", file=sys.stderr)
+        _say(f"wrote {args.output}")
     return 0
 
 
@@ -510,10 +521,10 @@ def _video(args: argparse.Namespace) -> int:
     except clip.VideoInterrupted as stop:
         return _interrupted(str(stop), 128 + signal.SIGTERM if stop.terminated else 130)
     if not args.quiet:
-        print(f"wrote {args.output}", file=sys.stderr)
+        _say(f"wrote {args.output}")
     for warning in said:
         if issubclass(warning.category, clip.ShortClipWarning):
-            print(f"tfstyle: warning: {warning.message}", file=sys.stderr)
+            _say(f"tfstyle: warning: {warning.message}")
     return 0
 
 
@@ -532,7 +543,7 @@ def _train(args: argparse.Namespace) -> int:
             128 + signal.SIGTERM if stop.terminated else 130,
         )
     if not args.quiet:
-        print(f"wrote {args.output}", file=sys.stderr)
+        _say(f"wrote {args.output}")
     return 0
 
 
@@ -541,10 +552,20 @@ def _check_server_flags(args: argparse.Namespace) -> None:
     the default)."""
     if args.server is not None and args.rest is not None:
         raise ValueError("--server is for gRPC, --rest for REST: give one of them")
+    from tfstyle import client
+
     for flag, value, form in (("--server", args.server, "HOST:PORT"),
                               ("--rest", args.rest, "a URL")):  # fmt: skip
         if value is not None and not value.strip():
             raise ValueError(f"{flag} must be {form}; got {value!r}")
+    try:  # the client's own checks, before a page starts that could not reach the server
+        if args.server is not None:
+            for server in client.servers_of(args.server):
+                client.check_server(server)
+        if args.rest is not None:
+            client.urls_of(args.rest)
+    except ValueError as err:
+        raise ValueError(f"{'--rest' if args.rest is not None else '--server'}: {err}") from None
 
 
 def _app(args: argparse.Namespace) -> int:
@@ -566,9 +587,12 @@ def _app(args: argparse.Namespace) -> int:
             f"--host must be an address or host name of this machine; got {args.host!r} "
             f"({getattr(err, 'strerror', None) or err})"
         ) from None
-    defaults = {o.name: getattr(args, o.name) for o in options.OPTIONS
-                if o.flag and hasattr(args, o.name)}  # fmt: skip
+    defaults = {name: getattr(args, name) for name in app.flag_names()}
     options.Options(**defaults)  # a bad flag: one line now, not a page that cannot run
+    if defaults["init"] not in options.INITS:  # a control's value, not a file on the server
+        allowed = ", ".join(options.INITS)
+        raise ValueError(f"--init: the page starts from one of {allowed} (a visitor chooses); "
+                         f"got {defaults['init']!r}")  # fmt: skip
     if args.server or args.rest:
         engine = app.Served(server=args.server, url=args.rest)
     else:
@@ -643,8 +667,7 @@ def _export_realtime(args: argparse.Namespace, values: dict) -> int:
             version=args.version, max_size=args.max_size or realtime.DEFAULT_MAX_SIZE,
             warmup=not args.no_warmup,
         )  # fmt: skip
-    print(f"wrote {path}; serve it with tensorflow/serving:{export.serving_version()}",
-          file=sys.stderr)  # fmt: skip
+    _say(f"wrote {path}; serve it with tensorflow/serving:{export.serving_version()}")
     return 0
 
 
@@ -687,7 +710,7 @@ def _request(args: argparse.Namespace) -> int:
             )
     files.save_image(image, args.output)
     if not args.quiet:
-        print(f"wrote {args.output} (loss {loss:.4g})", file=sys.stderr)
+        _say(f"wrote {args.output} (loss {loss:.4g})")
     return 0
 
 
@@ -714,7 +737,7 @@ def _request_realtime(args: argparse.Namespace) -> int:
     )  # fmt: skip
     files.save_image(image, args.output)
     if not args.quiet:
-        print(f"wrote {args.output}", file=sys.stderr)
+        _say(f"wrote {args.output}")
     return 0
 
 

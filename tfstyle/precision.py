@@ -61,6 +61,14 @@ class Choice(NamedTuple):
 Timer = Callable[[str], float]
 
 
+def check_environment() -> None:
+    """A ``ValueError`` now for a ``TFSTYLE_PRECISION`` that is not a precision (said before
+    any work, not when a run first chooses); empty is unset."""
+    forced = os.environ.get(ENV, "")
+    if forced:
+        check(forced.strip(), ENV)
+
+
 def choose(
     precision: str,
     *,

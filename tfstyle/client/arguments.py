@@ -119,7 +119,17 @@ def urls_of(url) -> list[str]:
     items = [u.strip() if isinstance(u, str) else u for u in items]
     for item in items or [""]:
         parts = urllib.parse.urlsplit(item) if isinstance(item, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        try:
+            port_ok = parts is not None and (parts.port is None or 1 <= parts.port <= 65535)
+        except ValueError:  # "http://host:x"
+            port_ok = False
+        if (
+            parts is None
+            or parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or not item.isascii()
+            or not port_ok
+        ):  # fmt: skip  (never "٨٥٠١" as a port)
             raise ValueError(f"url must look like 'http://localhost:8501'; got {item!r}")
     return items
 

@@ -268,9 +268,9 @@ def stylize(
                         callback(step, loss, latest)
                     if step >= iterations:
                         return latest, loss
-            except KeyboardInterrupt:
-                pass
-        raise interrupts.Interrupted(latest, step, iterations)
+            except KeyboardInterrupt as stop:
+                terminated = isinstance(stop, interrupts.Terminated)
+        raise interrupts.Interrupted(latest, step, iterations, terminated)
     finally:
         transport.close()
 
