@@ -240,3 +240,26 @@ def test_a_batch_paints_every_image_with_a_trained_model(trained, photos, tmp_pa
             np.testing.assert_array_equal(np.asarray(written), np.asarray(expected))
     with pytest.raises(ValueError, match="iterations: does not apply with a model"):
         batch.run(photos, None, str(tmp_path / "o2"), model=trained, iterations=3)
+
+
+def test_tiles_cover_every_pixel_and_blend_to_the_whole(trained):
+    import keras
+
+    from tfstyle import realtime
+
+    # A per-pixel network: tiles blended must give the whole image's output exactly.
+    inputs = keras.Input((None, None, 3))
+    per_pixel = keras.Model(inputs, keras.layers.Activation("sigmoid")(inputs * 3.0 - 1.0))
+    image = smooth_image(4, 70, 93)
+    whole = np.asarray(per_pixel(image[None]))[0]
+    for tile, overlap in [(40, 8), (32, 16), (93, 8), (69, 10)]:
+        starts = realtime.tile_starts(93, tile, overlap)
+        assert starts[0] == 0 and starts[-1] == 93 - tile
+        assert all(b - a <= tile - overlap for a, b in zip(starts, starts[1:], strict=False))
+        tiled = realtime.tiled(per_pixel, image, tile, overlap)
+        np.testing.assert_allclose(tiled, whole, atol=1e-6)
+    # The trained network: tiles where the image is larger than tile_size, at the same size.
+    painted = realtime.stylize(image, trained, tile_size=realtime.TILE_OVERLAP * 2, size=300)
+    assert painted.size == (300, 226)
+    with pytest.raises(ValueError, match="tile_size must be an integer of at least 256"):
+        realtime.stylize(image, trained, tile_size=100)

@@ -471,22 +471,80 @@ def network(model_dir) -> keras.Model:
     return _networks[key]
 
 
-def stylize(content, model_dir, size: int | None = None):
+#: Above this side, ``stylize`` paints in overlapping tiles (a forward pass holds about 1 GiB
+#: per megapixel of activations: a 4096 px image whole would need about 16 GiB).
+TILE_SIZE = 1536
+#: The tiles' overlap, blended linearly: well over the receptive field's reach that matters.
+TILE_OVERLAP = 128
+
+
+def stylize(content, model_dir, size: int | None = None, tile_size: int = TILE_SIZE):
     """``content`` (a path, bytes, a PIL image or an array) stylised by the network trained in
     ``model_dir``, in one forward pass; a PIL RGB image.
 
     Args:
         size: int. Longer side of the output; None: the content's own size. Defaults to None.
+        tile_size: int. An image with a side above it is painted in tiles of this side that
+            overlap by ``TILE_OVERLAP`` px, blended linearly (the network is local, but its
+            instance normalisation sees a tile, not the image: where tiles meet, the blend
+            hides the difference). Defaults to 1536.
     """
     from tfstyle import options
 
     if size is not None:
         options.BY_NAME["size"].check(size)
+    if (
+        not isinstance(tile_size, int)
+        or isinstance(tile_size, bool)
+        or tile_size < 2 * TILE_OVERLAP
+    ):
+        raise ValueError(f"tile_size must be an integer of at least {2 * TILE_OVERLAP}; "
+                         f"got {tile_size!r}")  # fmt: skip
     net = network(model_dir)
     image = tf.constant(images.load_image(content, "content"))
     if size is not None:
         image = images.resize_longer_side(image, size)
-    return images.to_pil(forward(net, image[None])[0])
+    if max(image.shape[:2]) <= tile_size:
+        return images.to_pil(forward(net, image[None])[0])
+    return images.to_pil(tiled(net, image.numpy(), tile_size, TILE_OVERLAP))
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Starts of tiles of ``tile`` px covering ``length`` px, each overlapping the next by at
+    least ``overlap`` px, the last ending at the edge."""
+    if length <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, length - tile, step))
+    return [*starts, length - tile]
+
+
+def blend_weights(start: int, tile: int, length: int, overlap: int) -> np.ndarray:
+    """A tile's weight along one axis: rising linearly over ``overlap`` px where another tile
+    overlaps it, 1 elsewhere (at the image's edges too)."""
+    weight = np.ones(tile, np.float32)
+    ramp = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
+    if start > 0:
+        weight[:overlap] = ramp
+    if start + tile < length:
+        weight[-overlap:] = ramp[::-1]
+    return weight
+
+
+def tiled(net: keras.Model, image: np.ndarray, tile: int, overlap: int) -> np.ndarray:
+    """The network's output for ``image`` ``(H, W, 3)``, tile by tile, blended."""
+    height, width = image.shape[:2]
+    out = np.zeros((height, width, 3), np.float32)
+    total = np.zeros((height, width, 1), np.float32)
+    th, tw = min(tile, height), min(tile, width)
+    for top in tile_starts(height, th, overlap):
+        rows = blend_weights(top, th, height, overlap)
+        for left in tile_starts(width, tw, overlap):
+            weight = (rows[:, None] * blend_weights(left, tw, width, overlap)[None])[..., None]
+            crop = image[None, top : top + th, left : left + tw]
+            out[top : top + th, left : left + tw] += weight * np.asarray(forward(net, crop)[0])
+            total[top : top + th, left : left + tw] += weight
+    return out / total
 
 
 def forward(net: keras.Model, batch: tf.Tensor) -> tf.Tensor:
