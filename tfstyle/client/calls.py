@@ -226,6 +226,7 @@ def stylize(
 
         step, resume, latest, loss = 0, b"", None, math.nan  # latest: a PIL image
         stopping = threading.Event()  # set by the first Ctrl-C during a part
+        terminated = False  # by SIGTERM (``interrupts.Terminated``), not Ctrl-C
         with tqdm(total=iterations, disable=not progress, unit="step") as bar:
             try:
                 for _, stop in plan.requests(iterations, chunk):  # each starts at ``step``
