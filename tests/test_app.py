@@ -221,8 +221,7 @@ def _paint_left_part(driver) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
-    accordion = next(b for b in driver.find_elements(By.TAG_NAME, "button")
-                     if "Regions" in b.text)  # fmt: skip
+    accordion = driver.find_element(By.XPATH, "//button[contains(., 'Regions')]")
     driver.execute_script("arguments[0].scrollIntoView()", accordion)
     accordion.click()
     editor = _wait(lambda: [e for e in driver.find_elements(By.ID, "drawing") if e.is_displayed()])
@@ -232,12 +231,11 @@ def _paint_left_part(driver) -> None:
     time.sleep(0.5)  # the brush tool takes over the canvas
     canvas = [c for c in editor.find_elements(By.TAG_NAME, "canvas") if c.is_displayed()][-1]
     width, height = canvas.size["width"], canvas.size["height"]
-    left, right = -width // 3, -width // 4  # offsets from the canvas's centre (the image's)
-    strokes = ActionChains(driver).move_to_element_with_offset(canvas, left, -height // 4)
-    strokes.click_and_hold()
-    for y in range(-height // 4, height // 4, 8):
+    left = -width // 3  # offsets from the canvas's centre (the image's); the brush is wide
+    strokes = ActionChains(driver, duration=10)  # ms a move (Selenium's default: 250)
+    strokes.move_to_element_with_offset(canvas, left, -height // 4).click_and_hold()
+    for y in (-height // 8, 0, height // 8, height // 4):  # headless drawing: about 0.4 s a move
         strokes.move_to_element_with_offset(canvas, left, y)
-        strokes.move_to_element_with_offset(canvas, right, y)
     strokes.release().perform()
 
 
