@@ -240,10 +240,7 @@ def test_bad_input_is_one_line_and_exit_1(image_files, bad_files, tmp_path, caps
 
 
 def test_python_dash_m_runs(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "tfstyle", "--help"], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0 and "transfer" in result.stdout
+    # One start (about 5 s): the command's own checks answer, from python -m tfstyle.
     result = subprocess.run(
         [
             sys.executable,

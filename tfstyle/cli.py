@@ -754,11 +754,28 @@ def entry() -> None:
     """The ``tfstyle`` command: ``main``, then exit without tearing TensorFlow down (which takes
     over a second and would hold up Ctrl-C); every file is already complete and closed."""
     _open_standard_streams()
+    _skip_unused_imports(sys.argv[1:])
     code = main()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a pipe whose reader is gone
             stream.flush()
     os._exit(code)
+
+
+#: Modules Keras imports whenever they are installed (pandas for its data adapters,
+#: matplotlib for its image gallery: about 0.9 s of every start here), which the
+#: commands do not use; the page's Gradio does use pandas.
+UNUSED_IMPORTS = ("pandas", "matplotlib")
+
+
+def _skip_unused_imports(argv: Sequence[str]) -> None:
+    """In the ``tfstyle`` command's own process, make ``UNUSED_IMPORTS`` look absent (Keras
+    then goes without them, as where they are not installed), but for ``tfstyle app``."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command in (None, "app"):
+        return
+    for name in UNUSED_IMPORTS:
+        sys.modules.setdefault(name, None)  # "import pandas": ImportError, at once
 
 
 def _open_standard_streams() -> None:

@@ -57,6 +57,9 @@ import threading
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if __name__ == "__main__":  # its own process: Keras goes without pandas and matplotlib, which
+    for _unused in ("pandas", "matplotlib"):  # it imports when installed (about 1 s a start)
+        sys.modules.setdefault(_unused, None)
 
 import grpc  # noqa: E402
 from google.protobuf import text_format  # noqa: E402
