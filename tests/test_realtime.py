@@ -148,6 +148,10 @@ def test_bad_input_is_one_line(photos, style, tmp_path):
     (tmp_path / "other" / realtime.MODEL_FILE).write_text(json.dumps({"format": 99}))
     with pytest.raises(ValueError, match="has format 99; this tfstyle reads format 1"):
         realtime.stylize(style, tmp_path / "other")
+    (tmp_path / "other" / realtime.MODEL_FILE).unlink()
+    os.mkfifo(tmp_path / "other" / realtime.MODEL_FILE)  # read, it would wait forever
+    with pytest.raises(ValueError, match="is not a regular file"):
+        realtime.stylize(style, tmp_path / "other")
 
 
 def test_train_defaults_are_the_tables():

@@ -395,11 +395,30 @@ def _write_json(path: str, value: dict) -> None:
         json.dump(value, f, indent=2)
 
 
+#: The most a model directory's description may hold (it is a few kB).
+DESCRIPTION_BYTES = 2**20
+
+
+def _read_description(path: str) -> dict:
+    """The JSON object of a description file: a regular file of at most ``DESCRIPTION_BYTES``
+    (never a FIFO or a device, which would block), or one line saying why not."""
+    import json
+
+    from tfstyle import files
+
+    try:
+        description = json.loads(files.read_regular(path, "model", DESCRIPTION_BYTES))
+    except (OSError, ValueError) as err:  # a bad file: named by read_regular or json
+        raise ValueError(str(err) if str(err).startswith("model:") else
+                         f"model: {path!r} cannot be read: {err}") from None  # fmt: skip
+    if not isinstance(description, dict):
+        raise ValueError(f"model: {path!r} is not a description (a JSON object)")
+    return description
+
+
 def _check_same_run(model_dir: str, description: dict) -> None:
     """A ``ValueError`` if ``model_dir`` holds a training run of another style or options
     (resuming it with these would mix two networks)."""
-    import json
-
     path = os.path.join(model_dir, MODEL_FILE)
     if not os.path.exists(model_dir):
         return
@@ -412,8 +431,7 @@ def _check_same_run(model_dir: str, description: dict) -> None:
                 "(or that of an earlier run of this training, to resume it)"
             )
         return
-    with open(path) as f:
-        earlier = json.load(f)
+    earlier = _read_description(path)
     for name in ("steps", "steps_done", "skipped"):
         earlier.pop(name, None)
     if earlier != description:
@@ -430,20 +448,15 @@ def describe(model_dir) -> dict:
     """The description of a trained model directory (``tfstyle-model.json``), checked: a
     ``ValueError`` naming the directory if it is not one, was written by another format, or
     its training has not finished."""
-    import json
 
     model_dir = os.fspath(model_dir)
     path = os.path.join(model_dir, MODEL_FILE)
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         raise ValueError(f"model: {model_dir!r} is not a trained tfstyle model (no {MODEL_FILE}; "
                          "tfstyle train writes one)")  # fmt: skip
-    try:
-        with open(path) as f:
-            description = json.load(f)
-    except (OSError, ValueError) as err:
-        raise ValueError(f"model: {path!r} cannot be read: {err}") from None
-    if not isinstance(description, dict) or description.get("format") != FORMAT:
-        found = description.get("format") if isinstance(description, dict) else None
+    description = _read_description(path)
+    if description.get("format") != FORMAT:
+        found = description.get("format")
         raise ValueError(f"model: {model_dir!r} has format {found!r}; this tfstyle reads "
                          f"format {FORMAT} (train it again with this version)")  # fmt: skip
     if not os.path.isfile(os.path.join(model_dir, NETWORK_FILE)):
@@ -456,13 +469,18 @@ def describe(model_dir) -> dict:
 
 
 _networks: dict = {}  # (model directory, network file's mtime) -> keras.Model
+#: The most a network file may hold (Johnson et al.'s is 7 MB).
+NETWORK_BYTES = 2**30
 
 
 def network(model_dir) -> keras.Model:
     """The trained network of ``model_dir`` (``describe``'s checks), loaded once."""
+    from tfstyle import files
+
     describe(model_dir)
     path = os.path.join(os.fspath(model_dir), NETWORK_FILE)
-    key = (os.path.realpath(path), os.stat(path).st_mtime_ns)
+    info = files.check_regular(path, "model", NETWORK_BYTES)  # never a FIFO: it would block
+    key = (os.path.realpath(path), info.st_mtime_ns)
     if key not in _networks:
         try:
             _networks[key] = keras.models.load_model(path, compile=False)
