@@ -267,3 +267,37 @@ def test_tiles_cover_every_pixel_and_blend_to_the_whole(trained):
     assert painted.size == (300, 226)
     with pytest.raises(ValueError, match="tile_size must be an integer of at least 256"):
         realtime.stylize(image, trained, tile_size=100)
+
+
+def test_training_mirrored_on_two_devices_gives_the_one_device_network(
+    trained, photos, style_file, tmp_path
+):
+    """tf.distribute: two logical CPU devices (set before TensorFlow starts: a fresh process),
+    each half of every batch; the network equals the one-device run's to float rounding (the
+    weights a following instance norm cancels, such as the convolutions' biases, get gradients
+    of rounding noise, which Adam turns into steps either way: compared by what it paints)."""
+    import subprocess
+    import sys
+
+    from tfstyle import realtime
+
+    script = (
+        "import sys, json, tensorflow as tf\n"
+        "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+        "two = [tf.config.LogicalDeviceConfiguration()] * 2\n"
+        "tf.config.set_logical_device_configuration(cpu, two)\n"
+        "from tfstyle import realtime\n"
+        "print('replicas', realtime._strategy('mirrored').num_replicas_in_sync)\n"
+        "realtime.train(sys.argv[1], sys.argv[2], sys.argv[3], steps=4, distribute='mirrored',\n"
+        "               **json.loads(sys.argv[4]))\n"
+    )  # fmt: skip
+    out = tmp_path / "mirrored"
+    done = subprocess.run(
+        [sys.executable, "-c", script, style_file, photos, str(out), json.dumps(RUN)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "replicas 2" in done.stdout
+    image = smooth_image(6, 40, 48)[None]
+    one, two = (np.asarray(realtime.forward(realtime.network(d), image)) for d in (trained, out))
+    assert np.abs(one - two).max() < 1e-4

@@ -344,6 +344,11 @@ TRAIN_OPTIONS: dict[str, Option] = {o.name: o for o in (
            "and the crops: the same seed, the same network.", low=0, high=_INT32_MAX),
     Option("checkpoint_every", 200, "int", CALL, "Steps between checkpoints (a run stopped or "
            "crashed resumes from the last).", low=1, high=_INT32_MAX),
+    Option("distribute", None, "choice", CALL, "Train on several devices with tf.distribute: "
+           "'mirrored' (MirroredStrategy: every GPU of this machine, each a share of the batch) "
+           "or 'multi-worker' (MultiWorkerMirroredStrategy: the machines TF_CONFIG names, the "
+           "chief writing MODEL_DIR); None: one device.",
+           choices=("mirrored", "multi-worker"), none=True),
 )}  # fmt: skip
 
 #: The table by name.

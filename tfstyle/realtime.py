@@ -225,7 +225,15 @@ class Trainer:
     each image's loss is the optimisation's objective (``pipeline.Objective``) with that image
     as the content, and the mean of the batch's is minimised with Adam."""
 
-    def __init__(self, style: np.ndarray, opts, size: int, learning_rate: float, seed: int):
+    def __init__(self, style: np.ndarray, opts, size: int, learning_rate: float, seed: int,
+                 strategy=None):  # fmt: skip
+        #: A ``tf.distribute`` strategy (None: the default, one device).
+        self.strategy = strategy or tf.distribute.get_strategy()
+        with self.strategy.scope():  # variables mirrored on its devices
+            self._build(style, opts, size, learning_rate, seed)
+        self.step = tf.function(self._step)
+
+    def _build(self, style, opts, size, learning_rate, seed) -> None:
         from tfstyle import checks, pipeline
 
         self.opts = opts
@@ -243,7 +251,6 @@ class Trainer:
         self.net = transform_net(seed)
         self.optimizer = keras.optimizers.Adam(learning_rate)
         self.optimizer.build(self.net.trainable_variables)
-        self.step = tf.function(self._step)
 
     def losses(self, batch: tf.Tensor, stylised: tf.Tensor) -> dict:
         """The objective's terms, averaged over the batch (each image its own content)."""
@@ -254,19 +261,29 @@ class Trainer:
             terms.append(objective.terms(stylised[k : k + 1], targets, self.weights))
         return {name: tf.add_n([t[name] for t in terms]) / len(terms) for name in terms[0]}
 
-    def _step(self, batch: tf.Tensor) -> dict:
-        with tf.GradientTape() as tape:
-            terms = self.losses(batch, self.net(batch, training=True))
-        variables = self.net.trainable_variables
-        gradients = tape.gradient(terms["total"], variables)
-        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
-        return terms
+    def _step(self, batch) -> dict:
+        """One step on ``batch`` (split over the strategy's replicas when distributed: each
+        minimises its share of the global mean, and the optimiser sums their gradients)."""
+        replicas = self.strategy.num_replicas_in_sync
+
+        def replica_step(local):
+            with tf.GradientTape() as tape:
+                terms = self.losses(local, self.net(local, training=True))
+                share = terms["total"] / replicas
+            variables = self.net.trainable_variables
+            gradients = tape.gradient(share, variables)
+            self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
+            return terms
+
+        terms = self.strategy.run(replica_step, args=(batch,))
+        mean = tf.distribute.ReduceOp.MEAN
+        return {name: self.strategy.reduce(mean, value, axis=None) for name, value in terms.items()}
 
 
 def train(
     style, images_dir, model_dir, *, size: int = 256, batch_size: int = 4, steps: int = 2000,
     learning_rate: float = 1e-3, seed: int = 0, checkpoint_every: int = 200,
-    progress: bool = True, **objective,
+    distribute: str | None = None, progress: bool = True, **objective,
 ) -> str:  # fmt: skip
     """Train a network for ``style`` on the photos under ``images_dir``; write it in
     ``model_dir`` (made if needed) and return that path.
@@ -288,6 +305,10 @@ def train(
         seed: int. Seeds the network's initial weights, the order of the images and the
             crops. Defaults to 0.
         checkpoint_every: int. Steps between checkpoints. Defaults to 200.
+        distribute: str. ``"mirrored"`` (every device of this machine; ``batch_size`` split
+            among them) or ``"multi-worker"`` (the machines ``TF_CONFIG`` names; the chief
+            writes ``model_dir``, the others keep their checkpoints in a temporary
+            directory); None: one device. Defaults to None.
         progress: bool. A progress bar with the loss. Defaults to True.
         **objective: the objective's options (``OBJECTIVE_OPTIONS``: weights, layers,
             ``style_scale``, backbone and its weights, style loss), as for ``transfer``.
@@ -306,7 +327,8 @@ def train(
         raise TypeError(f"unknown option(s) {', '.join(unknown)}; the objective's are "
                         f"{', '.join(OBJECTIVE_OPTIONS)}")  # fmt: skip
     given = {"size": size, "batch_size": batch_size, "steps": steps, "seed": seed,
-             "learning_rate": learning_rate, "checkpoint_every": checkpoint_every}  # fmt: skip
+             "learning_rate": learning_rate, "checkpoint_every": checkpoint_every,
+             "distribute": distribute}  # fmt: skip
     for name, value in given.items():
         options.TRAIN_OPTIONS[name].check(value)
     opts = options.Options(**objective, precision="float32")
@@ -322,7 +344,17 @@ def train(
         "style_sha256": _sha256(style_image),
     }  # fmt: skip
     _check_same_run(model_dir, description)
-    trainer = Trainer(style_image, opts, size, learning_rate, seed)  # checks the style's size
+    strategy = _strategy(distribute)
+    if batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(
+            f"batch_size must be a multiple of the {strategy.num_replicas_in_sync} devices "
+            f"training (each takes a share); got {batch_size}"
+        )
+    trainer = Trainer(style_image, opts, size, learning_rate, seed, strategy)  # checks the style
+    if not _is_chief(strategy):  # its own copy, in a directory of its own (TF's pattern)
+        import tempfile
+
+        model_dir = tempfile.mkdtemp(prefix="tfstyle-worker-")
     os.makedirs(model_dir, exist_ok=True)
     _write_json(os.path.join(model_dir, MODEL_FILE), {**description, "steps": steps})
     images.to_pil(style_image).save(os.path.join(model_dir, STYLE_FILE))
@@ -341,7 +373,10 @@ def train(
     step = saved = start
     try:
         with interrupts.sigterm_as_interrupt(), writer.as_default():
-            for batch in batches.dataset(start, steps):
+            dataset = batches.dataset(start, steps)
+            if distribute is not None:  # each replica its share of every batch
+                dataset = strategy.experimental_distribute_dataset(dataset)
+            for batch in dataset:
                 terms = trainer.step(batch)
                 step += 1
                 done.assign(step)
@@ -365,6 +400,26 @@ def train(
                 "skipped": sorted(batches.skipped)}  # fmt: skip
     _write_json(os.path.join(model_dir, MODEL_FILE), finished)
     return model_dir
+
+
+def _strategy(distribute: str | None):
+    """The ``tf.distribute`` strategy of ``distribute`` (None: the default, one device)."""
+    if distribute is None:
+        return tf.distribute.get_strategy()
+    if distribute == "mirrored":  # the GPUs, or else the CPUs (one, unless configured as more)
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def _is_chief(strategy) -> bool:
+    """Whether this process writes the model directory: one device, mirrored, or the chief
+    (worker 0 where there is no chief) of a multi-worker cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "chief" or (not has_chief and resolver.task_id == 0)
 
 
 def _scalar(tag: str, value, step: int) -> None:
