@@ -665,3 +665,16 @@ def test_a_weights_file_declaring_gigabytes_is_refused_before_reading(tmp_path, 
     with pytest.raises(ValueError, match=r"weights: .*bomb.h5' declares 2018 MiB of weights, "
                        r"more than vgg19 \(include_top=False\) holds \(76 MiB\)"):  # fmt: skip
         tfstyle.transfer(content_array, content_array, iterations=1, size=32, weights=str(path))
+
+
+def test_sigterm_during_a_call_that_notices_ctrl_c_stops_at_once():
+    """Probe 10: SIGTERM during a served part was taken as a first Ctrl-C (wait for the part,
+    then "interrupted", exit 130); a scheduler's grace period is short: it stops at once."""
+    from tfstyle import interrupts
+
+    noticed = []
+    threading.Timer(0.3, os.kill, [os.getpid(), signal.SIGTERM]).start()
+    start = time.monotonic()
+    with interrupts.sigterm_as_interrupt(), pytest.raises(interrupts.Terminated):
+        interrupts.run(time.sleep, 5, notice=lambda: noticed.append(True))
+    assert not noticed and time.monotonic() - start < 2

@@ -3,6 +3,7 @@ objective, resume bit for bit, the model directory, and bad input."""
 
 import json
 import os
+import shutil
 
 import numpy as np
 import PIL.Image
@@ -152,6 +153,37 @@ def test_bad_input_is_one_line(photos, style, tmp_path):
     os.mkfifo(tmp_path / "other" / realtime.MODEL_FILE)  # read, it would wait forever
     with pytest.raises(ValueError, match="is not a regular file"):
         realtime.stylize(style, tmp_path / "other")
+    with pytest.raises(ValueError, match="is not a regular file"):  # probe 10: train waited
+        realtime.train(style, photos, tmp_path / "other", steps=1, **RUN)
+    (tmp_path / "other" / realtime.MODEL_FILE).unlink()
+    for text, said in [("[]", "not a description"), ("{", "cannot be read"),
+                       ('{"format": true}', "has format True")]:  # fmt: skip
+        (tmp_path / "other" / realtime.MODEL_FILE).write_text(text)
+        with pytest.raises(ValueError, match=said):
+            realtime.stylize(style, tmp_path / "other")
+    # Photos none of which can be read: one line before any work, and no directory left.
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "a.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="none of the 1 image files can be read"):
+        realtime.train(style, tmp_path / "junk", tmp_path / "m2", steps=1, **RUN)
+    assert not (tmp_path / "m2").exists()
+
+
+def test_a_model_directory_in_the_photos_folder_is_not_trained_on(photos, tmp_path):
+    from tfstyle import realtime
+
+    shutil.copytree(photos, tmp_path / "photos")
+    (tmp_path / "photos" / "model").mkdir()
+    (tmp_path / "photos" / "model" / realtime.STYLE_FILE).write_bytes(b"")
+    found = realtime.training_images(tmp_path / "photos", leave_out=tmp_path / "photos" / "model")
+    assert [os.path.basename(p) for p in found] == ["p0.png", "p1.png", "p2.png"]
+    # A run goes on in its directory whatever photos were added or removed meanwhile.
+    described = {"format": 1, "training": {"size": 32, "images": 3, "images_dir": "a"}}
+    other = {**described, "training": {"size": 32, "images": 4, "images_dir": "b"}}
+    assert realtime._identity(described) == realtime._identity(other)
+    assert realtime._identity(described) != realtime._identity(
+        {**described, "training": {"size": 64, "images": 3}}
+    )
 
 
 def test_train_defaults_are_the_tables():

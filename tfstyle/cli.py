@@ -491,7 +491,7 @@ def _transfer_realtime(args: argparse.Namespace) -> int:
     given = [o.name for o in options.OPTIONS
              if o.flag and o.name != "size" and getattr(args, o.name) != o.default]  # fmt: skip
     if given or args.save_every:
-        flag = "--" + (given[0] if given else "save_every").replace("_", "-")
+        flag = flags.flag_name(options.BY_NAME[given[0]]) if given else "--save-every"
         raise ValueError(f"{flag}: does not apply to --model (of the options, only --size "
                          "does: the rest were fixed when the network was trained)")  # fmt: skip
     files.check_output(args.output, [args.content, args.model], size=args.size)

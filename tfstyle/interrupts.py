@@ -43,7 +43,7 @@ def run(
     Args:
         notice: None: Ctrl-C raises ``KeyboardInterrupt`` at once (the call is abandoned).
             Otherwise the first Ctrl-C calls ``notice()`` and the call is waited for; a second
-            one raises at once.
+            one raises at once, as SIGTERM (``Terminated``) always does.
         poll: called in the waiting thread every ``SLICE_SECONDS`` (e.g. to move a progress
             bar), never from the worker.
     """
@@ -72,8 +72,8 @@ def run(
             done.wait(SLICE_SECONDS)
             if poll is not None and not done.is_set():
                 poll()
-        except KeyboardInterrupt:
-            if notice is None or asked:
+        except KeyboardInterrupt as stop:  # SIGTERM (a scheduler's grace is short): at once
+            if notice is None or asked or isinstance(stop, Terminated):
                 raise
             asked = True
             notice()

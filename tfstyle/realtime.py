@@ -20,6 +20,7 @@ not multiples of 4 is padded by reflection and the output cropped back).
 from __future__ import annotations
 
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -141,17 +142,20 @@ CHECKPOINTS = "checkpoints"
 FORMAT = 1
 
 
-def training_images(folder) -> list[str]:
+def training_images(folder, leave_out=None) -> list[str]:
     """The image files under ``folder`` (recursively; the extensions ``tfstyle batch`` takes),
-    sorted; a ``ValueError`` naming the folder if there are none."""
+    sorted, but those under ``leave_out`` (a model directory inside the folder: its style image
+    is not a photo); a ``ValueError`` naming the folder if there are none."""
     from tfstyle.batch_files import IMAGE_EXTENSIONS
 
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
         raise ValueError(f"images: {folder!r} is not a directory of images")
+    skip = None if leave_out is None else os.path.realpath(leave_out)
     found = sorted(
         os.path.join(root, name)
         for root, _, names in os.walk(folder)
+        if skip is None or os.path.commonpath([os.path.realpath(root), skip]) != skip
         for name in names
         if name.lower().endswith(IMAGE_EXTENSIONS)
     )
@@ -196,6 +200,22 @@ class Batches:
             rng = np.random.default_rng([self.seed, step, k])
             out.append(crop(self.image(index), self.size, rng))
         return np.stack(out).astype(np.float32)
+
+    def check_readable(self) -> None:
+        """A ``ValueError`` unless at least one image can be read (an unreadable one is
+        skipped, as in training)."""
+        for index in range(len(self.paths)):
+            if self.paths[index] in self.skipped:
+                continue
+            try:
+                images.load_image(self.paths[index], "images")
+                return
+            except (ValueError, OSError):
+                self.skipped.add(self.paths[index])
+        raise ValueError(
+            f"images: none of the {len(self.paths)} image files can be read (bombs, special "
+            "files and files that are not images are skipped)"
+        )
 
     def image(self, index: int) -> np.ndarray:
         """Image ``index``, or the next readable one (an unreadable file is skipped, and
@@ -333,8 +353,8 @@ def train(
         options.TRAIN_OPTIONS[name].check(value)
     opts = options.Options(**objective, precision="float32")
     style_image = images.load_image(style, "style")
-    paths = training_images(images_dir)
     model_dir = os.fspath(model_dir)
+    paths = training_images(images_dir, leave_out=model_dir)
     description = {
         "format": FORMAT, "kind": "tfstyle real-time network",
         "options": {n: _plain(getattr(opts, n)) for n in OBJECTIVE_OPTIONS},
@@ -355,6 +375,9 @@ def train(
         import tempfile
 
         model_dir = tempfile.mkdtemp(prefix="tfstyle-worker-")
+    batches = Batches(paths, size, batch_size, seed)
+    batches.check_readable()  # one line now, not a data pipeline's error at the first step
+    created = not os.path.exists(model_dir)
     os.makedirs(model_dir, exist_ok=True)
     _write_json(os.path.join(model_dir, MODEL_FILE), {**description, "steps": steps})
     images.to_pil(style_image).save(os.path.join(model_dir, STYLE_FILE))
@@ -366,7 +389,6 @@ def train(
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_consumed()
     start = int(done.numpy())
-    batches = Batches(paths, size, batch_size, seed)
     writer = tf.summary.create_file_writer(os.path.join(model_dir, "logs"))
     bar = tqdm(total=steps, initial=start, disable=not progress, unit="step",
                desc=f"training {size} px")  # fmt: skip
@@ -390,9 +412,15 @@ def train(
     except KeyboardInterrupt as stop:
         if step > saved:  # the steps done are kept: the same call goes on from here
             manager.save(checkpoint_number=step)
+        elif created and step == 0:  # nothing done: nothing left behind
+            shutil.rmtree(model_dir, ignore_errors=True)
         raise interrupts.Interrupted(
             None, step, steps, terminated=isinstance(stop, interrupts.Terminated)
         ) from None
+    except BaseException:
+        if created and saved == 0:  # a run that failed before its first checkpoint leaves
+            shutil.rmtree(model_dir, ignore_errors=True)  # no directory to refuse the next
+        raise
     finally:
         bar.close()
     trainer.net.save(os.path.join(model_dir, NETWORK_FILE))
@@ -471,6 +499,18 @@ def _read_description(path: str) -> dict:
     return description
 
 
+def _identity(description: dict) -> dict:
+    """What must match for a training run to go on in a model directory: the style, the
+    objective and the training settings; not the steps, nor the photos (a folder that gained
+    or lost some goes on with them, no longer bit for bit)."""
+    same = {k: v for k, v in description.items() if k not in ("steps", "steps_done", "skipped")}
+    training = same.get("training")
+    if isinstance(training, dict):
+        same["training"] = {k: v for k, v in training.items()
+                            if k not in ("images", "images_dir")}  # fmt: skip
+    return same
+
+
 def _check_same_run(model_dir: str, description: dict) -> None:
     """A ``ValueError`` if ``model_dir`` holds a training run of another style or options
     (resuming it with these would mix two networks)."""
@@ -486,10 +526,7 @@ def _check_same_run(model_dir: str, description: dict) -> None:
                 "(or that of an earlier run of this training, to resume it)"
             )
         return
-    earlier = _read_description(path)
-    for name in ("steps", "steps_done", "skipped"):
-        earlier.pop(name, None)
-    if earlier != description:
+    if _identity(_read_description(path)) != _identity(description):
         raise ValueError(
             f"model_dir: {model_dir!r} holds a training run of another style or other "
             "options; give a new directory to train this one"
@@ -510,11 +547,16 @@ def describe(model_dir) -> dict:
         raise ValueError(f"model: {model_dir!r} is not a trained tfstyle model (no {MODEL_FILE}; "
                          "tfstyle train writes one)")  # fmt: skip
     description = _read_description(path)
-    if description.get("format") != FORMAT:
+    if type(description.get("format")) is not int or description["format"] != FORMAT:
         found = description.get("format")
         raise ValueError(f"model: {model_dir!r} has format {found!r}; this tfstyle reads "
                          f"format {FORMAT} (train it again with this version)")  # fmt: skip
-    if not os.path.isfile(os.path.join(model_dir, NETWORK_FILE)):
+    network_file = os.path.join(model_dir, NETWORK_FILE)
+    if os.path.lexists(network_file):  # there, it must be a regular file (never a FIFO)
+        from tfstyle import files
+
+        files.check_regular(network_file, "model", NETWORK_BYTES)
+    else:
         raise ValueError(
             f"model: {model_dir!r} has not finished training ({description.get('steps_done', 0)}"
             f" steps of {description.get('steps')} done as of its last checkpoint); the same "
@@ -537,6 +579,10 @@ def network(model_dir) -> keras.Model:
     info = files.check_regular(path, "model", NETWORK_BYTES)  # never a FIFO: it would block
     key = (os.path.realpath(path), info.st_mtime_ns)
     if key not in _networks:
+        import zipfile
+
+        if not zipfile.is_zipfile(path):
+            raise ValueError(f"model: {path!r} is not a Keras model file (a .keras zip archive)")
         try:
             _networks[key] = keras.models.load_model(path, compile=False)
         except Exception as err:  # noqa: BLE001 (Keras raises many kinds for a bad file)
