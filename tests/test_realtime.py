@@ -161,6 +161,13 @@ def test_bad_input_is_one_line(photos, style, tmp_path):
         (tmp_path / "other" / realtime.MODEL_FILE).write_text(text)
         with pytest.raises(ValueError, match=said):
             realtime.stylize(style, tmp_path / "other")
+    (tmp_path / "other" / realtime.MODEL_FILE).write_text('{"format": true}')
+    with pytest.raises(ValueError, match="has format True; this tfstyle reads format 1"):
+        realtime.train(style, photos, tmp_path / "other", steps=1, **RUN)
+    # A run whose objective overflows: stopped, not saved as a network that paints black.
+    with pytest.raises(ValueError, match="training diverged: the objective became inf at step 1"):
+        realtime.train(style, photos, tmp_path / "m3", steps=2, **{**RUN, "style_weight": 1e35})
+    assert not (tmp_path / "m3").exists()
     # Photos none of which can be read: one line before any work, and no directory left.
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "a.png").write_bytes(b"not a png")

@@ -19,6 +19,7 @@ not multiples of 4 is padded by reflection and the output cropped back).
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 
@@ -400,11 +401,19 @@ def train(
                 dataset = strategy.experimental_distribute_dataset(dataset)
             for batch in dataset:
                 terms = trainer.step(batch)
+                total = float(terms["total"])
+                if not math.isfinite(total):  # kept: the last checkpoint, before it diverged
+                    raise ValueError(
+                        f"training diverged: the objective became {total} at step {step + 1}; "
+                        f"lower --learning-rate ({learning_rate}) or the loss weights "
+                        f"(content {opts.content_weight}, style {opts.style_weight}, tv "
+                        f"{opts.tv_weight}); the network was not saved"
+                    )
                 step += 1
                 done.assign(step)
                 for name, value in terms.items():
                     _scalar(f"loss/{name}", value, step)
-                bar.set_postfix_str(f"loss {float(terms['total']):.4g}", refresh=False)
+                bar.set_postfix_str(f"loss {total:.4g}", refresh=False)
                 bar.update(1)
                 if step % checkpoint_every == 0 or step == steps:
                     manager.save(checkpoint_number=step)
@@ -526,7 +535,11 @@ def _check_same_run(model_dir: str, description: dict) -> None:
                 "(or that of an earlier run of this training, to resume it)"
             )
         return
-    if _identity(_read_description(path)) != _identity(description):
+    earlier = _read_description(path)
+    if type(earlier.get("format")) is not int or earlier["format"] != FORMAT:
+        raise ValueError(f"model_dir: {model_dir!r} has format {earlier.get('format')!r}; this "
+                         f"tfstyle reads format {FORMAT} (give a new directory)")  # fmt: skip
+    if _identity(earlier) != _identity(description):
         raise ValueError(
             f"model_dir: {model_dir!r} holds a training run of another style or other "
             "options; give a new directory to train this one"
