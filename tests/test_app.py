@@ -227,9 +227,13 @@ def _paint_left_part(driver) -> None:
     editor = _wait(lambda: [e for e in driver.find_elements(By.ID, "drawing") if e.is_displayed()])
     editor = editor[0]
     driver.execute_script("arguments[0].scrollIntoView()", editor)
-    editor.find_element(By.CSS_SELECTOR, "button[aria-label=Brush]").click()
+    # The editor's tools and canvas appear after the editor itself (later on a loaded machine).
+    brush = _wait(lambda: editor.find_elements(By.CSS_SELECTOR, "button[aria-label=Brush]"))
+    brush[0].click()
     time.sleep(0.5)  # the brush tool takes over the canvas
-    canvas = [c for c in editor.find_elements(By.TAG_NAME, "canvas") if c.is_displayed()][-1]
+    canvas = _wait(
+        lambda: [c for c in editor.find_elements(By.TAG_NAME, "canvas") if c.is_displayed()]
+    )[-1]
     width, height = canvas.size["width"], canvas.size["height"]
     left = -width // 3  # offsets from the canvas's centre (the image's); the brush is wide
     strokes = ActionChains(driver, duration=10)  # ms a move (Selenium's default: 250)
