@@ -16,7 +16,13 @@ import PIL.Image
 import pytest
 from helpers import bomb_png, free_port, png_bytes, smooth_image
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    # Selenium's client leaves its HTTP connections to the driver for the garbage collector,
+    # which may close them during a later test (CI, 2026-12-07): a socket of theirs, not ours.
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 
