@@ -123,7 +123,8 @@ BASE = {**FAST, "iterations": 3, "precision": "float32"}
 def test_every_option_is_covered_below():
     from tfstyle import options
 
-    tested_elsewhere = {"tile_size"}  # tests/test_tiles.py: the same pixels to a level
+    # tests/test_tiles.py: the same pixels to a level; tests/test_realtime.py: a trained network
+    tested_elsewhere = {"tile_size", "model"}
     assert set(CHANGES) | set(SAME) | tested_elsewhere == set(options.BY_NAME)
 
 

@@ -234,17 +234,34 @@ def test_the_exported_network_paints_what_the_python_api_does(trained, tmp_path)
     np.testing.assert_array_equal(served[2], np.asarray(realtime.stylize(pngs[2], trained, 40)))
 
 
-def test_tfstyle_transfer_paints_with_a_trained_model(trained, photos, tmp_path):
+def test_tfstyle_transfer_paints_with_a_trained_model(trained, photos, tmp_path, style):
+    import tfstyle
     from tfstyle import cli, realtime
 
     content, out = os.path.join(photos, "p2.png"), tmp_path / "out.png"
     argv = ["transfer", content, "--model", trained, "-o", str(out), "--size", "40", "-q"]
     assert cli.main(argv) == 0
+    expected = np.asarray(realtime.stylize(content, trained, size=40))
+    assert expected.shape == (22, 40, 3)  # 36 x 64 to a longer side of 40
     with PIL.Image.open(out) as written:
-        expected = realtime.stylize(content, trained, size=40)
-        np.testing.assert_array_equal(np.asarray(written), np.asarray(expected))
+        np.testing.assert_array_equal(np.asarray(written), expected)
     assert cli.main([*argv[:-1], "--iterations", "5"]) == 1  # not an option of the network's
     assert cli.main(["transfer", content, content, *argv[2:]]) == 1  # a style with a model
+    # The Python API: the same pixels, the same refusals.
+    image = tfstyle.transfer(content, model=trained, size=40)
+    np.testing.assert_array_equal(np.asarray(image), expected)
+    with pytest.raises(ValueError, match="^iterations: does not apply with model"):
+        tfstyle.transfer(content, model=trained, size=40, iterations=5)
+    with pytest.raises(ValueError, match="^masks: does not apply with model"):
+        tfstyle.transfer(content, model=trained, masks=[np.ones((36, 64))])
+    with pytest.raises(ValueError, match="^style: given with model"):
+        tfstyle.transfer(content, style, model=trained)
+    with pytest.raises(ValueError, match="^model must be a model directory"):
+        tfstyle.transfer(content, model=3)
+    with pytest.raises(ValueError, match="^style must be an image"):
+        tfstyle.transfer(content)  # neither a style nor a model
+    with pytest.raises(ValueError, match="^model: a trained network paints with transfer"):
+        tfstyle.Stylizer(style, model=trained)  # the optimisation's (video, batch) take none
 
 
 def test_a_served_real_time_model_answers_grpc_rest_and_tfstyle_request(trained, tmp_path):

@@ -26,7 +26,7 @@ CHUNK_SECONDS = 1.0
 @options.documented
 def transfer(
     content: images.ImageLike,
-    style: StyleInput,
+    style: StyleInput | None = None,
     *,
     size: int = 512,
     iterations: int = 200,
@@ -57,6 +57,7 @@ def transfer(
     style_masks: Sequence[images.ImageLike | None] | None = None,
     content_mask: images.ImageLike | None = None,
     preserve_colors: bool = False,
+    model: str | os.PathLike | None = None,
     callback: Callable[[int, dict, np.ndarray], None] | None = None,
     callback_every: int = 10,
     progress: bool = True,
@@ -66,7 +67,8 @@ def transfer(
     Args:
         content: the content image: a path, encoded bytes, a PIL image, or an array/tensor
             (H, W, 3) of uint8 or float in [0, 1].
-        style: the style image (same kinds), or a list of them to blend.
+        style: the style image (same kinds), or a list of them to blend; None with ``model``
+            (a trained network has its own style).
         {options}
 
     Returns:
@@ -84,11 +86,51 @@ def transfer(
         >>> image = tfstyle.transfer("examples/content.jpg", "examples/style.png",
         ...                          size=256, iterations=100)
         >>> image.save("out.png")
+        >>> fast = tfstyle.transfer("examples/content.jpg", model="models/starry")  # one pass
     """
     values = {name: value for name, value in locals().items() if name in options.BY_NAME}
-    options.Options(**values)  # the options' errors first, then the images' in argument order
+    opts = options.Options(**values)  # the options' errors first, then the images' in order
+    if model is not None:
+        return _realtime(content, style, opts)
     content = images.load_image(content, "content")
+    if style is None:
+        raise ValueError(
+            "style must be an image or a non-empty list of images (or give model=, the "
+            "directory of a model trained by tfstyle train); got None"
+        )
     return Stylizer(style, **values)(content)
+
+
+#: The options that apply with ``model`` (a trained network fixed the rest).
+REALTIME_OPTIONS = ("model", "size", "progress")
+
+
+def _realtime(content, style, opts) -> PIL.Image.Image:
+    """``transfer`` with ``model``: one forward pass of the trained network
+    (``realtime.stylize``); a style image or an option it cannot apply is one error."""
+    from tfstyle import realtime
+
+    if style is not None:
+        raise ValueError(
+            f"style: given with model; the network trained in {os.fspath(opts.model)!r} has "
+            "its style (give no style image)"
+        )
+    for o in options.OPTIONS:
+        value = getattr(opts, o.name)
+        given = value is not None if o.default is None else not _equal(value, o.default)
+        if given and o.name not in REALTIME_OPTIONS:
+            raise ValueError(
+                f"{o.name}: does not apply with model (of the options, only size does: the "
+                "rest were fixed when the network was trained)"
+            )
+    return realtime.stylize(content, opts.model, size=opts.size)
+
+
+def _equal(value, default) -> bool:
+    """``value == default`` for option values (arrays are never a default)."""
+    if isinstance(value, np.ndarray):
+        return False
+    return bool(value == default)
 
 
 _masks = masks  # the module, where an argument of the same name hides it
@@ -115,6 +157,11 @@ class Stylizer:
 
     def __init__(self, style: StyleInput, **kwargs):
         self.options = opts = options.Options(**kwargs)
+        if opts.model is not None:
+            raise ValueError(
+                "model: a trained network paints with transfer(content, model=...) (or "
+                "tfstyle transfer/batch --model); here it does not apply"
+            )
         styles_in = list(style) if isinstance(style, (list, tuple)) else [style]
         if not styles_in:
             raise ValueError("style must be an image or a non-empty list of images")

@@ -42,9 +42,12 @@ from typing import NamedTuple
 
 from tfstyle import api, batch_files, checks, files, flags, images, interrupts, memory, options
 
-#: The options a batch takes: every option of ``transfer`` but the per-call callbacks and bar.
+#: The options a batch takes: every option of ``transfer`` but the per-call callbacks and bar,
+#: and ``model`` (``run`` has its own).
 BATCH_OPTIONS = tuple(
-    o.name for o in options.OPTIONS if o.name not in ("callback", "callback_every", "progress")
+    o.name
+    for o in options.OPTIONS
+    if o.name not in ("callback", "callback_every", "progress", "model")
 )
 #: What a clip among the inputs also takes (``tfstyle.video``'s own options).
 VIDEO_OPTIONS = tuple(options.VIDEO_OPTIONS)

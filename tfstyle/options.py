@@ -60,7 +60,7 @@ class Option:
         """The type as the docstring states it ("int", "list of str", "str or image", ...)."""
         names = {"choice": "str", "layers": "list of str", "floats": "list of float",
                  "weights": "str", "init": "str or image", "callable": "callable",
-                 "masks": "list of images", "mask": "image"}  # fmt: skip
+                 "masks": "list of images", "mask": "image", "model": "path"}  # fmt: skip
         return names.get(self.kind, self.kind)
 
     def allowed(self, high: float | None = None) -> str:
@@ -122,6 +122,9 @@ class Option:
                 raise ValueError(f"{name} must be a non-empty list of layer names; got {value!r}")
         elif self.kind == "weights":
             features.check_weights(value)
+        elif self.kind == "model":
+            if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+                raise ValueError(f"{name} must be a model directory (a path); got {value!r}")
         elif self.kind == "masks":
             if not isinstance(value, (list, tuple)) or not value:
                 raise ValueError(f"{name} must be a list of images, one per style image; got "
@@ -297,6 +300,11 @@ OPTIONS: tuple[Option, ...] = (
            none=True),
     Option("preserve_colors", False, "bool", REQUEST, "Keep the content image's colours: the "
            "result's luminance with the content's chrominance (YIQ).", dtype="bool"),
+    Option("model", None, "model", CALL, "The directory of a real-time model (written by "
+           "``tfstyle train``): the content is painted by its network in one forward pass, in "
+           "the style it was trained on (give no style image); of the other options only size "
+           "applies, the rest were fixed when it was trained. None: the optimisation.",
+           none=True, flag=False),
     Option("callback", None, "callable", CALL, "Called as ``callback(step, losses, image)`` "
            "every ``callback_every`` steps and after the last one; ``losses`` is a dict of "
            "floats (total, content, style, tv) of ``image``, a float32 (h, w, 3) array in "
