@@ -391,6 +391,29 @@ def _write_warmup(path: str, side: int, defaults: dict) -> None:
     The ``stylize`` request sends every input (``defaults``: the export's values), because TF
     Serving before 2.14 takes no input from a signature's defaults, and a failed warm-up request
     fails the model's load."""
+    png = random_png(side, seed=0)
+    requests = []
+    for name in (sig.DEFAULT_SIGNATURE, sig.STYLIZE_SIGNATURE):
+        inputs = {sig.CONTENT: png, sig.STYLE: png, sig.ITERATIONS: 1}
+        if name == sig.STYLIZE_SIGNATURE:
+            inputs.update({k: v.numpy() for k, v in defaults.items()})
+        requests.append(sig.predict_request(sig.MODEL_NAME, None, name, inputs))
+    write_warmup(path, requests)
+
+
+def random_png(side: int, seed: int) -> bytes:
+    """A PNG of ``side`` x ``side`` seeded random pixels (a warm-up request's image)."""
+    import PIL.Image
+
+    pixels = np.random.default_rng(seed).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    PIL.Image.fromarray(pixels).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def write_warmup(path: str, requests: list) -> None:
+    """Write ``requests`` (``PredictRequest``s) as the SavedModel's warm-up file in ``path``,
+    the replay file TF Serving (and the stand-in) runs before it serves the version."""
     try:
         from tensorflow_serving.apis import prediction_log_pb2
     except ImportError as err:
@@ -398,19 +421,9 @@ def _write_warmup(path: str, side: int, defaults: dict) -> None:
             "warm-up requests need tensorflow-serving-api: pip install 'tfstyle[serving]', "
             "or export with warmup=False"
         ) from err
-    import PIL.Image
-
-    rng = np.random.default_rng(0)
-    buf = io.BytesIO()
-    PIL.Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(buf, "PNG")
-    png = buf.getvalue()
     os.makedirs(os.path.join(path, os.path.dirname(sig.WARMUP_FILE)), exist_ok=True)
     with tf.io.TFRecordWriter(os.path.join(path, sig.WARMUP_FILE)) as writer:
-        for name in (sig.DEFAULT_SIGNATURE, sig.STYLIZE_SIGNATURE):
-            inputs = {sig.CONTENT: png, sig.STYLE: png, sig.ITERATIONS: 1}
-            if name == sig.STYLIZE_SIGNATURE:
-                inputs.update({k: v.numpy() for k, v in defaults.items()})
-            request = sig.predict_request(sig.MODEL_NAME, None, name, inputs)
+        for request in requests:
             log = prediction_log_pb2.PredictionLog(
                 predict_log=prediction_log_pb2.PredictLog(request=request)
             )

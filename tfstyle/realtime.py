@@ -779,27 +779,8 @@ def _write_served_metadata(path: str, description: dict, max_size: int) -> None:
 
 def _write_served_warmup(path: str) -> None:
     """One warm-up request (two small PNGs) for TF Serving and the stand-in to replay."""
-    import io
+    from tfstyle import export as optimisation
 
-    import PIL.Image
-
-    try:
-        from tensorflow_serving.apis import prediction_log_pb2
-    except ImportError as err:
-        raise ImportError(
-            "warm-up requests need tensorflow-serving-api: pip install 'tfstyle[serving]', "
-            "or export with warmup=False"
-        ) from err
-    pngs = []
-    for side in (64, 48):
-        buf = io.BytesIO()
-        pixels = np.random.default_rng(side).integers(0, 256, (side, side, 3), dtype=np.uint8)
-        PIL.Image.fromarray(pixels).save(buf, "PNG")
-        pngs.append(buf.getvalue())
+    pngs = [optimisation.random_png(side, seed=side) for side in (64, 48)]
     request = sig.predict_request(MODEL_NAME, None, "serving_default", {IMAGES: pngs})
-    log = prediction_log_pb2.PredictionLog(
-        predict_log=prediction_log_pb2.PredictLog(request=request)
-    )
-    os.makedirs(os.path.join(path, os.path.dirname(sig.WARMUP_FILE)), exist_ok=True)
-    with tf.io.TFRecordWriter(os.path.join(path, sig.WARMUP_FILE)) as writer:
-        writer.write(log.SerializeToString())
+    optimisation.write_warmup(path, [request])
