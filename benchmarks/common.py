@@ -9,6 +9,8 @@ run as ``python benchmarks/speed.py`` is the module ``__main__``, and anything i
 from __future__ import annotations
 
 import os
+import statistics
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -67,3 +69,15 @@ def used_precision(opts) -> precision.Choice:
         opts.precision, backbone=opts.backbone, pooling=opts.pooling, layers=layers,
         weights=opts.weights,
     )  # fmt: skip
+
+
+def median_seconds(fn, repeats: int, per: int = 1) -> float:
+    """The median wall time of ``repeats`` calls of ``fn`` (divided by ``per``: seconds per
+    step of a call of ``per`` steps), after one untimed call (tracing, first-use caches)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - began) / per)
+    return statistics.median(times)

@@ -29,7 +29,6 @@ import io
 import json
 import os
 import shutil
-import statistics
 import sys
 import time
 
@@ -90,17 +89,6 @@ def objective(image: np.ndarray, content: np.ndarray, style: np.ndarray, opts) -
     return float(terms["total"])
 
 
-def timed(fn, repeats: int) -> float:
-    """The median of ``repeats`` timed calls of ``fn``, after one untimed (tracing) call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def png(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     images.to_pil(array).save(buffer, "PNG")
@@ -156,9 +144,11 @@ def main(argv=None) -> int:
     latency = []
     for side in args.sizes:
         image = images.resize_longer_side(tf.constant(photo), side).numpy()
-        local = timed(lambda image=image: realtime.forward(net, image[None]).numpy(), args.repeats)
+        local = common.median_seconds(
+            lambda image=image: realtime.forward(net, image[None]).numpy(), args.repeats
+        )
         data = tf.constant([png(image)])
-        remote = timed(lambda data=data: served(images=data), args.repeats)
+        remote = common.median_seconds(lambda data=data: served(images=data), args.repeats)
         row = {"size": side, "in_process_s": round(local, 4), "served_s": round(remote, 4)}
         if side in args.optimise_sizes:
             start = time.perf_counter()
@@ -175,7 +165,7 @@ def main(argv=None) -> int:
     throughput = []
     for count in args.batches:
         data = tf.constant([png(small)] * count)
-        seconds = timed(lambda data=data: served(images=data), args.repeats)
+        seconds = common.median_seconds(lambda data=data: served(images=data), args.repeats)
         throughput.append({"batch": count, "images_per_s": round(count / seconds, 2)})
         print(f"served, {count} images of 256 px a request: {count / seconds:.1f} images/s")
     result["throughput"] = throughput

@@ -41,6 +41,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import common  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from common import CONTENT, ROOT, STYLE, Problem, print_machine, used_precision  # noqa: E402
@@ -53,13 +54,7 @@ def measure_peak(repeats: int = 5, n: int = 4096) -> float:
     a = tf.random.stateless_uniform((n, n), seed=(1, 2))
     b = tf.random.stateless_uniform((n, n), seed=(3, 4))
     matmul = tf.function(lambda x, y: tf.reduce_sum(tf.linalg.matmul(x, y)))
-    matmul(a, b).numpy()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        matmul(a, b).numpy()
-        times.append(time.perf_counter() - t)
-    return 2 * n**3 / statistics.median(times) / 1e9
+    return 2 * n**3 / common.median_seconds(lambda: matmul(a, b).numpy(), repeats) / 1e9
 
 
 def conv_flops(problem: Problem) -> float:
@@ -87,12 +82,10 @@ def time_per_step(
     lr = tf.constant(opts.learning_rate_or_default)
     state = pipeline.get(opts).optimizer.init(problem.content[None])
     run.advance(state, problem.targets, problem.weights, lr, 1).image.numpy()  # trace
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        run.advance(state, problem.targets, problem.weights, lr, steps).image.numpy()
-        times.append((time.perf_counter() - t) / steps)
-    return statistics.median(times)
+    return common.median_seconds(
+        lambda: run.advance(state, problem.targets, problem.weights, lr, steps).image.numpy(),
+        repeats, per=steps,
+    )  # fmt: skip
 
 
 def calibrate(weights, backbone: str) -> tuple[float, precision.Choice]:
@@ -119,12 +112,9 @@ def time_transfer_per_step(problem: Problem, progress: bool, steps: int, repeats
     kwargs = {**problem.options, "seed": 0, "progress": progress, "iterations": steps,
               "min_scale": size}  # fmt: skip
     tfstyle.transfer(CONTENT, STYLE, **{**kwargs, "iterations": 2})  # trace
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        tfstyle.transfer(CONTENT, STYLE, **kwargs)
-        times.append((time.perf_counter() - t) / steps)
-    return statistics.median(times)
+    return common.median_seconds(
+        lambda: tfstyle.transfer(CONTENT, STYLE, **kwargs), repeats, per=steps
+    )
 
 
 def run_baseline(problem: Problem, steps: int) -> dict:
