@@ -204,7 +204,7 @@ def test_train_defaults_are_the_tables():
     assert set(realtime.OBJECTIVE_OPTIONS) <= set(options.BY_NAME)
 
 
-def test_the_exported_network_paints_what_the_python_api_does(trained, tmp_path):
+def test_the_exported_network_paints_what_the_python_api_does(trained, tmp_path, capsys):
     import io
 
     from helpers import png_bytes, session_run
@@ -216,7 +216,10 @@ def test_the_exported_network_paints_what_the_python_api_does(trained, tmp_path)
     base = str(tmp_path / "fast")
     assert cli.main(["export", "--model", trained, "--model-dir", base, "--max-size", "40"]) == 0
     path = os.path.join(base, "1")
-    assert cli.main(["export", "--model", trained, "--model-dir", base, "--size", "64"]) == 1
+    capsys.readouterr()
+    for flag, value in (("--size", "64"), ("--max-iterations", "9")):
+        assert cli.main(["export", "--model", trained, "--model-dir", base, flag, value]) == 1
+        assert f"{flag}: does not apply to --model" in capsys.readouterr().err
     assert not os.path.exists(os.path.join(base, "2"))  # an option that does not apply: refused
     meta = json.loads((tmp_path / "fast" / "1" / sig.METADATA_FILE).read_text())
     assert meta["kind"] == "real-time" and meta["trained"]["steps_done"] == 4
@@ -234,7 +237,7 @@ def test_the_exported_network_paints_what_the_python_api_does(trained, tmp_path)
     np.testing.assert_array_equal(served[2], np.asarray(realtime.stylize(pngs[2], trained, 40)))
 
 
-def test_tfstyle_transfer_paints_with_a_trained_model(trained, photos, tmp_path, style):
+def test_tfstyle_transfer_paints_with_a_trained_model(trained, photos, tmp_path, style, capsys):
     import tfstyle
     from tfstyle import cli, realtime
 
@@ -245,7 +248,10 @@ def test_tfstyle_transfer_paints_with_a_trained_model(trained, photos, tmp_path,
     assert expected.shape == (22, 40, 3)  # 36 x 64 to a longer side of 40
     with PIL.Image.open(out) as written:
         np.testing.assert_array_equal(np.asarray(written), expected)
-    assert cli.main([*argv[:-1], "--iterations", "5"]) == 1  # not an option of the network's
+    capsys.readouterr()
+    for extra in (["--iterations", "5"], ["--save-every", "2"]):  # not options of the network's
+        assert cli.main([*argv[:-1], *extra]) == 1
+        assert f"{extra[0]}: does not apply to --model" in capsys.readouterr().err
     assert cli.main(["transfer", content, content, *argv[2:]]) == 1  # a style with a model
     # The Python API: the same pixels, the same refusals.
     image = tfstyle.transfer(content, model=trained, size=40)
@@ -264,7 +270,7 @@ def test_tfstyle_transfer_paints_with_a_trained_model(trained, photos, tmp_path,
         tfstyle.Stylizer(style, model=trained)  # the optimisation's (video, batch) take none
 
 
-def test_a_served_real_time_model_answers_grpc_rest_and_tfstyle_request(trained, tmp_path):
+def test_a_served_real_time_model_answers_grpc_rest_and_tfstyle_request(trained, tmp_path, capsys):
     from helpers import ModelServer, png_bytes
 
     from tfstyle import cli, client, realtime
@@ -284,7 +290,10 @@ def test_a_served_real_time_model_answers_grpc_rest_and_tfstyle_request(trained,
         assert cli.main(argv) == 0  # no style image: the real-time model
         with PIL.Image.open(out) as written:
             np.testing.assert_array_equal(np.asarray(written), expected[1])
-        assert cli.main([*argv, "--iterations", "5"]) == 1  # the optimisation's, not its
+        capsys.readouterr()
+        for extra in (["--iterations", "5"], ["--chunk", "3"], ["--size", "32"]):
+            assert cli.main([*argv, *extra]) == 1  # the optimisation's, not its
+            assert f"{extra[0]}: does not apply to a real-time model" in capsys.readouterr().err
 
 
 def test_a_batch_paints_every_image_with_a_trained_model(trained, photos, tmp_path):
@@ -298,8 +307,10 @@ def test_a_batch_paints_every_image_with_a_trained_model(trained, photos, tmp_pa
         with PIL.Image.open(tmp_path / "out" / f"p{k}.png.png") as written:
             expected = realtime.stylize(os.path.join(photos, f"p{k}.png"), trained, size=40)
             np.testing.assert_array_equal(np.asarray(written), np.asarray(expected))
-    with pytest.raises(ValueError, match="iterations: does not apply with a model"):
+    with pytest.raises(ValueError, match="^iterations: does not apply with a model"):
         batch.run(photos, None, str(tmp_path / "o2"), model=trained, iterations=3)
+    with pytest.raises(ValueError, match="^mask_dir: does not apply with a model"):
+        batch.run(photos, None, str(tmp_path / "o2"), model=trained, mask_dir=photos)
 
 
 def test_tiles_cover_every_pixel_and_blend_to_the_whole(trained):

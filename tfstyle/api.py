@@ -115,22 +115,12 @@ def _realtime(content, style, opts) -> PIL.Image.Image:
             f"style: given with model; the network trained in {os.fspath(opts.model)!r} has "
             "its style (give no style image)"
         )
-    for o in options.OPTIONS:
-        value = getattr(opts, o.name)
-        given = value is not None if o.default is None else not _equal(value, o.default)
-        if given and o.name not in REALTIME_OPTIONS:
-            raise ValueError(
-                f"{o.name}: does not apply with model (of the options, only size does: the "
-                "rest were fixed when the network was trained)"
-            )
+    values = {o.name: getattr(opts, o.name) for o in options.OPTIONS}
+    given = options.first_given(values, options.DEFAULTS, allowed=REALTIME_OPTIONS)
+    if given:
+        raise ValueError(f"{given}: does not apply with model (of the options, only size does: "
+                         "the rest were fixed when the network was trained)")  # fmt: skip
     return realtime.stylize(content, opts.model, size=opts.size)
-
-
-def _equal(value, default) -> bool:
-    """``value == default`` for option values (arrays are never a default)."""
-    if isinstance(value, np.ndarray):
-        return False
-    return bool(value == default)
 
 
 _masks = masks  # the module, where an argument of the same name hides it

@@ -426,11 +426,10 @@ def _check_realtime(model: str, styles: list, values: dict, mask_dir) -> None:
         raise ValueError(f"style: {styles[0]!r} given with a model; the network trained in "
                          f"{model!r} has its style (give no style image)")  # fmt: skip
     defaults = {**options.DEFAULTS, **{n: o.default for n, o in options.VIDEO_OPTIONS.items()}}
-    given = [n for n, v in values.items() if n != "size" and v != defaults[n]]
-    if mask_dir is not None:
-        given.insert(0, "mask_dir")
+    given = options.first_given({"mask_dir": mask_dir, **values}, {"mask_dir": None, **defaults},
+                                allowed=("size",))  # fmt: skip
     if given:
-        raise ValueError(f"{given[0]}: does not apply with a model (of the options, only size "
+        raise ValueError(f"{given}: does not apply with a model (of the options, only size "
                          "does: the rest were fixed when the network was trained)")  # fmt: skip
     realtime.describe(model)
 

@@ -488,10 +488,10 @@ def _transfer_realtime(args: argparse.Namespace) -> int:
     if args.style:
         raise ValueError(f"style: {args.style[0]!r} given with --model; the network trained in "
                          f"{args.model!r} has its style (give no style image)")  # fmt: skip
-    given = [o.name for o in options.OPTIONS
-             if o.flag and o.name != "size" and getattr(args, o.name) != o.default]  # fmt: skip
+    values = {o.name: getattr(args, o.name) for o in options.OPTIONS if o.flag}
+    given = options.first_given(values, options.DEFAULTS, allowed=("size",))
     if given or args.save_every:
-        flag = flags.flag_name(options.BY_NAME[given[0]]) if given else "--save-every"
+        flag = flags.flag_name(options.BY_NAME[given]) if given else "--save-every"
         raise ValueError(f"{flag}: does not apply to --model (of the options, only --size "
                          "does: the rest were fixed when the network was trained)")  # fmt: skip
     files.check_output(args.output, [args.content, args.model], size=args.size)
@@ -653,12 +653,12 @@ def _export_realtime(args: argparse.Namespace, values: dict) -> int:
     """``tfstyle export --model MODEL_DIR``: the trained network (``realtime.export``)."""
     from tfstyle import export, interrupts, options, realtime
 
-    defaults = {**options.DEFAULTS, **export.EXPORT_DEFAULTS}
-    given = [n for n, v in values.items() if v != defaults[n]]
-    if args.max_iterations != options.EXPORT_LIMITS["max_iterations"].default:
-        given.append("max_iterations")
+    values = {**values, "max_iterations": args.max_iterations}
+    limit = options.EXPORT_LIMITS["max_iterations"].default
+    defaults = {**options.DEFAULTS, **export.EXPORT_DEFAULTS, "max_iterations": limit}
+    given = options.first_given(values, defaults)
     if given:
-        flag = "--" + given[0].replace("_", "-")
+        flag = "--" + given.replace("_", "-")
         raise ValueError(f"{flag}: does not apply to --model (a trained network's options were "
                          "fixed when it was trained)")  # fmt: skip
     with interrupts.sigterm_as_interrupt():
@@ -719,13 +719,11 @@ def _request_realtime(args: argparse.Namespace) -> int:
     from tfstyle import client, files, options, signature
 
     names = [*options.REQUEST_OPTIONS, *(t.name for t in signature.MASK_INPUTS)]
-    given = [n for n in names if getattr(args, n) is not None]
-    if args.iterations != options.DEFAULTS["iterations"]:
-        given.insert(0, "iterations")
-    if args.chunk != client.DEFAULT_CHUNK or args.signature:
-        given.insert(0, "chunk" if args.chunk != client.DEFAULT_CHUNK else "signature")
+    defaults = {"chunk": client.DEFAULT_CHUNK, "signature": None,
+                "iterations": options.DEFAULTS["iterations"], **dict.fromkeys(names)}  # fmt: skip
+    given = options.first_given({n: getattr(args, n) for n in defaults}, defaults)
     if given:
-        flag = "--" + given[0].replace("_", "-")
+        flag = "--" + given.replace("_", "-")
         raise ValueError(f"{flag}: does not apply to a real-time model (no style image given); "
                          "give a style image to run the optimisation")  # fmt: skip
     files.check_output(args.output, [args.content])

@@ -419,6 +419,21 @@ Options = dataclasses.make_dataclass(
 Options.__module__ = __name__
 
 
+def first_given(values: dict, defaults: dict, allowed=()) -> str | None:
+    """The first name of ``values`` whose value is not its default in ``defaults``, the names
+    in ``allowed`` aside: the option a caller set where it does not apply (an array is never a
+    default)."""
+    for name, value in values.items():
+        if name in allowed:
+            continue
+        default = defaults[name]
+        if isinstance(value, np.ndarray) or (
+            value is not None if default is None else bool(value != default)
+        ):
+            return name
+    return None
+
+
 def options_from(values: dict, allowed: tuple[str, ...] | None = None, what: str = "option"):
     """``Options`` from a dict, with a clear error for names not in ``allowed``."""
     allowed = tuple(BY_NAME) if allowed is None else allowed
