@@ -102,6 +102,10 @@ def main(argv=None) -> int:
     p.add_argument("--photos", default=None, help="photos to train on (default: scikit-image's)")
     p.add_argument("--model", default=None, help="a trained model directory: no training")
     p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--content-weight", type=float, default=options.DEFAULTS["content_weight"],
+                   help="the training's content weight (the quality is judged at the default)")
+    p.add_argument("--iterations", type=int, default=options.DEFAULTS["iterations"],
+                   help="the optimisation's steps, run to the end")
     p.add_argument("--size", type=int, default=128, help="training crops' side")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
@@ -123,10 +127,12 @@ def main(argv=None) -> int:
     if args.model is None:
         start = time.perf_counter()
         realtime.train(common.STYLE, train_dir, model, steps=args.steps, size=args.size,
-                       batch_size=args.batch_size, **objective_options)  # fmt: skip
+                       batch_size=args.batch_size, content_weight=args.content_weight,
+                       **objective_options)  # fmt: skip
         seconds = time.perf_counter() - start
         result["training"] = {
             "steps": args.steps, "crop": args.size, "batch_size": args.batch_size,
+            "content_weight": args.content_weight,
             "images": len(os.listdir(train_dir)), "seconds": round(seconds, 1),
             "s_per_step": round(seconds / args.steps, 3),
         }  # fmt: skip
@@ -152,7 +158,8 @@ def main(argv=None) -> int:
         row = {"size": side, "in_process_s": round(local, 4), "served_s": round(remote, 4)}
         if side in args.optimise_sizes:
             start = time.perf_counter()
-            tfstyle.transfer(image, style, size=side, progress=False, **objective_options)
+            tfstyle.transfer(image, style, size=side, iterations=args.iterations,
+                             progress=False, **objective_options)  # fmt: skip
             row["optimisation_s"] = round(time.perf_counter() - start, 2)
             row["speedup"] = round(row["optimisation_s"] / remote, 1)
         latency.append(row)
@@ -180,10 +187,11 @@ def main(argv=None) -> int:
         fast = np.asarray(realtime.forward(net, content[None])[0])
         fast_s = time.perf_counter() - start
         start = time.perf_counter()
-        full = np.asarray(tfstyle.transfer(content, style, size=size, progress=False,
-                                           **objective_options), np.float32) / 255  # fmt: skip
+        full = np.asarray(tfstyle.transfer(content, style, size=size, iterations=args.iterations,
+                                           progress=False, **objective_options),
+                          np.float32) / 255  # fmt: skip
         full_s = time.perf_counter() - start
-        steps = max(1, round(options.DEFAULTS["iterations"] * fast_s / full_s))
+        steps = max(1, round(args.iterations * fast_s / full_s))
         equal = np.asarray(tfstyle.transfer(content, style, size=size, iterations=steps,
                                             progress=False, **objective_options),
                            np.float32) / 255  # fmt: skip

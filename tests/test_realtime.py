@@ -368,3 +368,38 @@ def test_training_mirrored_on_two_devices_gives_the_one_device_network(
     image = smooth_image(6, 40, 48)[None]
     one, two = (np.asarray(realtime.forward(realtime.network(d), image)) for d in (trained, out))
     assert np.abs(one - two).max() < 1e-4
+
+
+def test_the_benchmark_script_runs_and_writes_its_results(tmp_path, capsys):
+    """benchmarks/realtime.py at toy sizes: every section runs and writes what it measured."""
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
+    import realtime as bench  # benchmarks/realtime.py, not tfstyle.realtime
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    names = [*bench.HELD_OUT, "a.png", "b.jpg", "logo.png"]  # logo.png: not a photo, left out
+    for k, name in enumerate(names):
+        PIL.Image.fromarray((smooth_image(k, 40, 48) * 255).astype(np.uint8)).save(photos / name)
+    out = tmp_path / "out"
+    argv = ["--photos", str(photos), "--steps", "2", "--size", "32", "--batch-size", "2",
+            "--sizes", "32", "40", "--batches", "1", "2", "--optimise-sizes", "32",
+            "--quality-size", "32", "--iterations", "3", "--repeats", "1",
+            "--content-weight", "5", "--out", str(out)]  # fmt: skip
+    assert bench.main(argv) == 0
+    result = json.loads((out / "realtime.json").read_text())
+    assert result["training"]["steps"] == 2 and result["training"]["images"] == 2
+    assert result["training"]["content_weight"] == 5
+    assert [r["size"] for r in result["latency"]] == [32, 40]
+    assert all(r["served_s"] > 0 and r["in_process_s"] > 0 for r in result["latency"])
+    assert "speedup" in result["latency"][0] and "speedup" not in result["latency"][1]
+    assert [r["batch"] for r in result["throughput"]] == [1, 2]
+    rows = result["quality"]
+    assert [r["photo"] for r in rows] == sorted(bench.HELD_OUT)
+    for row in rows:  # the optimisation lowers the objective it is judged by
+        assert 0 < row["optimisation_to_the_end"] < row["content"]
+        assert row["network"] > 0 and row["equal_time_steps"] >= 1
+    with PIL.Image.open(out / "realtime.jpg") as strip:
+        assert strip.width == 4 * 32  # photo | network | equal time | to the end
+    assert "flags" in capsys.readouterr().out.lower()
