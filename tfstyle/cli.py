@@ -761,9 +761,9 @@ def entry() -> None:
 
 
 #: Modules Keras imports whenever they are installed (pandas for its data adapters,
-#: matplotlib for its image gallery: about 0.9 s of every start here), which the
-#: commands do not use; the page's Gradio does use pandas.
-UNUSED_IMPORTS = ("pandas", "matplotlib")
+#: matplotlib for its image gallery, IPython to tell a notebook: about 1.5 s of every start
+#: here), which the commands do not use; the page's Gradio does use pandas.
+UNUSED_IMPORTS = ("pandas", "matplotlib", "IPython")
 
 
 def _skip_unused_imports(argv: Sequence[str]) -> None:

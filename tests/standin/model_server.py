@@ -57,8 +57,8 @@ import threading
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-if __name__ == "__main__":  # its own process: Keras goes without pandas and matplotlib, which
-    for _unused in ("pandas", "matplotlib"):  # it imports when installed (about 1 s a start)
+if __name__ == "__main__":  # its own process: Keras goes without pandas, matplotlib and
+    for _unused in ("pandas", "matplotlib", "IPython"):  # IPython (1.5 s of a start here)
         sys.modules.setdefault(_unused, None)
 
 import grpc  # noqa: E402
