@@ -514,15 +514,19 @@ def _copy_version(server, base, version: int) -> None:
     copy_model(server.base_path, base, (version,))  # no warm-up: 7 s a load, tested elsewhere
 
 
-def test_version_that_never_loads_reports_its_error_code(server, tmp_path):
-    base = tmp_path / sig.MODEL_NAME
-    _copy_version(server, base, 1)
-    with ModelServer(base, "--max_num_load_retries=1", command=server.command) as srv:
-        srv.wait_for(1)
-        os.makedirs(base / "2")  # stays empty: no saved_model.pb
-        end = time.monotonic() + 60
+def test_version_that_never_loads_reports_its_error_code(server):
+    # On the module's server (TF Serving's 5 load retries, every 0.5 s here): a version number
+    # no other test uses, whose directory stays empty (no saved_model.pb), removed at the end
+    # so that the version served before is the latest again, whichever test runs first.
+    base = server.base_path
+    before = client.model_status(server.address, sig.MODEL_NAME)
+    (served,) = [s["version"] for s in before if s["state"] == "AVAILABLE"]
+    never = os.path.join(base, "9")
+    os.makedirs(never)
+    try:
+        entry, end = None, time.monotonic() + 60
         while time.monotonic() < end:
-            url = f"{srv.url}/v1/models/{sig.MODEL_NAME}/versions/2"
+            url = f"{server.url}/v1/models/{sig.MODEL_NAME}/versions/9"
             try:
                 with urllib.request.urlopen(url, timeout=5) as r:
                     (entry,) = json.loads(r.read())["model_version_status"]
@@ -531,10 +535,13 @@ def test_version_that_never_loads_reports_its_error_code(server, tmp_path):
             except urllib.error.HTTPError:
                 pass  # not found yet
             time.sleep(0.3)
-        assert entry["state"] == "END" and entry["status"]["error_code"] == "NOT_FOUND", entry
+        assert entry and entry["state"] == "END", entry
+        assert entry["status"]["error_code"] == "NOT_FOUND", entry
         assert entry["status"]["error_message"]
-        status = client.model_status(srv.address, sig.MODEL_NAME)
-        assert {"version": 1, "state": "AVAILABLE", "error": ""} in status  # still served
+        status = client.model_status(server.address, sig.MODEL_NAME)
+        assert {"version": served, "state": "AVAILABLE", "error": ""} in status  # still served
+    finally:
+        os.rmdir(never)
 
 
 def test_a_model_that_fails_its_first_load_stops_the_server(server, tmp_path):
