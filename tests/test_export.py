@@ -373,20 +373,38 @@ def test_decoder_matches_pil(fmt):
     np.testing.assert_array_equal(images.load_image(data), got)
 
 
+#: One export for the paths the shared one does not take (issue 24's tiles, the Adam optimiser):
+#: Adam in 32 px tiles of a 48 x 64 image, with shallow layers (small halos).
+ADAM_TILED = {"size": 64, "weights": None, "seed": 0, "optimizer": "adam", "tile_size": 32,
+              "content_layers": ("block2_conv2",),
+              "style_layers": ("block1_conv1", "block2_conv1", "block3_conv1")}  # fmt: skip
+
+
 @pytest.fixture(scope="module")
-def adam_model(tmp_path_factory):
-    base = tmp_path_factory.mktemp("saved") / "adam"
-    return tfstyle.export_saved_model(base, optimizer="adam", warmup=False, **EXPORT)
+def adam_tiled_model(tmp_path_factory):
+    base = tmp_path_factory.mktemp("saved") / "adam-tiled"
+    return tfstyle.export_saved_model(base, warmup=False, **ADAM_TILED)
+
+
+@pytest.fixture(scope="module")
+def api_pipelines():
+    """The API's own pipelines (``pipeline._PIPELINES``) for this module's comparisons: traced
+    by the API, not by the exports made in this process (as a user's, who exported elsewhere;
+    those of the first call's sizes were once 1 level off), and kept between its tests."""
+    return {}
 
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_served_image_is_the_api_image_for_every_init(
-    model_dir, adam_model, pngs, optimizer, monkeypatch
+    model_dir, request, pngs, optimizer, api_pipelines, monkeypatch
 ):
-    path = os.path.join(model_dir, "1") if optimizer == "lbfgs" else adam_model
-    # The API with its own traced steps, not the ones the exports in this process traced: as a
-    # user's, who exported elsewhere (those of the first call's sizes were once 1 level off).
-    monkeypatch.setattr(pipeline, "_PIPELINES", {})
+    """Every init, with and without the content's colours, for both optimisers (Adam's export
+    in tiles: its steps are the tiled ones, the scale's size known only when the graph runs)."""
+    if optimizer == "lbfgs":
+        path, exported = os.path.join(model_dir, "1"), {}
+    else:
+        path, exported = request.getfixturevalue("adam_tiled_model"), ADAM_TILED
+    monkeypatch.setattr(pipeline, "_PIPELINES", api_pipelines)
     content, style = pngs
     cases = [
         {"init": init, "preserve_colors": keep, "style_weight": 1e3, "seed": 7}
@@ -396,16 +414,34 @@ def test_served_image_is_the_api_image_for_every_init(
     feeds = [{sig.CONTENT: content, sig.STYLE: style, sig.ITERATIONS: 5, **c} for c in cases]
     served = session_runs(path, sig.STYLIZE_SIGNATURE, feeds)
     for case, out in zip(cases, served, strict=True):
-        expected = api_image(content, style, 5, optimizer=optimizer, **case)
+        expected = api_image(content, style, 5, **{**exported, "optimizer": optimizer, **case})
         np.testing.assert_array_equal(pixels(out), expected, err_msg=str(case))
     # The cases differ from each other: the comparison is not between constant images.
     assert len({pixels(out).tobytes() for out in served}) == len(cases)
 
 
+def test_served_tiled_model_equals_the_api(adam_tiled_model, pngs, api_pipelines, monkeypatch):
+    """The exported graph takes the same tiled steps (its scale sizes known only when it runs).
+    Through stylize with the export's options as its defaults (the same graph as serving_default:
+    test_stylize_defaults_are_the_export_options); one signature of this export, not two, is
+    prepared for its first request (seconds for a tiled graph)."""
+    monkeypatch.setattr(pipeline, "_PIPELINES", api_pipelines)
+    with open(os.path.join(adam_tiled_model, sig.METADATA_FILE)) as f:
+        meta = json.load(f)
+    assert meta["options"]["tile_size"] == 32 and meta["options"]["optimizer"] == "adam"
+    feeds = {sig.CONTENT: pngs[0], sig.STYLE: pngs[1], sig.ITERATIONS: 4}
+    served = pixels(session_run(adam_tiled_model, sig.STYLIZE_SIGNATURE, feeds))
+    expected = api_image(*pngs, 4, **ADAM_TILED)
+    assert served.shape == (48, 64, 3)  # above the tiles: tiled, 4 crops a step
+    np.testing.assert_array_equal(served, expected)
+
+
 def test_a_bad_base_is_one_error(tmp_path):
     (tmp_path / "file").write_text("")
-    with pytest.raises(OSError, match="model_dir: cannot create .*: Not a directory"):
+    with pytest.raises(NotADirectoryError, match="model_dir: .*/m' is under .*/file', not a "):
         tfstyle.export_saved_model(tmp_path / "file" / "m", size=32, weights=None)
+    with pytest.raises(NotADirectoryError, match="^model_dir: .*/file' is not a directory$"):
+        tfstyle.export_saved_model(tmp_path / "file", size=32, weights=None)  # said "File exists"
     with pytest.raises(ValueError, match="unknown export option"):  # fails before any writing
         tfstyle.export_saved_model(tmp_path / "new", sise=32, weights=None)
     assert not (tmp_path / "new").exists()

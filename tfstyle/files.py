@@ -214,6 +214,9 @@ def new_directories(path, name: str) -> Iterator[None]:
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as err:
+        if os.path.lexists(head) and not os.path.isdir(head):  # FILE or FILE/sub: say so
+            what = "is not a directory" if head == path else f"is under {head!r}, not a directory"
+            raise NotADirectoryError(f"{name}: {given!r} {what}") from None
         raise type(err)(f"{name}: cannot create {given!r}: {err.strerror}") from None
     missing.reverse()  # outermost first
     _new_dirs.extend(missing)
