@@ -150,7 +150,7 @@ def test_a_tiled_run_traces_each_scale_at_its_size(content_array, style_array):
     traces its steps once per scale, at the scale's size, not once generically."""
     import tfstyle
 
-    run = {**RUN, "min_scale": 16, "iterations": 6, "tile_size": 32}
+    run = {**RUN, "min_scale": 32, "iterations": 6, "tile_size": 32}  # at 32 px, then 64
     tfstyle.transfer(content_array, style_array, **run)
     advance = pipeline.get(options.Options(**run)).reporting.advance
     shapes = [tuple(f.inputs[0].shape) for f in advance._list_all_concrete_functions()]
@@ -163,36 +163,32 @@ RUN = {"size": 64, "iterations": 4, "weights": None, "seed": 0, "progress": Fals
        "precision": "float32", **SHALLOW}  # fmt: skip
 
 
-def test_a_tiled_run_is_the_whole_image_run_to_a_level(content_array, style_array):
+@pytest.fixture(scope="module")
+def tiled_run():
+    """``transfer`` of ``RUN`` in 32 px tiles, made once for the tests below: its image, and
+    what it reported to ``tiles.listening``: ``(what, done, count)`` for each crop."""
+    import tfstyle
+
+    heard = []
+    content, style = smooth_image(0, 48, 64), smooth_image(1, 64, 64)  # conftest's
+    with tiles.listening(lambda done, count, what: heard.append((what, done, count))):
+        image = np.asarray(tfstyle.transfer(content, style, tile_size=32, **RUN))
+    return image, heard
+
+
+def test_a_tiled_run_is_the_whole_image_run_to_a_level(content_array, style_array, tiled_run):
     """Four L-BFGS steps at 64 px in 32 px tiles (4 crops a step) against whole images: the
     steps agree to float rounding, which a few steps amplify to at most one level of 255."""
     import tfstyle
 
     whole = np.asarray(tfstyle.transfer(content_array, style_array, **RUN)).astype(int)
-    tiled = np.asarray(tfstyle.transfer(content_array, style_array, tile_size=32, **RUN))
+    tiled = tiled_run[0]
     assert tiled.shape == whole.shape == (48, 64, 3)
     assert np.abs(tiled.astype(int) - whole).max() <= 1
 
 
-def test_served_tiled_model_equals_the_api(tmp_path, pngs):
-    """The exported graph takes the same tiled steps (its scale sizes known only when it runs)."""
-    import os
-
-    from helpers import pixels, session_run
-
-    import tfstyle
-    from tfstyle import export
-    from tfstyle import signature as sig
-
-    exported = {k: v for k, v in RUN.items() if k not in ("iterations", "progress")}
-    path = tfstyle.export_saved_model(tmp_path / "m", tile_size=32, warmup=False, **exported)
-    with open(os.path.join(path, sig.METADATA_FILE)) as f:
-        assert '"tile_size": 32' in f.read()
-    feeds = {sig.CONTENT: pngs[0], sig.STYLE: pngs[1], sig.ITERATIONS: 4}
-    served = pixels(session_run(path, sig.DEFAULT_SIGNATURE, feeds))
-    expected = tfstyle.transfer(*pngs, iterations=4, progress=False, tile_size=32,
-                                **{**exported, **export.EXPORT_DEFAULTS})  # fmt: skip
-    np.testing.assert_array_equal(served, np.asarray(expected))
+# The exported graph's tiled steps against transfer's: test_export.py's
+# test_served_tiled_model_equals_the_api (one export there for the tiles and the Adam optimiser).
 
 
 def test_the_memory_check_knows_tiles(monkeypatch):
@@ -211,7 +207,9 @@ def test_the_memory_check_knows_tiles(monkeypatch):
         memory.check(4096, 4096, 4096, "float32", crop=672)
 
 
-def test_a_run_that_would_not_fit_whole_takes_tiles(monkeypatch, content_array, style_array):
+def test_a_run_that_would_not_fit_whole_takes_tiles(
+    monkeypatch, content_array, style_array, tiled_run
+):
     """With ``tile_size`` unset, a run whose last scale would not fit on the whole image takes
     the steps in ``memory.AUTO_TILE_SIZE`` tiles: the run ``tile_size`` would have given."""
     import tfstyle
@@ -223,20 +221,15 @@ def test_a_run_that_would_not_fit_whole_takes_tiles(monkeypatch, content_array, 
     stylizer = tfstyle.Stylizer(style_array, **RUN)
     assert stylizer.pipeline_for(content_array).objective.tiling.tile_size == 32
     auto = np.asarray(stylizer(content_array))
-    tiled = np.asarray(tfstyle.transfer(content_array, style_array, tile_size=32, **RUN))
-    np.testing.assert_array_equal(auto, tiled)
+    np.testing.assert_array_equal(auto, tiled_run[0])
     monkeypatch.setattr(memory, "fits", lambda height, width, precision, crop=None: True)
     assert stylizer.pipeline_for(content_array).objective.tiling is None
 
 
-def test_tiled_steps_report_their_crops(content_array, style_array):
+def test_tiled_steps_report_their_crops(tiled_run):
     """transfer's graphs report each crop of each pass (its progress bar shows them); the
-    exported graph, bit for bit the same steps (above), holds no such report."""
-    import tfstyle
-
-    heard = []
-    with tiles.listening(lambda done, count, what: heard.append((what, done, count))):
-        tfstyle.transfer(content_array, style_array, tile_size=32, **RUN)
+    exported graph, bit for bit the same steps (test_export.py), holds no such report."""
+    heard = tiled_run[1]
     stride, halo = tiles.geometry(SHALLOW["content_layers"] + SHALLOW["style_layers"])
     count = len(tiles.layout(48, 64, 32, stride, halo))
     crops = [(done, count) for done in range(1, count + 1)]
