@@ -69,6 +69,13 @@ class Adam:
         return AdamState(tf.clip_by_value(image, 0.0, 1.0), m, v, step, loss)
 
 
+def _dot(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    """The dot product of two vectors: ``tf.tensordot(a, b, 1)``'s own matmul (the same
+    arithmetic, so the same bits), built from 3 ops where tensordot builds about 20 for its
+    general shapes (a tenth of the step's tracing time went to them)."""
+    return tf.reshape(tf.matmul(tf.reshape(a, [1, -1]), tf.reshape(b, [-1, 1])), [])
+
+
 class LBFGS:
     """L-BFGS without line search, in a trust region, projected onto [0, 1].
 
@@ -97,7 +104,7 @@ class LBFGS:
         g = tf.reshape(grad, [-1])
         s_new = x - state.prev_x
         y_new = g - state.prev_g
-        sy = tf.tensordot(s_new, y_new, 1)
+        sy = _dot(s_new, y_new)
         accept = tf.logical_and(state.step > 0, sy > 1e-10)
         s, y = tf.cond(
             accept,
@@ -108,23 +115,23 @@ class LBFGS:
 
         # Two-loop recursion over the valid rows (the last `pairs` of them).
         valid = tf.cast(tf.range(history) >= history - pairs, tf.float32)
-        sy_rows = tf.stack([tf.tensordot(s[j], y[j], 1) for j in range(history)])
+        sy_rows = tf.stack([_dot(s[j], y[j]) for j in range(history)])
         rho = valid / tf.where(valid > 0, sy_rows, 1.0)
         q = g
         alphas = [None] * history
         for j in reversed(range(history)):
-            alphas[j] = rho[j] * tf.tensordot(s[j], q, 1)
+            alphas[j] = rho[j] * _dot(s[j], q)
             q = q - alphas[j] * y[j]
-        sy_last, yy_last = tf.tensordot(s[-1], y[-1], 1), tf.tensordot(y[-1], y[-1], 1)
+        sy_last, yy_last = _dot(s[-1], y[-1]), _dot(y[-1], y[-1])
         gamma = tf.where(pairs > 0, sy_last / tf.where(pairs > 0, yy_last, 1.0), 1.0)
         r = gamma * q
         for j in range(history):
-            beta = rho[j] * tf.tensordot(y[j], r, 1)
+            beta = rho[j] * _dot(y[j], r)
             r = r + s[j] * (alphas[j] - beta)
         direction = -r
 
         # Not a descent direction (bad curvature after projection): fall back to the gradient.
-        descent = tf.tensordot(direction, g, 1) < 0.0
+        descent = _dot(direction, g) < 0.0
         direction = tf.where(descent, direction, -g)
         pairs = tf.where(descent, pairs, 0)
         first = pairs == 0
