@@ -325,3 +325,25 @@ def test_the_page_refuses_what_it_could_not_use_before_it_starts(
     code = cli.main(["app", "--weights", "none", *args])
     err = capsys.readouterr().err
     assert code in (1, 2) and len(err.strip().splitlines()) == 1 and said in err, err
+
+
+@pytest.mark.parametrize(
+    "module, said",
+    [
+        ("gradio", 'the page needs Gradio: pip install "tfstyle[app]"'),
+        ("grpc", 'the serving client needs grpcio: pip install "tfstyle[serving]"'),
+        ("tensorflow_serving.apis.prediction_log_pb2", "a warm-up request needs "
+         'tensorflow-serving-api: pip install "tfstyle[serving]", or export with warmup=False'),
+    ],
+)  # fmt: skip
+def test_a_missing_extra_is_one_line_saying_what_to_install(module, said, monkeypatch, tmp_path):
+    import sys
+
+    from tfstyle import app, export
+    from tfstyle.client import grpc_api
+
+    monkeypatch.setitem(sys.modules, module, None)  # "import <module>" fails, as if absent
+    calls = {"gradio": app.gradio, "grpc": lambda: grpc_api.channel("localhost:8500")}
+    with pytest.raises(ImportError) as err:
+        calls.get(module, lambda: export.write_warmup(str(tmp_path), []))()
+    assert str(err.value) == said

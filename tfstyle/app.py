@@ -75,13 +75,9 @@ def flag_names() -> list[str]:
 
 def gradio():
     """The ``gradio`` module, or one line saying how to install it."""
-    try:
-        import gradio as gr
-    except ImportError:
-        raise ImportError(
-            'the page needs Gradio: pip install "tfstyle[app]"'
-        ) from None  # fmt: skip
-    return gr
+    from tfstyle import extras
+
+    return extras.need("gradio", "the page", "Gradio", "app")
 
 
 @dataclasses.dataclass

@@ -13,7 +13,7 @@ import os
 import shutil
 import uuid
 
-from tfstyle import files
+from tfstyle import extras, files
 
 #: The dead-letter file, in OUT_DIR: one JSON object per failed input.
 DEAD_LETTER = "failed.jsonl"
@@ -30,7 +30,7 @@ def is_video(path: str) -> bool:
 
 
 #: The error when Apache Beam is not installed.
-INSTALL_HINT = 'tfstyle batch needs Apache Beam: pip install "tfstyle[beam]"'
+INSTALL_HINT = extras.hint("tfstyle batch", "Apache Beam", "beam")
 
 
 def file_systems():

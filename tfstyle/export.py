@@ -414,13 +414,12 @@ def random_png(side: int, seed: int) -> bytes:
 def write_warmup(path: str, requests: list) -> None:
     """Write ``requests`` (``PredictRequest``s) as the SavedModel's warm-up file in ``path``,
     the replay file TF Serving (and the stand-in) runs before it serves the version."""
-    try:
-        from tensorflow_serving.apis import prediction_log_pb2
-    except ImportError as err:
-        raise ImportError(
-            "warm-up requests need tensorflow-serving-api: pip install 'tfstyle[serving]', "
-            "or export with warmup=False"
-        ) from err
+    from tfstyle import extras
+
+    prediction_log_pb2 = extras.need(
+        "tensorflow_serving.apis.prediction_log_pb2", "a warm-up request",
+        "tensorflow-serving-api", "serving", ", or export with warmup=False",
+    )  # fmt: skip
     os.makedirs(os.path.join(path, os.path.dirname(sig.WARMUP_FILE)), exist_ok=True)
     with tf.io.TFRecordWriter(os.path.join(path, sig.WARMUP_FILE)) as writer:
         for request in requests:

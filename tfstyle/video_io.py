@@ -18,12 +18,10 @@ from typing import NamedTuple
 import numpy as np
 import PIL.Image
 
-from tfstyle import files, images
+from tfstyle import extras, files, images
 
-INSTALL_HINT = (
-    'tfstyle video needs PyAV and OpenCV: pip install "tfstyle[video]" '
-    "(av and opencv-python-headless)"
-)
+INSTALL_HINT = extras.hint("tfstyle video", "PyAV and OpenCV", "video",
+                           " (av and opencv-python-headless)")  # fmt: skip
 #: The frame rate of a folder of frames (which has none of its own).
 FOLDER_FPS = fractions.Fraction(25)
 #: Containers written, by extension: (format, video codec, pixel format, the audio codec the
@@ -41,6 +39,7 @@ FRAME_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 
 
 def av():
+    """The ``av`` module (PyAV), or one line saying what to install."""
     try:
         import av
     except ImportError:

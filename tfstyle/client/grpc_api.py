@@ -22,10 +22,9 @@ from tfstyle.client.transport import Transport
 def channel(server: str):
     """An insecure channel to ``server`` that sends and takes messages of up to 256 MiB."""
     check_server(server)
-    try:
-        import grpc
-    except ImportError as err:
-        raise ImportError("the serving client needs: pip install 'tfstyle[serving]'") from err
+    from tfstyle import extras
+
+    grpc = extras.need("grpc", "the serving client", "grpcio", "serving")
     options = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
