@@ -418,8 +418,8 @@ def test_nothing_it_did_not_write_is_written_over(clip, style, tmp_path, capsys)
     PIL.Image.open(style).save(gif)  # a style image that is also a video's extension
     flags = ["--weights", "none", "--size", "32", "-q"]
     for argv, says in (
-        (["video", own, style, "-o", own], f"writing '{own}' would write over the input"),
-        (["video", clip, gif, "-o", gif], f"writing '{gif}' would write over the input"),
+        (["video", own, style, "-o", own], f"'{own}' is also an input"),
+        (["video", clip, gif, "-o", gif], f"'{gif}' is also an input"),
     ):
         assert cli.main([*argv, *flags]) == 1
         err = capsys.readouterr().err

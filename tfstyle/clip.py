@@ -268,22 +268,9 @@ def _write_partial(partial: str, done: Sequence[str], info, work: str, key: str)
 
 
 def _check_not_inputs(paths: Sequence[str], sources) -> None:
-    """Raise if writing any of ``paths`` would write over an input file: the clip, a style
-    image, or a file an option names (``init``, ``weights``, masks)."""
-    inputs: list[str] = []
-
-    def collect(value) -> None:
-        if isinstance(value, (str, os.PathLike)):
-            inputs.append(os.fspath(value))
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                collect(item)
-        elif isinstance(value, dict):
-            for item in value.values():
-                collect(item)
-
-    collect(sources)
+    """Raise if writing any of ``paths`` (the output, its partial file, the work directory)
+    would write over an input file: the clip, a style image, or a file an option names
+    (``init``, ``weights``, masks)."""
     for path in paths:
-        for source in inputs:
-            if os.path.lexists(path) and files.same_file(path, source):
-                raise ValueError(f"output: writing {path!r} would write over the input {source!r}")
+        if os.path.lexists(path):
+            files.check_not_an_input(path, sources)

@@ -97,12 +97,29 @@ def check_output(
     check_writable_dir(os.path.dirname(os.path.abspath(path)), name)
     check_name_length(path, name)
     check_replaceable(path, name)
-    for source in inputs:
-        if isinstance(source, (str, os.PathLike)) and same_file(path, source):
+    check_not_an_input(path, inputs, name)
+
+
+def check_not_an_input(path, inputs, name: str = "output") -> None:
+    """Raise if ``path`` is one of ``inputs``: paths of files read, in lists, tuples and dicts
+    to any depth (a style list, an options dict); anything else among them is not a path."""
+    for source in _paths_in(inputs):
+        if same_file(path, source):
             raise ValueError(
-                f"{name}: {path!r} is also an input ({os.fspath(source)!r}); "
+                f"{name}: {os.fspath(path)!r} is also an input ({source!r}); "
                 f"writing it would destroy the input: choose another output path"
             )
+
+
+def _paths_in(value) -> Iterator[str]:
+    if isinstance(value, (str, os.PathLike)):
+        yield os.fspath(value)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _paths_in(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _paths_in(item)
 
 
 def check_replaceable(path, name: str = "output") -> None:
