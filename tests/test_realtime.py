@@ -99,9 +99,10 @@ def test_a_resumed_training_gives_the_uninterrupted_runs_weights(
 
     from tfstyle import cli, realtime
 
-    # The first two steps from the command line, as a user starts it (the same options).
+    # The first two steps from the command line, as a user starts it (the same options): one
+    # epoch, 3 photos in batches of 2.
     argv = ["train", style_file, "-o", str(tmp_path / "resumed"), "--images", photos,
-            "--size", "32", "--batch-size", "2", "--steps", "2", "--checkpoint-every", "1",
+            "--size", "32", "--batch-size", "2", "--epochs", "1", "--checkpoint-every", "1",
             "--weights", "none", "--content-layers", *SHALLOW["content_layers"],
             "--style-layers", *SHALLOW["style_layers"], "--quiet"]  # fmt: skip
     assert cli.main(argv) == 0
@@ -133,6 +134,8 @@ def test_bad_input_is_one_line(photos, style, tmp_path):
         ((style, photos, tmp_path / "m"), {"batch_size": 0}, "batch_size must be between 1"),
         ((style, photos, tmp_path / "m"), {"style_scale": 0.1}, "style_scale"),
         ((b"junk", photos, tmp_path / "m"), {}, "style: "),
+        ((style, photos, tmp_path / "m"), {"epochs": 0}, "epochs must be a finite number > 0"),
+        ((style, photos, tmp_path / "m"), {"epochs": 1}, "give steps or epochs, not both"),
     ]
     for args, changes, said in cases:
         with pytest.raises(ValueError, match=said) as err:

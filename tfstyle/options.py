@@ -346,6 +346,9 @@ TRAIN_OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("batch_size", 4, "int", CALL, "Photos per training step.", low=1, high=256),
     Option("steps", 2000, "int", CALL, "Training steps in all (a resumed run goes on to this "
            "many; raise it to train longer).", low=1, high=_INT32_MAX),
+    Option("epochs", None, "float", CALL, "Passes over the photos, in place of steps: steps = "
+           "ceil(epochs * photos / batch_size) (Johnson et al.: 2 epochs of COCO, about "
+           "40 000 steps). None: steps decides.", low=0, above=True, high=1e6, none=True),
     Option("learning_rate", 1e-3, "float", CALL, "Adam's learning rate.", low=0.0, above=True,
            high=1.0),
     Option("seed", 0, "int", CALL, "Seeds the network's first weights, the order of the photos "

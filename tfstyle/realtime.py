@@ -303,8 +303,9 @@ class Trainer:
 
 def train(
     style, images_dir, model_dir, *, size: int = 256, batch_size: int = 4, steps: int = 2000,
-    learning_rate: float = 1e-3, seed: int = 0, checkpoint_every: int = 200,
-    distribute: str | None = None, progress: bool = True, **objective,
+    epochs: float | None = None, learning_rate: float = 1e-3, seed: int = 0,
+    checkpoint_every: int = 200, distribute: str | None = None, progress: bool = True,
+    **objective,
 ) -> str:  # fmt: skip
     """Train a network for ``style`` on the photos under ``images_dir``; write it in
     ``model_dir`` (made if needed) and return that path.
@@ -322,6 +323,8 @@ def train(
         size: int. Side of the square random crops trained on. Defaults to 256.
         batch_size: int. Images per step. Defaults to 4 (Johnson et al.).
         steps: int. Training steps in all. Defaults to 2000.
+        epochs: float. Passes over the photos, in place of ``steps``: ``steps = ceil(epochs *
+            photos / batch_size)``, counted when the run starts. Defaults to None (``steps``).
         learning_rate: float. Adam's. Defaults to 1e-3 (Johnson et al.).
         seed: int. Seeds the network's initial weights, the order of the images and the
             crops. Defaults to 0.
@@ -347,15 +350,20 @@ def train(
     if unknown:
         raise TypeError(f"unknown option(s) {', '.join(unknown)}; the objective's are "
                         f"{', '.join(OBJECTIVE_OPTIONS)}")  # fmt: skip
-    given = {"size": size, "batch_size": batch_size, "steps": steps, "seed": seed,
-             "learning_rate": learning_rate, "checkpoint_every": checkpoint_every,
-             "distribute": distribute}  # fmt: skip
+    given = {"size": size, "batch_size": batch_size, "steps": steps, "epochs": epochs,
+             "seed": seed, "learning_rate": learning_rate,
+             "checkpoint_every": checkpoint_every, "distribute": distribute}  # fmt: skip
     for name, value in given.items():
         options.TRAIN_OPTIONS[name].check(value)
+    if epochs is not None and steps != options.TRAIN_OPTIONS["steps"].default:
+        raise ValueError(f"give steps or epochs, not both; got steps {steps} and epochs {epochs}")
     opts = options.Options(**objective, precision="float32")
     style_image = images.load_image(style, "style")
     model_dir = os.fspath(model_dir)
     paths = training_images(images_dir, leave_out=model_dir)
+    if epochs is not None:
+        steps = max(1, math.ceil(epochs * len(paths) / batch_size))
+        options.TRAIN_OPTIONS["steps"].check(steps)
     description = {
         "format": FORMAT, "kind": "tfstyle real-time network",
         "options": {n: _plain(getattr(opts, n)) for n in OBJECTIVE_OPTIONS},
