@@ -332,6 +332,7 @@ def test_the_page_refuses_what_it_could_not_use_before_it_starts(
     [
         ("gradio", 'the page needs Gradio: pip install "tfstyle[app]"'),
         ("grpc", 'the serving client needs grpcio: pip install "tfstyle[serving]"'),
+        ("grpc status", 'the serving client needs grpcio: pip install "tfstyle[serving]"'),
         ("tensorflow_serving.apis.prediction_log_pb2", "a warm-up request needs "
          'tensorflow-serving-api: pip install "tfstyle[serving]", or export with warmup=False'),
     ],
@@ -339,11 +340,17 @@ def test_the_page_refuses_what_it_could_not_use_before_it_starts(
 def test_a_missing_extra_is_one_line_saying_what_to_install(module, said, monkeypatch, tmp_path):
     import sys
 
-    from tfstyle import app, export
+    from tfstyle import app, client, export
     from tfstyle.client import grpc_api
 
-    monkeypatch.setitem(sys.modules, module, None)  # "import <module>" fails, as if absent
-    calls = {"gradio": app.gradio, "grpc": lambda: grpc_api.channel("localhost:8500")}
+    # "import <module>" fails, as if absent ("grpc status": tfstyle status, which imported
+    # grpc itself before the channel's line; probe 12)
+    monkeypatch.setitem(sys.modules, module.split()[0], None)
+    calls = {
+        "gradio": app.gradio,
+        "grpc": lambda: grpc_api.channel("localhost:8500"),
+        "grpc status": lambda: client.model_status("localhost:8500", "tfstyle"),
+    }
     with pytest.raises(ImportError) as err:
         calls.get(module, lambda: export.write_warmup(str(tmp_path), []))()
     assert str(err.value) == said

@@ -263,6 +263,10 @@ def test_tfstyle_transfer_paints_with_a_trained_model(trained, photos, tmp_path,
         tfstyle.transfer(content, model=trained, size=40, iterations=5)
     with pytest.raises(ValueError, match="^masks: does not apply with model"):
         tfstyle.transfer(content, model=trained, masks=[np.ones((36, 64))])
+    import tensorflow as tf
+
+    with pytest.raises(ValueError, match="^init: does not apply with model"):  # probe 12
+        tfstyle.transfer(content, model=trained, init=tf.constant(np.zeros((36, 64, 3))))
     with pytest.raises(ValueError, match="^style: given with model"):
         tfstyle.transfer(content, style, model=trained)
     with pytest.raises(ValueError, match="^model must be a model directory"):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import numbers
 import os
 from collections.abc import Callable
 from typing import Any
@@ -430,9 +431,13 @@ def first_given(values: dict, defaults: dict, allowed=()) -> str | None:
         if name in allowed:
             continue
         default = defaults[name]
-        if isinstance(value, np.ndarray) or (
-            value is not None if default is None else bool(value != default)
-        ):
+        if default is None:
+            given = value is not None
+        elif isinstance(value, (str, bytes, numbers.Number, tuple, list)):
+            given = bool(value != default)
+        else:  # an image, an array, a tensor: never a default (and not compared as one)
+            given = True
+        if given:
             return name
     return None
 

@@ -339,10 +339,11 @@ def predict_realtime(
 
 
 def _realtime_grpc(transport, server, model, version, encoded, timeout) -> list[bytes]:
-    import grpc
     import tensorflow as tf
 
-    from tfstyle.client.grpc_api import one_line, wait
+    from tfstyle.client.grpc_api import grpc_module, one_line, wait
+
+    grpc = grpc_module()
 
     request = sig.predict_request(model, version, sig.DEFAULT_SIGNATURE, {sig.IMAGES: encoded})
     try:

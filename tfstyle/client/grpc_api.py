@@ -19,12 +19,17 @@ from tfstyle.client.arguments import (
 from tfstyle.client.transport import Transport
 
 
+def grpc_module():
+    """The ``grpc`` module, or one line saying what to install."""
+    from tfstyle import extras
+
+    return extras.need("grpc", "the serving client", "grpcio", "serving")
+
+
 def channel(server: str):
     """An insecure channel to ``server`` that sends and takes messages of up to 256 MiB."""
     check_server(server)
-    from tfstyle import extras
-
-    grpc = extras.need("grpc", "the serving client", "grpcio", "serving")
+    grpc = grpc_module()
     options = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -34,7 +39,7 @@ def channel(server: str):
 
 def one_line(err, server: str, model: str, timeout: float, hint: str = "") -> ServingError:
     """The ``ServingError`` for a failed call (``grpc.RpcError``): one line, the reason."""
-    import grpc
+    grpc = grpc_module()
 
     code = err.code()
     detail = checks.message_of(err.details() or "")
@@ -82,7 +87,7 @@ class Grpc(Transport):
     def defaults(self, model: str, version: int | None, timeout: float,
                  signature_name: str = sig.STYLIZE_SIGNATURE) -> dict:  # fmt: skip
         """The signature's default inputs (from the first server that answers)."""
-        import grpc
+        grpc = grpc_module()
         import tensorflow as tf
         from tensorflow_serving.apis import get_model_metadata_pb2
 
@@ -114,7 +119,7 @@ class Grpc(Transport):
 
     def call(self, server: str, model: str, version, inputs: dict, timeout: float,
              signature_name: str = sig.STYLIZE_SIGNATURE) -> dict:  # fmt: skip
-        import grpc
+        grpc = grpc_module()
         import tensorflow as tf
 
         request = sig.predict_request(model, version, signature_name, inputs)
@@ -149,7 +154,7 @@ def model_status(
 ) -> list[dict]:
     """``ModelService.GetModelStatus``: a list of ``{"version", "state", "error"}`` dicts
     (``timeout`` in seconds, finite and > 0; None: 10 s)."""
-    import grpc
+    grpc = grpc_module()
 
     check_timeout(timeout)
     check_version(version)
