@@ -256,6 +256,11 @@ def test_tfstyle_transfer_paints_with_a_trained_model(trained, photos, tmp_path,
         assert cli.main([*argv[:-1], *extra]) == 1
         assert f"{extra[0]}: does not apply to --model" in capsys.readouterr().err
     assert cli.main(["transfer", content, content, *argv[2:]]) == 1  # a style with a model
+    inside = os.path.join(trained, realtime.STYLE_FILE)  # probe 12: it replaced the model's style
+    before = open(inside, "rb").read()
+    assert cli.main(["transfer", content, "--model", trained, "-o", inside, "-q"]) == 1
+    assert "is inside the model directory" in capsys.readouterr().err
+    assert open(inside, "rb").read() == before
     # The Python API: the same pixels, the same refusals.
     image = tfstyle.transfer(content, model=trained, size=40)
     np.testing.assert_array_equal(np.asarray(image), expected)
@@ -318,6 +323,11 @@ def test_a_batch_paints_every_image_with_a_trained_model(trained, photos, tmp_pa
         batch.run(photos, None, str(tmp_path / "o2"), model=trained, iterations=3)
     with pytest.raises(ValueError, match="^mask_dir: does not apply with a model"):
         batch.run(photos, None, str(tmp_path / "o2"), model=trained, mask_dir=photos)
+    with pytest.raises(ValueError, match="^out_dir: .* is inside the model directory"):
+        batch.run(photos, None, trained, model=trained)
+    with pytest.raises(ValueError, match="^model_dir: .* is inside the model directory"):
+        realtime.export(trained, os.path.join(trained, "served"))
+    assert not os.path.exists(os.path.join(trained, "served"))
 
 
 def test_tiles_cover_every_pixel_and_blend_to_the_whole(trained):

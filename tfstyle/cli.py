@@ -495,6 +495,7 @@ def _transfer_realtime(args: argparse.Namespace) -> int:
         raise ValueError(f"{flag}: does not apply to --model (of the options, only --size "
                          "does: the rest were fixed when the network was trained)")  # fmt: skip
     files.check_output(args.output, [args.content, args.model], size=args.size)
+    files.check_not_inside(args.output, args.model)
     files.save_image(realtime.stylize(args.content, args.model, size=args.size), args.output)
     if not args.quiet:
         _say(f"wrote {args.output}")

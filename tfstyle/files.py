@@ -100,6 +100,17 @@ def check_output(
     check_not_an_input(path, inputs, name)
 
 
+def check_not_inside(path, directory, name: str = "output") -> None:
+    """Raise if ``path`` is the trained model's ``directory`` or inside it (through links):
+    writing there would change the model (its style image, its description)."""
+    real, top = os.path.realpath(os.fspath(path)), os.path.realpath(os.fspath(directory))
+    if real == top or real.startswith(top.rstrip(os.sep) + os.sep):
+        raise ValueError(
+            f"{name}: {os.fspath(path)!r} is inside the model directory "
+            f"{os.fspath(directory)!r}; writing there would change the model: choose another path"
+        )
+
+
 def check_not_an_input(path, inputs, name: str = "output") -> None:
     """Raise if ``path`` is one of ``inputs``: paths of files read, in lists, tuples and dicts
     to any depth (a style list, an options dict); anything else among them is not a path."""

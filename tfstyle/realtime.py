@@ -736,6 +736,7 @@ def export(model, base_path, *, version: int | None = None, max_size: int = DEFA
     from tfstyle import files, options
 
     description = describe(model)
+    files.check_not_inside(base_path, model, "model_dir")
     dataclasses.replace(options.EXPORT_LIMITS["max_size"], low=images.MIN_SIDE).check(max_size)
     net = network(model)
     spec = tf.TensorSpec([None], tf.string, name=IMAGES)
