@@ -397,8 +397,8 @@ def _write_warmup(path: str, side: int, defaults: dict) -> None:
         inputs = {sig.CONTENT: png, sig.STYLE: png, sig.ITERATIONS: 1}
         if name == sig.STYLIZE_SIGNATURE:
             inputs.update({k: v.numpy() for k, v in defaults.items()})
-        requests.append(sig.predict_request(sig.MODEL_NAME, None, name, inputs))
-    write_warmup(path, requests)
+        requests.append((name, inputs))
+    write_warmup(path, sig.MODEL_NAME, requests)
 
 
 def random_png(side: int, seed: int) -> bytes:
@@ -411,9 +411,11 @@ def random_png(side: int, seed: int) -> bytes:
     return buf.getvalue()
 
 
-def write_warmup(path: str, requests: list) -> None:
-    """Write ``requests`` (``PredictRequest``s) as the SavedModel's warm-up file in ``path``,
-    the replay file TF Serving (and the stand-in) runs before it serves the version."""
+def write_warmup(path: str, model: str, requests: list) -> None:
+    """Write ``requests``, ``(signature name, inputs)`` pairs to ``model``, as the SavedModel's
+    warm-up file in ``path``: the replay file TF Serving (and the stand-in) runs before it
+    serves the version. Built here, after the one line saying what to install if the serving
+    API is missing (building a request needs it too)."""
     from tfstyle import extras
 
     prediction_log_pb2 = extras.need(
@@ -422,7 +424,8 @@ def write_warmup(path: str, requests: list) -> None:
     )  # fmt: skip
     os.makedirs(os.path.join(path, os.path.dirname(sig.WARMUP_FILE)), exist_ok=True)
     with tf.io.TFRecordWriter(os.path.join(path, sig.WARMUP_FILE)) as writer:
-        for request in requests:
+        for name, inputs in requests:
+            request = sig.predict_request(model, None, name, inputs)
             log = prediction_log_pb2.PredictionLog(
                 predict_log=prediction_log_pb2.PredictLog(request=request)
             )

@@ -791,5 +791,4 @@ def _write_served_warmup(path: str) -> None:
     from tfstyle import export as optimisation
 
     pngs = [optimisation.random_png(side, seed=side) for side in (64, 48)]
-    request = sig.predict_request(MODEL_NAME, None, "serving_default", {IMAGES: pngs})
-    optimisation.write_warmup(path, [request])
+    optimisation.write_warmup(path, MODEL_NAME, [("serving_default", {IMAGES: pngs})])
