@@ -345,7 +345,12 @@ def test_a_missing_extra_is_one_line_saying_what_to_install(module, said, monkey
 
     # "import <module>" fails, as if absent ("grpc status": tfstyle status, which imported
     # grpc itself before the channel's line; probe 12)
-    monkeypatch.setitem(sys.modules, module.split()[0], None)
+    # the package and every submodule another test imported in this worker (an imported
+    # submodule is found in sys.modules without its parent: CI's order, 2026-12-07)
+    package = module.split()[0]
+    for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, package, None)
     calls = {
         "gradio": app.gradio,
         "grpc": lambda: grpc_api.channel("localhost:8500"),
