@@ -276,7 +276,14 @@ def test_export_command_versions(tmp_path, capsys, exported):
     assert sorted(p.name for p in base.iterdir()) == ["1", "2"]
     assert cli.main([*argv, "--version", "2"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("tfstyle: error: version:") and "already exists" in err[-1]
+    assert err[-1].startswith("tfstyle: error: --version:") and "already exists" in err[-1]
+    # the command's flags by their names, not the library's arguments (probe 12: "model_dir:")
+    argv[2] = str(base / "2" / "saved_model.pb")
+    assert cli.main(argv) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"tfstyle: error: --model-dir: {argv[2]!r} is not a directory"
+    )
+    argv[2] = str(base)
     assert cli.main([*argv, "--optimizer", "adamw"]) == 1
     assert "optimizer must be one of" in capsys.readouterr().err
     with open(base / "2" / "assets.extra" / "tfstyle_export.json") as f:

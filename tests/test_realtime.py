@@ -149,6 +149,19 @@ def test_bad_input_is_one_line(photos, style, tmp_path):
     # A model directory that is not one, of another format, or not finished: one line each.
     with pytest.raises(ValueError, match="is not a trained tfstyle model"):
         realtime.stylize(style, tmp_path / "other")
+    # Not a directory, or not a path (probe 12: all three were "not a trained tfstyle model",
+    # and a PathLike giving bytes got past the check)
+    with pytest.raises(FileNotFoundError, match=r"^model: directory does not exist: .*nowhere'$"):
+        realtime.stylize(style, tmp_path / "nowhere")
+    with pytest.raises(NotADirectoryError, match=r"^model: .*mine.txt' is a file, not a directory"):
+        realtime.stylize(style, tmp_path / "other" / "mine.txt")
+
+    class BytesPath:
+        def __fspath__(self):
+            return os.fsencode(tmp_path / "other")
+
+    with pytest.raises(ValueError, match=r"^model: a trained model's directory \(a path\) is "):
+        realtime.stylize(style, BytesPath())
     (tmp_path / "other" / realtime.MODEL_FILE).write_text(json.dumps({"format": 99}))
     with pytest.raises(ValueError, match="has format 99; this tfstyle reads format 1"):
         realtime.stylize(style, tmp_path / "other")
@@ -308,9 +321,9 @@ def test_a_served_real_time_model_answers_grpc_rest_and_tfstyle_request(trained,
             assert f"{extra[0]}: does not apply to a real-time model" in capsys.readouterr().err
 
 
-def test_a_batch_paints_every_image_with_a_trained_model(trained, photos, tmp_path):
+def test_a_batch_paints_every_image_with_a_trained_model(trained, photos, tmp_path, capsys):
     pytest.importorskip("apache_beam", reason='batch needs the "beam" extra')
-    from tfstyle import batch, realtime
+    from tfstyle import batch, cli, realtime
 
     counts = batch.run(photos, None, str(tmp_path / "out"), model=trained, size=40,
                        progress=False)  # fmt: skip
@@ -323,6 +336,13 @@ def test_a_batch_paints_every_image_with_a_trained_model(trained, photos, tmp_pa
         batch.run(photos, None, str(tmp_path / "o2"), model=trained, iterations=3)
     with pytest.raises(ValueError, match="^mask_dir: does not apply with a model"):
         batch.run(photos, None, str(tmp_path / "o2"), model=trained, mask_dir=photos)
+    # the command names its flags, not the library's arguments (probe 12)
+    argv = ["batch", photos, "-o", str(tmp_path / "o2"), "--model", trained]
+    for extra, said in [(["--mask-dir", photos], "--mask-dir"), (["--iterations", "3"],
+                        "--iterations"), (["--mask", photos], "--mask")]:  # fmt: skip
+        assert cli.main([*argv, *extra]) == 1
+        assert capsys.readouterr().err.startswith(f"tfstyle: error: {said}: does not apply with a ")
+    assert not os.path.exists(tmp_path / "o2")
     with pytest.raises(ValueError, match="^out_dir: .* is inside the model directory"):
         batch.run(photos, None, trained, model=trained)
     with pytest.raises(ValueError, match="^model_dir: .* is inside the model directory"):

@@ -299,7 +299,8 @@ def _main(argv: Sequence[str] | None) -> int:
 
     try:
         with interrupts.stops_deferred():  # Ctrl-C half-way through an import breaks it
-            args = build_parser().parse_args(argv)
+            parser = build_parser()
+            args = parser.parse_args(argv)
             import tensorflow as tf
 
             from tfstyle import batch, checks, client  # Keras and gRPC too
@@ -333,7 +334,7 @@ def _main(argv: Sequence[str] | None) -> int:
         return flags.fail(f"{err}; wrote the image after step {err.step} to {args.output}")
     except (ValueError, OSError, ImportError, client.ServingError) as err:
         # FileNotFoundError, FileExistsError and WeightsDownloadError are OSErrors.
-        return flags.fail(str(err))
+        return flags.fail(_as_typed(str(err), parser, args.command))
     except tf.errors.OpError as err:  # e.g. a file system error inside TensorFlow
         return flags.fail(checks.message_of(err))
     except interrupts.Interrupted as stop:
@@ -738,6 +739,20 @@ def _request_realtime(args: argparse.Namespace) -> int:
     if not args.quiet:
         _say(f"wrote {args.output}")
     return 0
+
+
+def _as_typed(message: str, parser: argparse.ArgumentParser, command: str) -> str:
+    """``message`` with a leading ``name:`` that is one of ``command``'s flags shown as the flag
+    the user typed: the library names its arguments (``mask_dir: ...``, ``masks: ...``), a
+    command its flags (``--mask-dir: ...``, ``--mask: ...``); positionals keep their names."""
+    name, colon, rest = message.partition(":")
+    if not colon or not name.isidentifier():
+        return message
+    sub = parser._subparsers._group_actions[0].choices[command]  # noqa: SLF001 (argparse's)
+    for action in sub._actions:  # noqa: SLF001
+        if action.dest == name and action.option_strings:
+            return max(action.option_strings, key=len) + colon + rest
+    return message
 
 
 def _status(args: argparse.Namespace) -> int:

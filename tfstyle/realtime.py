@@ -558,11 +558,18 @@ def _check_same_run(model_dir: str, description: dict) -> None:
 
 
 def describe(model_dir) -> dict:
-    """The description of a trained model directory (``tfstyle-model.json``), checked: a
-    ``ValueError`` naming the directory if it is not one, was written by another format, or
-    its training has not finished."""
+    """The description of a trained model directory (``tfstyle-model.json``), checked: an
+    ``OSError`` if ``model_dir`` is not a directory (missing, a file), a ``ValueError`` naming
+    it if it is not a path, not a trained model, was written by another format, or its
+    training has not finished."""
+    from tfstyle import files
 
-    model_dir = os.fspath(model_dir)
+    model_dir = os.fspath(model_dir) if isinstance(model_dir, (str, os.PathLike)) else model_dir
+    if not isinstance(model_dir, str):  # None, bytes (from a PathLike too), a number...
+        raise ValueError(f"model: a trained model's directory (a path) is needed; got "
+                         f"{model_dir!r}")  # fmt: skip
+    if not os.path.isdir(model_dir):
+        raise files.not_a_directory(model_dir, "model")
     path = os.path.join(model_dir, MODEL_FILE)
     if not os.path.lexists(path):
         raise ValueError(f"model: {model_dir!r} is not a trained tfstyle model (no {MODEL_FILE}; "
@@ -574,8 +581,6 @@ def describe(model_dir) -> dict:
                          f"format {FORMAT} (train it again with this version)")  # fmt: skip
     network_file = os.path.join(model_dir, NETWORK_FILE)
     if os.path.lexists(network_file):  # there, it must be a regular file (never a FIFO)
-        from tfstyle import files
-
         files.check_regular(network_file, "model", NETWORK_BYTES)
     else:
         raise ValueError(
