@@ -473,3 +473,38 @@ def test_sigterm_stops_a_video_as_ctrl_c_does_and_its_partial_clip_is_replaced_t
     assert cli.main(argv) == 0
     assert len(read_clip(out)[0]) == FRAMES and not partial.exists()
     assert not os.path.exists(str(out) + clips.WORK_SUFFIX)
+
+
+def test_the_benchmark_script_runs_and_writes_its_results(tmp_path, capsys):
+    """benchmarks/video.py at a toy size: both methods and a variant run, each judged by the
+    three measures, and the clips, the strip and the results written."""
+    import json
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
+    import video as bench  # benchmarks/video.py
+
+    out = tmp_path / "out"
+    argv = ["--frames", "4", "--size", "32", "--shift", "2", "--iterations", "4",
+            "--frame-iterations", "2", "--also", "1:5", "--out", str(out)]  # fmt: skip
+    assert bench.main(argv) == 0
+    result = json.loads((out / "video.json").read_text())
+    rows = result["results"]
+    assert list(rows) == ["temporal", "independent", "temporal 1 its, weight 5"]
+    for name, row in rows.items():
+        assert len(row["per_frame"]) == 3 and len(row["objective_per_frame"]) == 4, name
+        assert row["temporal_error"] == pytest.approx(np.mean(row["per_frame"]))
+        assert all(0 < o < np.inf for o in row["objective_per_frame"])
+        assert all(s <= 1 for s in row["strength_per_frame"])
+        clip_name = name.replace(" ", "-").replace(",", "")
+        frames, _, _ = read_clip(out / f"{clip_name}.mp4")
+        assert len(frames) == 4 and frames[0].shape == (24, 32, 3)
+    assert result["ratio"] == pytest.approx(
+        rows["independent"]["temporal_error"] / rows["temporal"]["temporal_error"]
+    )
+    assert result["independent_iterations"] >= 1
+    with PIL.Image.open(out / "strip.jpg") as strip:
+        assert strip.size == (4 * 32, 3 * 24)  # content, temporal, independent; 4 frames
+    printed = capsys.readouterr().out
+    assert "flags" in printed.lower() and "x (target: at least 3x)" in printed
+    assert not [p for p in os.listdir(out) if p.startswith(".")]  # no frames left behind
