@@ -366,3 +366,28 @@ def test_a_missing_extra_is_one_line_saying_what_to_install(module, said, monkey
     with pytest.raises(ImportError) as err:
         calls.get(module, lambda: export._write_warmup(str(tmp_path), 16, {}))()
     assert str(err.value) == said
+
+
+def test_errors_name_the_flag_typed_not_the_librarys_argument(image_files, tmp_path, capsys):
+    """The library names its arguments (``masks[0]``, ``model_dir``); a command says the flag
+    the user typed (probe 12; the review of it: indexed and renamed arguments)."""
+    content, style = image_files
+    (tmp_path / "file").write_text("x")
+    cases = [
+        (["transfer", content, style, "-o", str(tmp_path / "o.png"), "--mask",
+          str(tmp_path / "missing.png")], "--mask #1: "),
+        (["train", style, "--images", str(tmp_path), "-o", str(tmp_path / "file")],
+         f"--output: {str(tmp_path / 'file')!r} is not a directory"),
+    ]  # fmt: skip
+    for argv, said in cases:
+        assert cli.main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"tfstyle: error: {said}"), err
+    # what is not a flag keeps its name: a positional, a name that is no dest of the command
+    parser = cli.build_parser()
+    kept = ["content: no such file", "style[1]: no such file", "masks[x]: odd",
+            "workers must be an integer", "TFSTYLE_CACHE_DIR: not a directory"]  # fmt: skip
+    for message in kept:
+        assert cli._as_typed(message, parser, "transfer") == message
+    assert cli._as_typed("masks[1]: no such file", parser, "transfer") == "--mask #2: no such file"
+    assert cli._as_typed("mask_dir: x", parser, "batch") == "--mask-dir: x"

@@ -343,7 +343,7 @@ def test_a_batch_paints_every_image_with_a_trained_model(trained, photos, tmp_pa
         assert cli.main([*argv, *extra]) == 1
         assert capsys.readouterr().err.startswith(f"tfstyle: error: {said}: does not apply with a ")
     assert not os.path.exists(tmp_path / "o2")
-    with pytest.raises(ValueError, match="^out_dir: .* is inside the model directory"):
+    with pytest.raises(ValueError, match="^OUT_DIR: .* is inside the model directory"):
         batch.run(photos, None, trained, model=trained)
     with pytest.raises(ValueError, match="^model_dir: .* is inside the model directory"):
         realtime.export(trained, os.path.join(trained, "served"))

@@ -77,7 +77,8 @@ def transfer(
     Raises:
         ValueError: a bad option value or image, naming it and what is allowed; or an objective
             that stopped being finite (the step and the likely cause are named).
-        FileNotFoundError: an image or weights path that does not exist.
+        FileNotFoundError: an image, weights or ``model`` path that does not exist
+            (``NotADirectoryError``: a ``model`` that is a file).
         Interrupted: Ctrl-C (a ``KeyboardInterrupt``), within about 0.1 s; its ``image`` is the
             result after its ``step``, upsampled to the output's size if a coarser scale was
             running (the callback, if any, has seen that step's image at its scale).

@@ -134,7 +134,7 @@ def run(
     styles = [style] if isinstance(style, str) else list(style or [])
     if model is not None:
         _check_realtime(model, styles, kwargs, mask_dir)
-        files.check_not_inside(out_dir, model, "out_dir")
+        files.check_not_inside(out_dir, model, "OUT_DIR")
     elif not styles:
         raise ValueError("style: give at least one style image (or a model of tfstyle train)")
     if workers is not None and runner not in (None, "DirectRunner"):

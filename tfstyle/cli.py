@@ -741,17 +741,34 @@ def _request_realtime(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Library argument names a command's flag has under another dest: ``(command, name): dest``.
+_ALIASES = {("train", "model_dir"): "output"}
+
+
 def _as_typed(message: str, parser: argparse.ArgumentParser, command: str) -> str:
-    """``message`` with a leading ``name:`` that is one of ``command``'s flags shown as the flag
-    the user typed: the library names its arguments (``mask_dir: ...``, ``masks: ...``), a
-    command its flags (``--mask-dir: ...``, ``--mask: ...``); positionals keep their names."""
-    name, colon, rest = message.partition(":")
-    if not colon or not name.isidentifier():
+    """``message`` with a leading ``name:`` (or ``name[k]:``) that is one of ``command``'s flags
+    shown as the flag the user typed: the library names its arguments (``mask_dir: ...``,
+    ``masks[0]: ...``), a command its flags (``--mask-dir: ...``, ``--mask #1: ...``);
+    positionals keep their names. Any surprise leaves the message as it is."""
+    head, colon, rest = message.partition(":")
+    name, bracket, index = head.partition("[")
+    if not colon or not name.isidentifier() or (bracket and not re.fullmatch(r"[0-9]+]", index)):
         return message
-    sub = parser._subparsers._group_actions[0].choices[command]  # noqa: SLF001 (argparse's)
-    for action in sub._actions:  # noqa: SLF001
-        if action.dest == name and action.option_strings:
-            return max(action.option_strings, key=len) + colon + rest
+    try:
+        commands = next(
+            a
+            for a in parser._actions  # noqa: SLF001 (argparse's own)
+            if isinstance(a, argparse._SubParsersAction)  # noqa: SLF001
+        ).choices[command]
+        dest = _ALIASES.get((command, name), name)
+        for action in commands._actions:  # noqa: SLF001
+            if action.dest == dest and action.option_strings:
+                flag = max(action.option_strings, key=len)
+                if bracket:  # the k-th of a flag given once per style: its number, from 1
+                    flag = f"{flag} #{int(index[:-1]) + 1}"
+                return flag + colon + rest
+    except (StopIteration, KeyError, AttributeError, ValueError):
+        pass
     return message
 
 

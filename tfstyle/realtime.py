@@ -19,6 +19,7 @@ not multiples of 4 is padded by reflection and the output cropped back).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -564,7 +565,8 @@ def describe(model_dir) -> dict:
     training has not finished."""
     from tfstyle import files
 
-    model_dir = os.fspath(model_dir) if isinstance(model_dir, (str, os.PathLike)) else model_dir
+    with contextlib.suppress(TypeError):  # a PathLike giving neither str nor bytes: below
+        model_dir = os.fspath(model_dir) if isinstance(model_dir, os.PathLike) else model_dir
     if not isinstance(model_dir, str):  # None, bytes (from a PathLike too), a number...
         raise ValueError(f"model: a trained model's directory (a path) is needed; got "
                          f"{model_dir!r}")  # fmt: skip
