@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Real-time mode (``tfstyle train``, ``tfstyle.realtime``) against the optimisation.
 
+0. **Training cost** at ``tfstyle train``'s defaults: the FLOPs of a step (counted from its
+   graph), its seconds on this CPU, and the default run's time here and, estimated from the
+   FLOPs, on GPUs (``GPU_RATES``; none here to measure on). ``--cost-steps 0`` skips it.
 1. **Training**: a network for the bundled style, trained here on scikit-image's sample
    photos (``--photos``; package-shipped, so no download) less the held-out ones, in random
    ``--size`` px crops: steps, images, wall time and seconds per step, with the machine.
@@ -40,6 +43,12 @@ import tensorflow as tf  # noqa: E402
 
 import tfstyle  # noqa: E402
 from tfstyle import images, options, pipeline, realtime  # noqa: E402
+
+#: GPUs for the estimate of a training run's time (not measured: none here), each at half its
+#: float32 peak (NVIDIA's data sheets), the share of the peak a convolutional network's training
+#: step commonly reaches.
+GPU_RATES = {"T4 (8.1 TFLOPS float32)": 8.1e12 / 2, "L4 (30.3)": 30.3e12 / 2,
+             "A100 (19.5; TF32 off)": 19.5e12 / 2}  # fmt: skip
 
 #: scikit-image's samples kept out of training, to judge the network on.
 HELD_OUT = ("chelsea.png", "coffee.png")
@@ -89,6 +98,43 @@ def objective(image: np.ndarray, content: np.ndarray, style: np.ndarray, opts) -
     return float(terms["total"])
 
 
+def step_flops(opts, size: int, batch_size: int) -> float:
+    """Floating-point operations of one training step (``batch_size`` crops of ``size`` px,
+    the network forward and backward, VGG on the stylised batch forward and back to its input,
+    on the content batch forward), counted by TensorFlow's profiler over the traced step: the
+    convolutions, their gradients and the matrix products (Gram matrices)."""
+    style = images.load_image(common.STYLE, "style")
+    trainer = realtime.Trainer(style, opts, size, 1e-3, seed=0)
+    spec = tf.TensorSpec([batch_size, size, size, 3], tf.float32)
+    graph = trainer.step.get_concrete_function(spec).graph
+    builder = tf.compat.v1.profiler.ProfileOptionBuilder
+    options_ = builder(builder.float_operation()).with_empty_output().build()
+    return float(tf.compat.v1.profiler.profile(graph, options=options_).total_float_ops)
+
+
+def training_cost(opts, size: int, timed: int) -> dict:
+    """What ``tfstyle train``'s defaults cost (``steps`` steps of ``batch_size`` crops of
+    ``size`` px): the FLOPs of a step, a step's seconds on this CPU (the median of ``timed``,
+    after one that traces it), and so the whole run's time here and, estimated from the FLOPs,
+    on the GPUs of ``GPU_RATES``."""
+    batch, steps = (options.TRAIN_OPTIONS[n].default for n in ("batch_size", "steps"))
+    flops = step_flops(opts, size, batch)
+    trainer = realtime.Trainer(images.load_image(common.STYLE, "style"), opts, size, 1e-3, 0)
+    crops = tf.constant(np.random.default_rng(0).random((batch, size, size, 3), np.float32))
+    trainer.step(crops)  # traced
+    seconds = common.median_seconds(lambda: float(trainer.step(crops)["total"]), timed)
+    cost = {"crop": size, "batch_size": batch, "steps": steps, "flops_per_step": flops,
+            "cpu_s_per_step": round(seconds, 3), "cpu_gflops": round(flops / seconds / 1e9, 1),
+            "cpu_hours": round(steps * seconds / 3600, 1),
+            "gpu_minutes_estimated": {name: round(steps * flops / rate / 60, 1)
+                                      for name, rate in GPU_RATES.items()}}  # fmt: skip
+    print(f"training cost, train's defaults ({steps} steps of {batch} crops of {size} px): "
+          f"{flops / 1e9:.0f} GFLOP a step; here {seconds:.2f} s a step ({cost['cpu_gflops']} "
+          f"GFLOP/s), {cost['cpu_hours']} h in all; estimated on a GPU at half its float32 "
+          "peak: " + ", ".join(f"{n} {m} min" for n, m in cost["gpu_minutes_estimated"].items()))
+    return cost
+
+
 def png(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     images.to_pil(array).save(buffer, "PNG")
@@ -113,6 +159,10 @@ def main(argv=None) -> int:
     p.add_argument("--optimise-sizes", type=int, nargs="*", default=[256, 512])
     p.add_argument("--quality-size", type=int, default=256)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--cost-size", type=int, default=options.TRAIN_OPTIONS["size"].default,
+                   help="the training cost's crops (default: train's)")  # fmt: skip
+    p.add_argument("--cost-steps", type=int, default=3,
+                   help="training steps timed for the cost (0: the cost is not measured)")
     p.add_argument("--out", default=os.path.join(common.ROOT, "benchmarks", "results"))
     args = p.parse_args(argv)
     weights = None if args.weights == "none" else args.weights
@@ -121,6 +171,9 @@ def main(argv=None) -> int:
     opts = options.Options(**objective_options, precision="float32")
     flags = common.print_machine(opts)
     result = {"cpu_flags": flags, "precision": "float32", "cpus": os.cpu_count()}
+
+    if args.cost_steps > 0:
+        result["cost"] = training_cost(opts, args.cost_size, args.cost_steps)
 
     train_dir, held = split(photos_dir(args.photos), args.out)
     model = args.model or os.path.join(args.out, "model")

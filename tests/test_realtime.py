@@ -423,9 +423,20 @@ def test_the_benchmark_script_runs_and_writes_its_results(tmp_path, capsys):
     argv = ["--photos", str(photos), "--steps", "2", "--size", "32", "--batch-size", "2",
             "--sizes", "32", "40", "--batches", "1", "2", "--optimise-sizes", "32",
             "--quality-size", "32", "--iterations", "3", "--repeats", "1",
-            "--content-weight", "5", "--out", str(out)]  # fmt: skip
+            "--content-weight", "5", "--cost-size", "32", "--cost-steps", "1",
+            "--out", str(out)]  # fmt: skip
     assert bench.main(argv) == 0
     result = json.loads((out / "realtime.json").read_text())
+    cost = result["cost"]
+    assert (cost["crop"], cost["batch_size"]) == (32, 4) and cost["cpu_s_per_step"] > 0
+    # VGG16's forward pass is 15.5 G multiply-adds at 224 px (31 GFLOP); on 4 crops of 32 px
+    # the benchmark's objective (the table's VGG19 layers) runs more than that share of it
+    # forward alone, and the step adds the network and the backward passes: a count missing
+    # the convolutions or their gradients would fall below
+    assert cost["flops_per_step"] > 4 * (32 / 224) ** 2 * 15.5e9
+    assert cost["gpu_minutes_estimated"]["T4 (8.1 TFLOPS float32)"] == pytest.approx(
+        cost["steps"] * cost["flops_per_step"] / 4.05e12 / 60, abs=0.1
+    )
     assert result["training"]["steps"] == 2 and result["training"]["images"] == 2
     assert result["training"]["content_weight"] == 5
     assert [r["size"] for r in result["latency"]] == [32, 40]

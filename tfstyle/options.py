@@ -345,8 +345,10 @@ TRAIN_OPTIONS: dict[str, Option] = {o.name: o for o in (
            "(Johnson et al.: 256); the network then stylises any size.", low=images.MIN_SIDE,
            high=2048),
     Option("batch_size", 4, "int", CALL, "Photos per training step.", low=1, high=256),
-    Option("steps", 2000, "int", CALL, "Training steps in all (a resumed run goes on to this "
-           "many; raise it to train longer).", low=1, high=_INT32_MAX),
+    Option("steps", 10_000, "int", CALL, "Training steps in all (a resumed run goes on to "
+           "this many; raise it to train longer). 10 000: under an hour on a T4-class GPU, "
+           "estimated from a step's FLOPs (Johnson et al. train 40 000).", low=1,
+           high=_INT32_MAX),
     Option("epochs", None, "float", CALL, "Passes over the photos, in place of steps: steps = "
            "ceil(epochs * photos / batch_size) (Johnson et al.: 2 epochs of COCO, about "
            "40 000 steps). None: steps decides.", low=0, above=True, high=1e6, none=True),

@@ -303,7 +303,7 @@ class Trainer:
 
 
 def train(
-    style, images_dir, model_dir, *, size: int = 256, batch_size: int = 4, steps: int = 2000,
+    style, images_dir, model_dir, *, size: int = 256, batch_size: int = 4, steps: int = 10_000,
     epochs: float | None = None, learning_rate: float = 1e-3, seed: int = 0,
     checkpoint_every: int = 200, distribute: str | None = None, progress: bool = True,
     **objective,
@@ -323,7 +323,9 @@ def train(
             image, checkpoints and TensorBoard logs go.
         size: int. Side of the square random crops trained on. Defaults to 256.
         batch_size: int. Images per step. Defaults to 4 (Johnson et al.).
-        steps: int. Training steps in all. Defaults to 2000.
+        steps: int. Training steps in all. Defaults to 10 000: by the FLOPs of a step (1.3
+            TFLOP at the defaults, ``benchmarks/realtime.py``), under an hour on a T4-class
+            GPU, the most a common GPU does in that time; Johnson et al. train 40 000.
         epochs: float. Passes over the photos, in place of ``steps``: ``steps = ceil(epochs *
             photos / batch_size)``, counted when the run starts. Defaults to None (``steps``).
         learning_rate: float. Adam's. Defaults to 1e-3 (Johnson et al.).
