@@ -166,6 +166,9 @@ def main(argv=None) -> int:
     )
     p.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.iterations < 2:
+        p.error("--iterations must be at least 2 (the independent frames' time is fitted to "
+                "two runs of the first frame, of --iterations and a quarter of it)")  # fmt: skip
     if args.memory_child:
         print(json.dumps(memory_child(args.memory_child, args.out)))
         return 0
@@ -225,9 +228,11 @@ def main(argv=None) -> int:
 
     hi, lo = args.iterations, max(1, args.iterations // 4)
     (t_hi, _), (t_lo, _) = timed(hi, content[0]), timed(lo, content[0])
-    per_step = max(t_hi - t_lo, 1e-9) / max(hi - lo, 1)
+    # (at toy sizes the two timings can be equal within their noise: a step costs at least a
+    # quarter of the longer run's mean step, and a frame at most 10x its iterations)
+    per_step = max((t_hi - t_lo) / (hi - lo), t_hi / hi / 4)
     budget = temporal_s / len(content)
-    iterations = max(1, round(hi + (budget - t_hi) / per_step))
+    iterations = min(max(1, round(hi + (budget - t_hi) / per_step)), 10 * hi)
     began = time.perf_counter()
     independent_frames = [timed(iterations, frame)[1] for frame in content]
     independent_s = time.perf_counter() - began
