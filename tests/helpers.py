@@ -153,9 +153,12 @@ class ModelServer:
     """A model server subprocess (``command``: the stand-in, or ``tensorflow_model_server``) on
     free loopback ports, serving ``base_path`` as the tfstyle model, logging to ``log_path``
     (default: ``server-<port>.log`` beside ``base_path``). ``flags`` come after the defaults
-    here, so they override them. ``with ModelServer(...) as srv:`` stops it at the end."""
+    here, so they override them; with ``config_file``, the models of that ``models.config``
+    instead (``model_name`` the one ``wait_for`` waits for). ``with ModelServer(...) as srv:``
+    stops it at the end."""
 
-    def __init__(self, base_path, *flags, command=STANDIN, log_path=None, model_name=None):
+    def __init__(self, base_path, *flags, command=STANDIN, log_path=None, model_name=None,
+                 config_file=None):  # fmt: skip
         self.grpc_port, self.rest_port = free_port(), free_port()
         self.address = f"127.0.0.1:{self.grpc_port}"
         self.url = f"http://127.0.0.1:{self.rest_port}"
@@ -173,8 +176,7 @@ class ModelServer:
                 *command,
                 f"--port={self.grpc_port}",
                 f"--rest_api_port={self.rest_port}",
-                f"--model_name={self.model_name}",
-                f"--model_base_path={self.base_path}",
+                *self._served(config_file),
                 "--file_system_poll_wait_seconds=1",
                 "--load_retry_interval_micros=500000",  # TF Serving's default: 1 min
                 *(["--host=127.0.0.1"] if command == STANDIN else []),  # loopback only
@@ -184,6 +186,11 @@ class ModelServer:
             stderr=subprocess.STDOUT,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
         )
+
+    def _served(self, config_file) -> list:
+        if config_file is not None:
+            return [f"--model_config_file={config_file}"]
+        return [f"--model_name={self.model_name}", f"--model_base_path={self.base_path}"]
 
     def wait_for(self, version: int | None = None, timeout: float = 180) -> list:
         """The model status once ``version`` (None: any) is AVAILABLE."""

@@ -295,16 +295,27 @@ def test_tfstyle_transfer_paints_with_a_trained_model(trained, photos, tmp_path,
         tfstyle.Stylizer(style, model=trained)  # the optimisation's (video, batch) take none
 
 
-def test_a_served_real_time_model_answers_grpc_rest_and_tfstyle_request(trained, tmp_path, capsys):
-    from helpers import ModelServer, png_bytes
+def test_a_served_real_time_model_answers_grpc_rest_and_tfstyle_request(
+    trained, exported, tmp_path, capsys
+):
+    from helpers import ModelServer, copy_model, png_bytes
 
     from tfstyle import cli, client, realtime
 
     base = realtime.export(trained, tmp_path / "served" / realtime.MODEL_NAME)
     pngs = [png_bytes(smooth_image(0, 36, 40)), png_bytes(smooth_image(2, 37, 29))]
     expected = [np.asarray(realtime.stylize(p, trained)) for p in pngs]
-    with ModelServer(os.path.dirname(base), model_name=realtime.MODEL_NAME) as server:
+    # served beside the optimisation's model, in one models.config (as serving/README.md shows)
+    models = {"tfstyle": copy_model(exported, tmp_path / "served" / "tfstyle"),
+              realtime.MODEL_NAME: os.path.dirname(base)}  # fmt: skip
+    config = tmp_path / "models.config"
+    config.write_text("model_config_list { " + " ".join(
+        f'config {{ name: "{name}" base_path: "{path}" model_platform: "tensorflow" }}'
+        for name, path in models.items()
+    ) + " }")  # fmt: skip
+    with ModelServer(base, model_name=realtime.MODEL_NAME, config_file=config) as server:
         server.wait_for()  # its warm-up request replayed
+        assert client.model_status(server.address, "tfstyle")[0]["state"] == "AVAILABLE"
         for where in ({"server": server.address}, {"url": server.url}):
             answer = client.predict_realtime(pngs, **where)  # one batch, each its own size
             for image, want in zip(answer, expected, strict=True):
