@@ -375,6 +375,16 @@ def test_bad_requests_get_tf_serving_codes_and_server_keeps_serving(stub, pngs, 
     )  # fmt: skip
 
 
+def test_a_parts_deadline_counts_its_own_work_at_its_size():
+    # A part's own work (targets, the closing objective) grows with its area as its steps do:
+    # a 4096 px part of one step outlived a deadline that counted the step alone (700 s)
+    base, per = client.DEADLINE_BASE_S, client.DEADLINE_PER_ITERATION_S
+    assert client.deadline_for(0, 512) - base == client.DEADLINE_PART_STEPS * per > 0
+    assert client.deadline_for(1, 4096) - base == 64 * (client.deadline_for(1, 512) - base)
+    assert client.deadline_for(1, 4096) > 2 * 700
+    assert client.deadline_for(30, 256) == client.deadline_for(30, 512)  # no less below 512 px
+
+
 def test_client_errors_are_one_line(server, pngs):
     with pytest.raises(client.ServingError, match="model 'nope' not found") as err:
         client.predict(*pngs, server=server.address, iterations=1, model="nope")

@@ -18,6 +18,7 @@ Example:
 
 from tfstyle.client.arguments import (
     DEADLINE_BASE_S,
+    DEADLINE_PART_STEPS,
     DEADLINE_PER_ITERATION_S,
     DEADLINE_SIZE,
     MAX_MESSAGE_BYTES,
@@ -49,8 +50,9 @@ from tfstyle.client.rest_api import json_tensor_value as _json_tensor_value
 from tfstyle.client.rest_api import rest_defaults
 
 __all__ = [
-    "DEADLINE_BASE_S", "DEADLINE_PER_ITERATION_S", "DEADLINE_SIZE", "DEFAULT_CHUNK",
-    "MAX_MESSAGE_BYTES", "METADATA_TIMEOUT_S", "RETRYABLE", "RunFailed", "ServingError",
+    "DEADLINE_BASE_S", "DEADLINE_PART_STEPS", "DEADLINE_PER_ITERATION_S", "DEADLINE_SIZE",
+    "DEFAULT_CHUNK", "MAX_MESSAGE_BYTES", "METADATA_TIMEOUT_S", "RETRYABLE", "RunFailed",
+    "ServingError",
     "build_request", "check_request", "check_server", "check_timeout", "check_version",
     "deadline_for", "encode_input", "model_status", "predict", "predict_realtime",
     "predict_rest", "rest_defaults", "servers_of", "stylize", "urls_of", "_Grpc", "_Rest",

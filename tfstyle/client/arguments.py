@@ -20,6 +20,10 @@ from tfstyle import signature as sig
 DEADLINE_BASE_S = 60.0
 DEADLINE_PER_ITERATION_S = 10.0
 DEADLINE_SIZE = 512
+#: A request's own work besides its steps, counted as steps at its size: the content and style
+#: targets at its scale and the objective at its end (a 4096 px part of one step outlived a
+#: deadline that counted its step alone, 700 s, on a 2-core CPU: 2026-12-07).
+DEADLINE_PART_STEPS = 2
 #: Failures of a part that another attempt (on the next server) may not repeat: the server was
 #: unreachable, busy, stopping or too slow. Others (a bad input) fail at once.
 RETRYABLE = frozenset({
@@ -42,9 +46,9 @@ class ServingError(RuntimeError):
 
 def deadline_for(iterations: int, size: int | None = None) -> float:
     """Default deadline in seconds for a request of ``iterations`` steps at ``size`` px (None:
-    ``DEADLINE_SIZE``)."""
+    ``DEADLINE_SIZE``), its own work (``DEADLINE_PART_STEPS``) counted as steps."""
     area = max(1.0, ((size or DEADLINE_SIZE) / DEADLINE_SIZE) ** 2)
-    return DEADLINE_BASE_S + DEADLINE_PER_ITERATION_S * iterations * area
+    return DEADLINE_BASE_S + DEADLINE_PER_ITERATION_S * (iterations + DEADLINE_PART_STEPS) * area
 
 
 def check_timeout(timeout) -> None:
