@@ -98,13 +98,12 @@ def objective(image: np.ndarray, content: np.ndarray, style: np.ndarray, opts) -
     return float(terms["total"])
 
 
-def step_flops(opts, size: int, batch_size: int) -> float:
-    """Floating-point operations of one training step (``batch_size`` crops of ``size`` px,
-    the network forward and backward, VGG on the stylised batch forward and back to its input,
-    on the content batch forward), counted by TensorFlow's profiler over the traced step: the
-    convolutions, their gradients and the matrix products (Gram matrices)."""
-    style = images.load_image(common.STYLE, "style")
-    trainer = realtime.Trainer(style, opts, size, 1e-3, seed=0)
+def step_flops(trainer: realtime.Trainer, size: int, batch_size: int) -> float:
+    """Floating-point operations of one step of ``trainer`` (``batch_size`` crops of ``size``
+    px, the network forward and backward, VGG on the stylised batch forward and back to its
+    input, on the content batch forward), counted by TensorFlow's profiler over the traced
+    step (traced here, for these shapes): the convolutions, their gradients and the matrix
+    products (Gram matrices)."""
     spec = tf.TensorSpec([batch_size, size, size, 3], tf.float32)
     graph = trainer.step.get_concrete_function(spec).graph
     builder = tf.compat.v1.profiler.ProfileOptionBuilder
@@ -118,10 +117,10 @@ def training_cost(opts, size: int, timed: int) -> dict:
     after one that traces it), and so the whole run's time here and, estimated from the FLOPs,
     on the GPUs of ``GPU_RATES``."""
     batch, steps = (options.TRAIN_OPTIONS[n].default for n in ("batch_size", "steps"))
-    flops = step_flops(opts, size, batch)
     trainer = realtime.Trainer(images.load_image(common.STYLE, "style"), opts, size, 1e-3, 0)
+    flops = step_flops(trainer, size, batch)  # (its step traced for these shapes)
     crops = tf.constant(np.random.default_rng(0).random((batch, size, size, 3), np.float32))
-    trainer.step(crops)  # traced
+    trainer.step(crops)  # the first call's own work, outside the timing
     seconds = common.median_seconds(lambda: float(trainer.step(crops)["total"]), timed)
     cost = {"crop": size, "batch_size": batch, "steps": steps, "flops_per_step": flops,
             "cpu_s_per_step": round(seconds, 3), "cpu_gflops": round(flops / seconds / 1e9, 1),

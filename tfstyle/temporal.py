@@ -26,13 +26,9 @@ _MB_RELATIVE, _MB_ABSOLUTE = 0.01, 0.002
 
 
 def _cv2():
-    try:
-        import cv2
-    except ImportError:
-        from tfstyle.video_io import INSTALL_HINT
+    from tfstyle import extras, video_io
 
-        raise ImportError(INSTALL_HINT) from None
-    return cv2
+    return extras.need("cv2", *video_io.EXTRA)
 
 
 def _gray(frame: np.ndarray) -> np.ndarray:

@@ -20,8 +20,9 @@ import PIL.Image
 
 from tfstyle import extras, files, images
 
-INSTALL_HINT = extras.hint("tfstyle video", "PyAV and OpenCV", "video",
-                           " (av and opencv-python-headless)")  # fmt: skip
+#: ``extras.hint``'s words for the video extra (PyAV here, OpenCV in ``temporal``).
+EXTRA = ("tfstyle video", "PyAV and OpenCV", "video", " (av and opencv-python-headless)")
+INSTALL_HINT = extras.hint(*EXTRA)
 #: The frame rate of a folder of frames (which has none of its own).
 FOLDER_FPS = fractions.Fraction(25)
 #: Containers written, by extension: (format, video codec, pixel format, the audio codec the
@@ -40,11 +41,7 @@ FRAME_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 
 def av():
     """The ``av`` module (PyAV), or one line saying what to install."""
-    try:
-        import av
-    except ImportError:
-        raise ImportError(INSTALL_HINT) from None
-    return av
+    return extras.need("av", *EXTRA)
 
 
 class ClipInfo(NamedTuple):

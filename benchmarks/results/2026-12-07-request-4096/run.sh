@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# The same 4096 px request in parts, the export kept, with the client's default deadline.
-set -uo pipefail
+# A 4096 px request in parts through `tfstyle request`, on an export of max_size 4096.
+set -euo pipefail
 cd /work/scratch/r4096
-rm -f out.png server.log
+rm -rf models out.png server.log
+W=/work/dev/vgg16_notop.weights.h5
+python -c "from tfstyle import cli; print(cli.__file__)" >/dev/null
+echo "== export"; date
+/usr/bin/time -f "export: %e s wall, peak %M KiB" tfstyle export --model-dir models/tfstyle \
+    --max-size 4096 --weights $W --backbone vgg16 --precision float32
+echo "== server"; date
 python /work/main/tests/standin/model_server.py --host=127.0.0.1 --port=8600 --rest_api_port=8601 \
     --model_name=tfstyle --model_base_path=$PWD/models/tfstyle > server.log 2>&1 &
 SERVER=$!
@@ -10,7 +16,7 @@ for i in $(seq 1 300); do tfstyle status --server 127.0.0.1:8600 2>/dev/null | g
 tfstyle status --server 127.0.0.1:8600
 echo "== request"; date
 /usr/bin/time -f "request (client): %e s wall, peak %M KiB" tfstyle request /work/main/examples/content.jpg \
-    /work/main/examples/style.png -o out.png --server 127.0.0.1:8600 --size 4096 --iterations 2 --chunk 1 2>&1 | tr '\r' '\n' | grep -v "^ *$" | tail -5
+    /work/main/examples/style.png -o out.png --server 127.0.0.1:8600 --size 4096 --iterations 2 --chunk 1
 date
 grep VmHWM /proc/$SERVER/status | sed 's/^/server peak: /'
 kill -TERM $SERVER; wait $SERVER || true
