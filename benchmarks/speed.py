@@ -182,31 +182,43 @@ def run_tfstyle(problem: Problem, iterations: int, every: int, target: float) ->
 
 
 def shortest_run(
-    problem: Problem, target: float, extra: dict, limit: int, start: int = 8
-) -> dict | None:
+    problem: Problem, target: float, extra: dict, limit: int, start: int = 8,
+    tried: dict | None = None,
+) -> dict | None:  # fmt: skip
     """The fewest ``iterations`` whose ``transfer`` run (its defaults, updated by ``extra``) ends
     at an image whose full-size objective is at most ``target``: the count grows by half from
     ``start`` until a run gets there, then is bisected to within 5 % (one iteration below 20).
     The run's wall time includes everything a user waits for but tracing. None if no run of at
-    most ``limit`` iterations gets there."""
+    most ``limit`` iterations gets there.
+
+    ``tried`` (iterations -> that run's figures) holds the runs of earlier searches with the same
+    ``extra``, and gets this search's: a run of the same count is not made again (its objective
+    is that of a seeded run), and the search starts from the counts they bracket."""
     kwargs = {**problem.options, "seed": 0, "progress": False, **extra}
-    tfstyle.transfer(CONTENT, STYLE, iterations=2, **kwargs)  # trace
-    tried = {}
+    tried = {} if tried is None else tried
+    if not tried:
+        tfstyle.transfer(CONTENT, STYLE, iterations=2, **kwargs)  # trace
 
     def reaches(n: int) -> bool:
-        start = time.perf_counter()
-        image = tfstyle.transfer(CONTENT, STYLE, iterations=n, **kwargs)
-        wall = time.perf_counter() - start
-        value = problem.value(np.asarray(image, np.float32) / 255.0)
-        tried[n] = {"iterations": n, "wall_s": wall, "objective": value}
-        return value <= target
+        if n not in tried:
+            began = time.perf_counter()
+            image = tfstyle.transfer(CONTENT, STYLE, iterations=n, **kwargs)
+            wall = time.perf_counter() - began
+            value = problem.value(np.asarray(image, np.float32) / 255.0)
+            tried[n] = {"iterations": n, "wall_s": wall, "objective": value}
+        return tried[n]["objective"] <= target
 
-    low, n = 0, start
-    while not reaches(n):
-        low, n = n, n + n // 2
-        if n > limit:
-            return None
-    high = n
+    low = max((n for n, r in tried.items() if r["objective"] > target), default=0)
+    above = [n for n, r in tried.items() if r["objective"] <= target and n > low]
+    if above:
+        high = min(above)
+    else:
+        n = max(start, low + low // 2)
+        while not reaches(n):
+            low, n = n, n + n // 2
+            if n > limit:
+                return None
+        high = n
     while high - low > max(1, high // 20):
         mid = (low + high) // 2
         low, high = (low, mid) if reaches(mid) else (mid, high)
@@ -593,11 +605,15 @@ def shortest_runs_section(bench: Bench, baseline: dict, recipe: dict) -> dict:
     if "best_last20" in recipe:
         recipes["PyTorch tutorial"] = {"wall_s": recipe["wall_s"], "target": recipe["best_last20"]}
     shortest = []
-    for name, r in recipes.items():
+    tried = {schedule: {} for schedule in bench.args.schedules}  # runs shared by the recipes
+    # The higher target first: its runs bracket the lower one's search.
+    for name, r in sorted(recipes.items(), key=lambda item: -item[1]["target"]):
         for schedule in bench.args.schedules:
             extra = SCHEDULES[schedule](size)
             start = bench.args.start_iterations
-            run = shortest_run(bench.problem, r["target"], extra, limit=limit, start=start)
+            run = shortest_run(
+                bench.problem, r["target"], extra, limit=limit, start=start, tried=tried[schedule]
+            )
             schedule = {"single": "single scale"}.get(schedule, schedule)
             row = {"recipe": name, "schedule": schedule, "target": r["target"], "run": run}
             if run:

@@ -179,3 +179,29 @@ def test_script_measures_only_the_sections_asked_for(tmp_path, capsys):
         assert row["run"]["tried"][0]["iterations"] == 2
     assert "shortest run to the TF tutorial (default)" in out and "baseline: 6 steps" in out
     assert not (tmp_path / "speed.png").exists()
+
+
+def test_shortest_runs_of_two_targets_share_their_runs(monkeypatch):
+    # The higher target's search, then the lower one's with its runs: no count is run twice,
+    # and each answer is the fewest that get there (the next count below it did not).
+    problem = common.Problem(16, None, "vgg19")
+    extra = speed.SCHEDULES["default"](16)
+    made = []
+    transfer = speed.tfstyle.transfer
+
+    def counted(*args, **kwargs):
+        made.append(kwargs["iterations"])
+        return transfer(*args, **kwargs)
+
+    monkeypatch.setattr(speed.tfstyle, "transfer", counted)
+    tried = {}
+    first = speed.shortest_run(problem, problem.value(problem.content) * 0.9, extra, 60, 2, tried)
+    lower = first["objective"] * 0.3  # some steps more (a count or two more did not do)
+    searched = len(made)
+    second = speed.shortest_run(problem, lower, extra, 60, 2, tried)
+    assert first and second and second["iterations"] > first["iterations"]
+    assert made[0] == 2 and len(set(made[1:])) == len(made) - 1  # traced once; no count twice
+    assert made[searched:] and min(made[searched:]) > first["iterations"]  # from where it ended
+    below = max((t for t in tried.values() if t["iterations"] < second["iterations"]),
+                key=lambda t: t["iterations"])  # fmt: skip
+    assert second["objective"] <= lower < below["objective"]
