@@ -81,9 +81,10 @@ def time_per_step(
     run = pipeline.get(opts).compiled
     lr = tf.constant(opts.learning_rate_or_default)
     state = pipeline.get(opts).optimizer.init(problem.content[None])
-    run.advance(state, problem.targets, problem.weights, lr, 1).image.numpy()  # trace
+    k = tf.constant(steps)  # a tensor, as transfer passes it: one trace for any count
+    run.advance(state, problem.targets, problem.weights, lr, k).image.numpy()  # trace
     return common.median_seconds(
-        lambda: run.advance(state, problem.targets, problem.weights, lr, steps).image.numpy(),
+        lambda: run.advance(state, problem.targets, problem.weights, lr, k).image.numpy(),
         repeats, per=steps,
     )  # fmt: skip
 
@@ -186,10 +187,15 @@ def shortest_run(
     tried: dict | None = None,
 ) -> dict | None:  # fmt: skip
     """The fewest ``iterations`` whose ``transfer`` run (its defaults, updated by ``extra``) ends
-    at an image whose full-size objective is at most ``target``: the count grows by half from
-    ``start`` until a run gets there, then is bisected to within 5 % (one iteration below 20).
-    The run's wall time includes everything a user waits for but tracing. None if no run of at
-    most ``limit`` iterations gets there.
+    at an image whose full-size objective is at most ``target``, to within 5 % (one iteration
+    below 20). The run's wall time includes everything a user waits for but tracing. None if no
+    run of at most ``limit`` iterations gets there.
+
+    The counts tried: ``start``, then larger counts until a run gets there, then counts inside
+    the bracket until it is within 5 %. Each next count is where a line through the two nearest
+    runs' (log iterations, log objective) meets the target (``_next_count``): at 1024 px a run
+    takes minutes, and the line needs fewer of them than growing by half and halving the
+    bracket; where no line can be drawn, the count grows by half or the bracket is halved.
 
     ``tried`` (iterations -> that run's figures) holds the runs of earlier searches with the same
     ``extra``, and gets this search's: a run of the same count is not made again (its objective
@@ -210,19 +216,46 @@ def shortest_run(
 
     low = max((n for n, r in tried.items() if r["objective"] > target), default=0)
     above = [n for n, r in tried.items() if r["objective"] <= target and n > low]
-    if above:
-        high = min(above)
-    else:
-        n = max(start, low + low // 2)
-        while not reaches(n):
-            low, n = n, n + n // 2
-            if n > limit:
+    high = min(above) if above else None
+    n = start if not tried else _next_count(tried, target, low, None)
+    while high is None:
+        if n > limit:
+            if low >= limit:
                 return None
-        high = n
+            n = limit
+        if reaches(n):
+            high = n
+        else:
+            low, n = n, _next_count(tried, target, n, None)
     while high - low > max(1, high // 20):
-        mid = (low + high) // 2
-        low, high = (low, mid) if reaches(mid) else (mid, high)
+        n = _next_count(tried, target, low, high)
+        low, high = (low, n) if reaches(n) else (n, high)
     return {**tried[high], "tried": [tried[k] for k in sorted(tried)]}
+
+
+def _next_count(tried: dict, target: float, low: int, high: int | None) -> int:
+    """The next count to try above ``low`` (a count that does not get there, or 0) and below
+    ``high`` (the fewest that do, or None): where the line through the two runs nearest the
+    target in (log iterations, log objective) meets it, aimed 10 % high while nothing gets there
+    (the next run then likely does), and kept at least an eighth of the bracket from its ends;
+    without such a line, half as many again as ``low``, or the bracket's middle."""
+    points = sorted((n, r["objective"]) for n, r in tried.items() if n > 0 and r["objective"] > 0)
+    if high is None:
+        fallback = max(low + low // 2, low + 1)
+        near = [p for p in points if p[0] <= low][-2:]
+    else:
+        fallback = (low + high) // 2
+        near = [p for p in points if p[0] in (low, high)]
+    if len(near) == 2 and near[0][1] != near[1][1]:
+        (n0, v0), (n1, v1) = near
+        slope = (np.log(v1) - np.log(v0)) / (np.log(n1) - np.log(n0))
+        if slope < 0:  # more steps, lower objective: the line can be followed
+            guess = n1 * float(np.exp((np.log(target) - np.log(v1)) / slope))
+            if high is None:
+                return int(min(max(guess * 1.1, low + max(1, low // 8)), 3 * low))
+            width = high - low
+            return int(min(max(guess, low + max(1, width // 8)), high - max(1, width // 8)))
+    return fallback
 
 
 def run_torch_recipe(problem: Problem, evaluations: int) -> dict:
@@ -438,7 +471,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--start-iterations",
         type=int,
         default=8,
-        help="the shortest runs' first try (then x1.5 until one gets there, then bisected)",
+        help="the shortest runs' first try (then more until one gets there, then counts in "
+        "the bracket, each where the last two runs' trend meets the target)",
     )
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     p.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
