@@ -212,6 +212,8 @@ def shortest_run(
             wall = time.perf_counter() - began
             value = problem.value(np.asarray(image, np.float32) / 255.0)
             tried[n] = {"iterations": n, "wall_s": wall, "objective": value}
+            print(f"  {n} iterations: {wall:.1f} s -> {value:.4g} (target {target:.4g})",
+                  flush=True)  # fmt: skip
         return tried[n]["objective"] <= target
 
     low = max((n for n, r in tried.items() if r["objective"] > target), default=0)
@@ -744,6 +746,10 @@ def print_table(bench: Bench, result: dict) -> None:
     print("\n" + "\n".join(f"{name:<{width}}  {value}" for name, value in rows))
 
 
+#: The figures of the sections done so far, in --out while a run goes on (speed.json at the end).
+PARTIAL = "speed.partial.json"
+
+
 def write_results(bench: Bench, result: dict) -> None:
     """speed.json and speed.png in --out."""
     out = bench.args.out
@@ -766,22 +772,32 @@ def main(argv=None) -> int:
     os.makedirs(args.out, exist_ok=True)
     bench = set_up(args, weights)
     result = {"label": bench.label, "size": args.size}
+    partial = os.path.join(args.out, PARTIAL)
+
+    def measured(section: dict) -> None:
+        """``section``'s figures into ``result``, and all so far into ``PARTIAL``: a run of
+        hours stopped half-way keeps what it measured."""
+        result.update(section)
+        with open(partial + ".tmp", "w") as f:
+            json.dump(result, f, indent=1)
+        os.replace(partial + ".tmp", partial)
+
     sections = set(args.sections)
-    result.update(peak_section(bench))
+    measured(peak_section(bench))
     if "step" in sections:
-        result.update(per_step_section(bench, result["peak_gflops"]))
-    result.update(baseline_section(bench))
+        measured(per_step_section(bench, result["peak_gflops"]))
+    measured(baseline_section(bench))
     if "tfstyle" in sections:
-        result.update(tfstyle_section(bench, result["baseline"]))
+        measured(tfstyle_section(bench, result["baseline"]))
     recipe = torch_recipe_section(bench) if "torch" in sections else {}
-    result.update(recipe)
+    measured(recipe)
     if "shortest" in sections:
-        shortest = shortest_runs_section(bench, result["baseline"], recipe.get("torch_recipe", {}))
-        result.update(shortest)
+        measured(shortest_runs_section(bench, result["baseline"], recipe.get("torch_recipe", {})))
     if "memory" in sections:
-        result.update(memory_section(bench))
+        measured(memory_section(bench))
     print_table(bench, result)
     write_results(bench, result)
+    os.remove(partial)
     return 0
 
 

@@ -178,7 +178,24 @@ def test_script_measures_only_the_sections_asked_for(tmp_path, capsys):
     if row["run"]:
         assert row["run"]["tried"][0]["iterations"] == 2
     assert "shortest run to the TF tutorial (default)" in out and "baseline: 6 steps" in out
+    assert "  2 iterations: " in out  # each try, as it ends
     assert not (tmp_path / "speed.png").exists()
+    assert not (tmp_path / speed.PARTIAL).exists()  # the whole result is in speed.json
+
+
+def test_a_run_stopped_half_way_keeps_the_sections_it_measured(tmp_path, monkeypatch):
+    def stopped(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(speed, "shortest_runs_section", stopped)
+    argv = ["--size", "16", "--baseline-steps", "2", "--peak-size", "64", "--sections",
+            "shortest", "--torch-evaluations", "0", "--out", str(tmp_path)]  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        speed.main(argv)
+    with open(tmp_path / speed.PARTIAL) as f:
+        kept = json.load(f)
+    assert kept["peak_gflops"] > 0 and len(kept["baseline"]["curve"]) == 3
+    assert not (tmp_path / "speed.json").exists()
 
 
 def test_shortest_runs_of_two_targets_share_their_runs(monkeypatch):
