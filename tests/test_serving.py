@@ -230,10 +230,13 @@ def test_a_run_in_parts_over_grpc_and_rest(server, pngs):
 
 
 def test_a_failed_part_keeps_the_image_so_far(server, pngs):
-    """A bad request fails at once; a server that stops mid-run leaves the image so far."""
-    with pytest.raises(client.RunFailed, match="steps 0-3 of 7 failed: the server rejected") as e:
-        client.stylize(*pngs, server=server.address, iterations=7, chunk=3, size=2000)
-    assert e.value.code == "INVALID_ARGUMENT" and e.value.image is None and e.value.step == 0
+    """A bad request fails at once, said as the server's refusal (not as a failed part: there is
+    nothing to keep); a server that stops mid-run leaves the image so far."""
+    for where in ({"server": server.address}, {"url": server.url}):
+        with pytest.raises(client.ServingError, match="size must be between") as e:
+            client.stylize(*pngs, **where, iterations=7, chunk=3, size=2000, progress=False)
+        assert not isinstance(e.value, client.RunFailed) and "steps 0-3" not in str(e.value)
+        assert e.value.code in ("INVALID_ARGUMENT", "400")
     # The server, reached through a forwarder that goes away after the first part: to the
     # client, a server that stopped (a second server costs a model load).
     with Proxy(server.address) as gone:
@@ -447,6 +450,11 @@ def test_cli_request_and_status(server, pngs, tmp_path, capsys):
     assert cli.main([*argv[:-1], "50", "--timeout", "0.05"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "raise the timeout" in err[0]
+    # More iterations than the model allows: the server's reason, not a failed part 0-30.
+    assert cli.main([*argv[:-1], str(10**6)]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("tfstyle: error: the server rejected the request: iterations must")
+    assert image_size(out) == (32, 24)  # the last good run's image, untouched
 
 
 def test_cli_request_ctrl_c_writes_the_image_so_far(server, pngs, tmp_path):

@@ -30,6 +30,9 @@ RETRYABLE = frozenset({
     "UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "CANCELLED",
     "408", "429", "502", "503", "504",
 })  # fmt: skip
+#: Failures that refuse the request itself (an option out of the model's range, such as more
+#: iterations than its cap): said as they are when the first part fails so, not as a failed part.
+REFUSED = frozenset({"INVALID_ARGUMENT", "FAILED_PRECONDITION", "400"})
 #: Largest message the client sends or accepts (a PNG of the largest output fits easily).
 MAX_MESSAGE_BYTES = 256 * 2**20
 #: Seconds allowed for a metadata request (at most the whole call's timeout).

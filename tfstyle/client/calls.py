@@ -14,6 +14,7 @@ from tfstyle import images, interrupts, plan
 from tfstyle import signature as sig
 from tfstyle.client.arguments import (
     METADATA_TIMEOUT_S,
+    REFUSED,
     RETRYABLE,
     ServingError,
     check_request,
@@ -198,7 +199,8 @@ def stylize(
             ``style_mask`` (``signature.MASK_INPUTS``), each an image or None.
 
     Raises:
-        ServingError: a bad request or model (one line, the reason).
+        ServingError: a bad request or model (one line, the reason), the server's refusal of
+            the first part included (``REFUSED``: more iterations than the model allows, say).
         RunFailed: a part failed on every attempt; it carries the image so far.
         tfstyle.Interrupted: Ctrl-C; it carries the image after the last part that ended.
             The first Ctrl-C lets the part in flight finish (the server computes it anyway) and
@@ -258,6 +260,8 @@ def stylize(
                     except ServingError as err:
                         if stopping.is_set():  # asked to stop: no further attempt was made
                             raise KeyboardInterrupt from None
+                        if step == 0 and err.code in REFUSED:  # the request, not a part
+                            raise
                         raise RunFailed(
                             f"steps {step}-{stop} of {iterations} failed: {err}",
                             err.code, latest, step, iterations,
