@@ -276,6 +276,10 @@ def test_a_truncated_clip_is_written_and_said_to_be_short(style, tmp_path, capsy
         # Probe round 7 (issue 29): a frame side over 8192 px is refused before any frame is
         # decoded (a 1.6 MB clip of 16000 px frames took 3.8 GB, then a traceback) ...
         (lambda d: _png_clip(d / "wide.mov", 9000, 16), "o.mp4", "frames of 9000x16 px"),
+        # a PNG bomb named .mp4 (probe round 10's 3 GB file: "frames of 0x0 px"): FFmpeg reads
+        # it as a stream of PNGs and finds no frame size
+        (lambda d: _bytes(d / "bomb.mp4", bomb_png()), "o.mp4",
+         "bomb.mp4' is not a readable video \\(its png stream gives no frame size\\)"),
         # ... and so is a folder frame's, from its header (a PNG declaring 100000 px a side)
         (lambda d: _frames(d, [(32, 24)], bomb=True), "o", "not a readable image file"),
         # a FIFO among a folder's frames (it hung), frames of different sizes (a traceback)
@@ -330,6 +334,11 @@ def _frames(directory, sizes, bomb: bool = False, fifo: bool = False) -> str:
 
 def _text(path) -> str:
     path.write_text("not a video")
+    return str(path)
+
+
+def _bytes(path, data: bytes) -> str:
+    path.write_bytes(data)
     return str(path)
 
 

@@ -96,6 +96,11 @@ def probe(path: str, name: str = "video") -> ClipInfo:
             stream = container.streams.video[0]
             fps = stream.average_rate or stream.guessed_rate or FOLDER_FPS
             width, height = stream.codec_context.width, stream.codec_context.height
+            if not width or not height:  # FFmpeg's probe read no frame (a PNG bomb, say)
+                raise ValueError(
+                    f"{name}: {path!r} is not a readable video (its "
+                    f"{stream.codec_context.name} stream gives no frame size)"
+                )
             _check_sides(path, width, height, name)
             frames = stream.frames or None  # Matroska and WebM declare a duration only
             if frames is None and container.duration:
