@@ -23,6 +23,7 @@ from tfstyle.client.arguments import (
     DEADLINE_SIZE,
     MAX_MESSAGE_BYTES,
     METADATA_TIMEOUT_S,
+    REFUSED,
     RETRYABLE,
     ServingError,
     check_request,
@@ -51,7 +52,7 @@ from tfstyle.client.rest_api import rest_defaults
 
 __all__ = [
     "DEADLINE_BASE_S", "DEADLINE_PART_STEPS", "DEADLINE_PER_ITERATION_S", "DEADLINE_SIZE",
-    "DEFAULT_CHUNK", "MAX_MESSAGE_BYTES", "METADATA_TIMEOUT_S", "RETRYABLE", "RunFailed",
+    "DEFAULT_CHUNK", "MAX_MESSAGE_BYTES", "METADATA_TIMEOUT_S", "REFUSED", "RETRYABLE", "RunFailed",
     "ServingError",
     "build_request", "check_request", "check_server", "check_timeout", "check_version",
     "deadline_for", "encode_input", "model_status", "predict", "predict_realtime",
