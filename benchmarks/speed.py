@@ -20,7 +20,8 @@ Sections:
   otherwise): ``torch.optim.LBFGS`` with its defaults for --torch-evaluations, judged at the best
   point of its last 20 evaluations;
 - shortest runs: the fewest ``iterations`` whose ``transfer`` run ends at each recipe's objective,
-  and its wall time, with the default coarse-to-fine schedule and with every step at --size;
+  and its wall time, with the default coarse-to-fine schedule and with every step at --size
+  (past ``shared_iterations`` one run watched at each step finds the count: ``shortest_run``);
 - memory: peak resident memory of a tfstyle run at each of --memory-sizes (a fresh process each).
 
 Times exclude tracing (each method is run once before it is timed) and the objective evaluations
@@ -199,8 +200,15 @@ def shortest_run(
 
     ``tried`` (iterations -> that run's figures) holds the runs of earlier searches with the same
     ``extra``, and gets this search's: a run of the same count is not made again (its objective
-    is that of a seeded run), and the search starts from the counts they bracket."""
+    is that of a seeded run), and the search starts from the counts they bracket.
+
+    Beyond ``shared_iterations`` a longer run takes the same coarse steps and only more at the
+    full size, so a run of n iterations is the first n steps of any longer one: once the search
+    passes that count, one run of ``limit`` iterations, stopped at the first full-size step whose
+    objective is at most ``target`` (``_scan``), names the count, and a clean run of that count
+    gives its wall time and final image (the next count below it is the scan's)."""
     kwargs = {**problem.options, "seed": 0, "progress": False, **extra}
+    shared = kwargs.get("shared_iterations", options.DEFAULTS["shared_iterations"])
     tried = {} if tried is None else tried
     if not tried:
         tfstyle.transfer(CONTENT, STYLE, iterations=2, **kwargs)  # trace
@@ -220,11 +228,24 @@ def shortest_run(
     above = [n for n, r in tried.items() if r["objective"] <= target and n > low]
     high = min(above) if above else None
     n = start if not tried else _next_count(tried, target, low, None)
+    scanned = None
     while high is None:
         if n > limit:
             if low >= limit:
                 return None
             n = limit
+        if n > shared and scanned is None:
+            after = max(low, shared)
+            scanned = _scan(target, after, limit, kwargs)
+            if scanned is None:
+                return None
+            n = scanned
+            if reaches(n):
+                high = n
+                if n - 1 > after:
+                    low = n - 1  # the scan saw that step miss
+                break
+            # else the clean run's final (uint8) image missed what the scan's step reached
         if reaches(n):
             high = n
         else:
@@ -233,6 +254,28 @@ def shortest_run(
         n = _next_count(tried, target, low, high)
         low, high = (low, n) if reaches(n) else (n, high)
     return {**tried[high], "tried": [tried[k] for k in sorted(tried)]}
+
+
+def _scan(target: float, after: int, limit: int, kwargs: dict) -> int | None:
+    """The first step past ``after`` of a run of ``limit`` iterations at which the image's
+    objective (at the full size: the callback's) is at most ``target``; None if none is."""
+    size, found = kwargs["size"], []
+
+    def watch(step, losses, image):
+        if not found and step > after and losses["scale"] == size and losses["total"] <= target:
+            found.append(step)
+            raise KeyboardInterrupt  # transfer stops there
+
+    began = time.perf_counter()
+    try:
+        tfstyle.transfer(CONTENT, STYLE, iterations=limit, callback=watch, callback_every=1,
+                         **kwargs)  # fmt: skip
+    except tfstyle.Interrupted:
+        pass
+    print(f"  one run of {limit} iterations, watched at each step past {after}: "
+          + (f"at the target after {found[0]}" if found else "never at the target")
+          + f" ({time.perf_counter() - began:.1f} s)", flush=True)  # fmt: skip
+    return found[0] if found else None
 
 
 def _next_count(tried: dict, target: float, low: int, high: int | None) -> int:

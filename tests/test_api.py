@@ -85,6 +85,7 @@ CHANGES = {
     "scale_span": ({"scale_span": 1.0}, {"min_scale": 16}),  # one scale, not 16, 32, 64 px
     "scale_factor": ({"scale_factor": 4.0}, {"min_scale": 16, "iterations": 6}),
     "steps_ratio": ({"steps_ratio": 2.0}, {"min_scale": 32}),
+    "shared_iterations": ({"shared_iterations": 1}, {"min_scale": 32}),  # 1 + 2 steps, not 2 + 1
     "average_decay": ({"average_decay": 0.9}, {}),
     "content_weight": ({"content_weight": 100.0}, {}),
     "style_weight": ({"style_weight": 1e6}, {}),

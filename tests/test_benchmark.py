@@ -222,3 +222,29 @@ def test_shortest_runs_of_two_targets_share_their_runs(monkeypatch):
     below = max((t for t in tried.values() if t["iterations"] < second["iterations"]),
                 key=lambda t: t["iterations"])  # fmt: skip
     assert second["objective"] <= lower < below["objective"]
+
+
+def test_shortest_run_past_shared_iterations_is_one_watched_run(monkeypatch):
+    # Past shared_iterations a run is the start of any longer one: one run of the limit, stopped
+    # where it gets there, then a clean run of that count; the count below does not get there.
+    problem = common.Problem(16, None, "vgg19")
+    extra = {"shared_iterations": 3}
+    made = []
+    transfer = speed.tfstyle.transfer
+
+    def counted(*args, **kwargs):
+        made.append(kwargs["iterations"])
+        return transfer(*args, **kwargs)
+
+    kwargs = {**problem.options, **extra, "seed": 0, "progress": False}
+
+    def value(iterations):
+        image = transfer(common.CONTENT, common.STYLE, iterations=iterations, **kwargs)
+        return problem.value(np.asarray(image, np.float32) / 255.0)
+
+    target = value(12) * 1.01  # some steps past shared_iterations
+    monkeypatch.setattr(speed.tfstyle, "transfer", counted)
+    run = speed.shortest_run(problem, target, extra, 60, 2, {})
+    assert run and 3 < run["iterations"] <= 12 and run["objective"] <= target
+    assert made.count(60) == 1 and made[-1] == run["iterations"]  # the watched run, then clean
+    assert value(run["iterations"] - 1) > target

@@ -79,7 +79,7 @@ def test_exact_arguments_reach_transfer(image_files, tmp_path, capsys, monkeypat
     argv += ["--learning-rate", "0.5", "--backbone", "vgg16", "--precision", "float32"]
     argv += ["--style-scale", "0.5", "--style-loss", "wasserstein"]
     argv += ["--min-scale", "100", "--scale-factor", "1.5", "--steps-ratio", "0.7"]
-    argv += ["--scale-span", "3"]
+    argv += ["--scale-span", "3", "--shared-iterations", "50"]
     argv += ["--average-decay", "0.5", "--tile-size", "48"]
     argv += ["--mask", content, "--mask", style, "--style-mask", "none", "--style-mask", style]
     argv += ["--content-mask", content]
@@ -95,6 +95,7 @@ def test_exact_arguments_reach_transfer(image_files, tmp_path, capsys, monkeypat
         "scale_span": 3.0,
         "scale_factor": 1.5,
         "steps_ratio": 0.7,
+        "shared_iterations": 50,
         "average_decay": 0.5,
         "content_weight": 2.0,
         "style_weight": 100.0,

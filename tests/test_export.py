@@ -145,6 +145,7 @@ def test_stylize_options_equal_python_api(model_dir, pngs):
         "scale_span": 1.5,
         "scale_factor": 1.5,
         "steps_ratio": 0.5,
+        "shared_iterations": 3,  # 2 steps at 27 px and 3 at 40 (without it: 3 and 2)
         "average_decay": 0.5,
     }
     assert set(options) == set(options_table.REQUEST_OPTIONS)  # every per-request option

@@ -33,6 +33,15 @@ def schedule(shape, iterations, style_shape=(64, 64, 3), **kwargs):
          [128, 256, 512, 1024, 2048, 4096], [120, 49, 19, 8, 3, 1]),
         ((768, 1024, 3), 200, {"size": 1024, "scale_span": 2, "min_scale": 16}, [512, 1024],
          [143, 57]),
+        # Beyond shared_iterations (200) every step is at the full size: the coarse steps are
+        # those of a 200-iteration run, however long the run.
+        ((768, 1024, 3), 1000, {"size": 1024}, [128, 256, 512, 1024], [123, 49, 20, 808]),
+        ((768, 1024, 3), 201, {"size": 1024}, [128, 256, 512, 1024], [123, 49, 20, 9]),
+        ((768, 1024, 3), 100, {"size": 1024, "shared_iterations": 50}, [128, 256, 512, 1024],
+         [31, 12, 5, 52]),
+        ((768, 1024, 3), 9, {"size": 1024, "shared_iterations": 0}, [1024], [9]),
+        ((768, 1024, 3), 60, {"size": 1024, "shared_iterations": 100}, [128, 256, 512, 1024],
+         [37, 15, 6, 2]),  # fewer than shared_iterations: shared as before
         # The last scale is size itself, however the factor falls.
         ((48, 64, 3), 10, {"size": 300, "min_scale": 100, "scale_factor": 1.5},
          [100, 150, 225, 300], [6, 3, 0, 1]),  # the last scale gets a step
@@ -66,6 +75,7 @@ def test_steps_always_sum_to_iterations():
             "scale_span": float(rng.uniform(1, 4096)),
             "scale_factor": float(rng.uniform(1.1, 16)),
             "steps_ratio": float(rng.uniform(0.01, 16)),
+            "shared_iterations": int(rng.integers(0, 5000)),
         }
         sizes, steps = schedule((300, 400, 3), iterations, **kwargs)
         assert sum(steps) == iterations and min(steps) >= 0, kwargs

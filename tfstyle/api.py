@@ -34,6 +34,7 @@ def transfer(
     scale_span: float = 8.0,
     scale_factor: float = 2.0,
     steps_ratio: float = 0.4,
+    shared_iterations: int = 200,
     style_scale: float = 1.0,
     average_decay: float = 0.0,
     content_weight: float = 1.0,

@@ -214,6 +214,11 @@ OPTIONS: tuple[Option, ...] = (
            "scales: each scale gets steps_ratio times the steps of the scale below it (1 shares "
            "them equally; below 1 spends most steps at the cheap coarse scales).",
            low=0, above=True, high=16, dtype="float32"),
+    Option("shared_iterations", 200, "int", REQUEST, "At most this many of the iterations "
+           "are shared between the scales by steps_ratio; the rest all run at the last scale, "
+           "size (a longer run refines the full-size image: the coarse scales set the look in a "
+           "bounded number of steps). 0 runs every step at size.",
+           low=0, high=_INT32_MAX, dtype="int32"),
     Option("style_scale", 1.0, "float", REQUEST, "Size of the style images relative to the "
            "output: each is resized so that its longer side is style_scale * size (at least "
            f"{images.MIN_SIDE}, at most {images.MAX_SIZE} px). Below 1 paints with smaller "

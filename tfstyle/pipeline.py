@@ -2,9 +2,10 @@
 
 The image is optimised coarse to fine, at a ladder of sizes (``schedule``: from ``min_scale``, or
 ``size / scale_span`` if larger, up to ``size``, ``scale_factor`` apart, the steps shared by
-``steps_ratio``). ``Pipeline.initial`` gives the starting image at the first size. At each size,
-``Pipeline.start`` resizes the images to that size, computes the targets (content activations,
-style Gram matrices) and the optimiser's fresh state at the previous size's image, upsampled
+``steps_ratio``, those beyond ``shared_iterations`` all at ``size``). ``Pipeline.initial`` gives
+the starting image at the first size. At each size, ``Pipeline.start`` resizes the images to that
+size, computes the targets (content activations, style Gram matrices) and the optimiser's fresh
+state at the previous size's image, upsampled
 (``Pipeline.style_targets`` gives the style part alone, for a caller that reuses it);
 ``Pipeline.advance`` takes ``k`` optimisation steps in one ``tf.while_loop``. ``Pipeline.finish``
 gives the final image and its objective. ``Pipeline.run`` drives them over the run plan
@@ -695,10 +696,13 @@ def schedule(shape, style_shapes, iterations, request: dict) -> tuple[tf.Tensor,
     whichever is larger (raised, if need be, until the shorter side of the content and of each
     style is ``images.MIN_SIDE``; at most ``size``) and
     grows by ``scale_factor`` until ``size``: ``s[i + 1] = min(round(s[i] * scale_factor),
-    size)``. The ``iterations`` are shared in proportion to ``steps_ratio ** i`` (``i`` = 0 at
-    the coarsest scale), rounded so that they sum to ``iterations``, the last scale getting at
-    least one. Scales before the first that gets a step are dropped, so the run starts where the
-    first step is taken. TF ops: the API and the served graph compute the same schedule.
+    size)``. The ``iterations``, at most ``shared_iterations`` of them, are shared in proportion
+    to ``steps_ratio ** i`` (``i`` = 0 at the coarsest scale), rounded, the last scale getting at
+    least one; any beyond ``shared_iterations`` go to the last scale, so the steps sum to
+    ``iterations`` and a run longer than ``shared_iterations`` takes the same coarse steps
+    whatever its length. Scales before the first that gets a step are dropped, so the run
+    starts where the first step is taken. TF ops: the API and the served graph compute the
+    same schedule.
 
     Args:
         shape: the content image's shape ``(H, W, 3)``.
@@ -743,7 +747,8 @@ def schedule(shape, style_shapes, iterations, request: dict) -> tuple[tf.Tensor,
     share = tf.pow(
         tf.cast(request["steps_ratio"], tf.float64), tf.cast(tf.range(count), tf.float64)
     )
-    total = tf.cast(iterations, tf.float64)
+    shared = tf.minimum(tf.cast(iterations, tf.int32), request["shared_iterations"])
+    total = tf.cast(shared, tf.float64)
     bounds = tf.cast(tf.round(total * tf.cumsum(share) / tf.reduce_sum(share)), tf.int32)
     last = tf.cast(iterations, tf.int32)
     bounds = tf.concat([tf.minimum(bounds[:-1], tf.maximum(last - 1, 0)), [last]], 0)
