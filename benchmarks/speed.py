@@ -239,19 +239,17 @@ def shortest_run(
             scanned = _scan(target, after, limit, kwargs)
             if scanned is None:
                 return None
-            n, sure = scanned
-            if reaches(n):
-                high = n
-                if n - 1 > after:
-                    low = n - 1  # the scan saw that step miss
-                break
-            # The clean run's final image (uint8) missed what the scan's step (float) reached:
-            low = n
-            if sure is not None and sure > n:
-                if reaches(sure):
-                    high = sure
-                    break
-                low = sure
+            first, sure = scanned
+            if first - 1 > after:
+                low = first - 1  # the scan saw that step miss
+            # A clean run's final image is uint8 and may miss what the scan's float one reached:
+            # then the count SCAN_MARGIN below the target.
+            for n in (first, sure):
+                if n is not None and n > low:
+                    if reaches(n):
+                        high = n
+                        break
+                    low = n
             n = _next_count(tried, target, low, None)
             continue
         if reaches(n):

@@ -747,10 +747,9 @@ def schedule(shape, style_shapes, iterations, request: dict) -> tuple[tf.Tensor,
     share = tf.pow(
         tf.cast(request["steps_ratio"], tf.float64), tf.cast(tf.range(count), tf.float64)
     )
-    shared = tf.minimum(tf.cast(iterations, tf.int32), request["shared_iterations"])
-    total = tf.cast(shared, tf.float64)
-    bounds = tf.cast(tf.round(total * tf.cumsum(share) / tf.reduce_sum(share)), tf.int32)
     last = tf.cast(iterations, tf.int32)
+    total = tf.cast(tf.minimum(last, request["shared_iterations"]), tf.float64)
+    bounds = tf.cast(tf.round(total * tf.cumsum(share) / tf.reduce_sum(share)), tf.int32)
     bounds = tf.concat([tf.minimum(bounds[:-1], tf.maximum(last - 1, 0)), [last]], 0)
     steps = bounds - tf.concat([[0], bounds[:-1]], 0)
     used = steps > 0
