@@ -173,7 +173,10 @@ def check_writable_dir(directory: str, name: str) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
-        message = f"{name}: cannot write to directory {directory!r}: {err.strerror}"
+        reason = err.strerror
+        if err.errno == errno.ENOENT:  # the directory is there: its file system (/proc) says no
+            reason = "its file system takes no new files"
+        message = f"{name}: cannot write to directory {directory!r}: {reason}"
         raise type(err)(message) from None
 
 
