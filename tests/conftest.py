@@ -21,18 +21,22 @@ from helpers import EXPORT, png_bytes, smooth_image  # noqa: E402
 
 #: The costliest files, costliest first (from CI's --durations): two xdist workers given whole
 #: files in this order finish together, where alphabetical order left one of them a long tail.
-#: test_api.py before test_server_hostile.py: both server files start by waiting for the shared
-#: export, so the second worker runs test_api.py while the first makes it (not 30 s idle).
+#: test_api.py second: both server files start by waiting for the shared export, so the second
+#: worker runs test_api.py while the first makes it (not 30 s idle).
 COSTLIEST_FIRST = (
     "test_serving.py",
     "test_api.py",
-    "test_server_hostile.py",
     "test_export.py",
-    "test_batch.py",
-    "test_tiles.py",
+    "test_realtime.py",
+    "test_server_hostile.py",
     "test_benchmark.py",
     "test_hostile.py",
+    "test_batch.py",
+    "test_masks.py",
+    "test_tiles.py",
+    "test_app.py",
     "test_notebook.py",
+    "test_video.py",
     "test_cli.py",
 )
 
