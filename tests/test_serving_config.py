@@ -131,6 +131,12 @@ def test_k8s_agrees_with_models_config_the_export_and_the_memory_figures():
     # The readiness probe asks TF Serving's REST status of the model the config names.
     probe = container["readinessProbe"]["httpGet"]
     assert probe["path"] == f"/v1/models/{sig.MODEL_NAME}" and probe["port"] == "http"
+    # TF Serving opens its ports once the model is loaded and warmed up (about a minute for an
+    # export of max_size 4096 here): a startup probe on the gRPC port holds the liveness probe
+    # back for up to 10 minutes, so a replica still loading is not restarted.
+    startup, liveness = container["startupProbe"], container["livenessProbe"]
+    assert startup["tcpSocket"] == liveness["tcpSocket"] == {"port": "grpc"}
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 600
     # models.config comes from the ConfigMap, mounted where --model_config_file points.
     generated = docs["Kustomization"]["configMapGenerator"][0]
     assert generated["files"] == ["models.config=../models.config"]
