@@ -21,8 +21,8 @@ from helpers import EXPORT, png_bytes, smooth_image  # noqa: E402
 
 #: The costliest files, costliest first (from CI's --durations): two xdist workers given whole
 #: files in this order finish together, where alphabetical order left one of them a long tail.
-#: test_api.py second: both server files start by waiting for the shared export, so the second
-#: worker runs test_api.py while the first makes it (not 30 s idle).
+#: test_api.py second: test_serving.py starts by making the shared export (the other server
+#: files wait for it), so the second worker runs test_api.py meanwhile (not 30 s idle).
 COSTLIEST_FIRST = (
     "test_serving.py",
     "test_api.py",
