@@ -285,6 +285,21 @@ def test_stop_reaches_the_running_run_after_a_second_paint():
     assert not runs.take("a").is_set()  # the next Paint starts afresh
 
 
+def test_previews_are_new_files_never_rewritten(tmp_path):
+    # CI 2026-12-07: the last preview and the result, equal images handed to Gradio as images,
+    # made it rewrite its cached file while the browser fetched it (a broken response and a
+    # traceback in the server's log). Each preview is a file of its own, written once.
+    from tfstyle import app
+
+    shown: list[str] = []
+    same = PIL.Image.new("RGB", (8, 8), (10, 20, 30))
+    paths = [app.preview_file(same, str(tmp_path), shown) for _ in range(4)]
+    assert len(set(paths)) == 4
+    assert [os.path.exists(p) for p in paths] == [False, False, True, True]
+    with PIL.Image.open(paths[-1]) as image:
+        assert image.getpixel((3, 3)) == (10, 20, 30)
+
+
 def test_a_page_visitor_cannot_name_files_on_the_server_and_empty_fields_keep_its_flags():
     # Probe round 8: the weights were a text field (a visitor could name any file on the
     # server, or empty it and make the server download ImageNet's weights).

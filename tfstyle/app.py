@@ -18,6 +18,7 @@ offered for download with the options used (and the CLI line that repeats the ru
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -429,6 +430,22 @@ def paint(
                  done=True, files=[png, used, *(drawn or [])], command=command)  # fmt: skip
 
 
+def preview_file(image: PIL.Image.Image, out_dir: str, shown: list[str]) -> str:
+    """``image`` in a new PNG file of ``out_dir`` for the page to show. Never one file written
+    twice: given an image, Gradio caches it under its content's hash and rewrites that file in
+    place when an equal image comes again (the last preview and the result), and a browser
+    fetching it meanwhile got a broken response ("Too much data for declared Content-Length");
+    a file it copies under a new name. The file of two previews ago is deleted: Gradio copied
+    it into its cache before asking for the next."""
+    path = os.path.join(out_dir, f"step-{len(shown) + 1}.png")
+    files.save_image(image, path)
+    shown.append(path)
+    if len(shown) > 2:
+        with contextlib.suppress(OSError):
+            os.remove(shown[-3])
+    return path
+
+
 def status_html(text: str, fraction: float, done: bool = False) -> str:
     """The run's progress bar and its line (step, scale, loss)."""
     import html
@@ -543,15 +560,17 @@ def build(engine=None, defaults: dict | None = None):
                 yield status_html("stopped before it started", 0.0), None, None, "", past, past
                 return
             out_dir = tempfile.mkdtemp(prefix="tfstyle-page-")
+            shown_paths: list[str] = []
             try:
                 for shown in paint(engine, ordered, content, styles, masks, content_mask,
                                    list(raw), stop, out_dir, defaults, drawn):  # fmt: skip
                     bar = status_html(shown.text, shown.fraction, shown.done)
                     if shown.done:
                         past = [*past, (shown.files[0], shown.text)]
-                        yield bar, shown.image, shown.files, shown.command, past, past
+                        yield bar, shown.files[0], shown.files, shown.command, past, past
                     else:
-                        yield bar, shown.image, None, "", past, past
+                        shown_path = preview_file(shown.image, out_dir, shown_paths)
+                        yield bar, shown_path, None, "", past, past
             except (ValueError, OSError, ImportError) as err:
                 raise gr.Error(str(err), print_exception=False) from None
             except Exception as err:  # noqa: BLE001 (a server error, a TensorFlow one: one line)
