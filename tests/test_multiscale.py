@@ -1,6 +1,8 @@
 """Coarse-to-fine optimisation: the ladder of sizes, the targets at each, the hand-over between
 scales, and what the callback, the progress bar and Ctrl-C see (random network, tiny images)."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -167,3 +169,23 @@ def test_a_style_too_large_fails_before_the_first_scale(content_array, style_arr
             **{k: v for k, v in FAST.items() if k != "size"},
         )  # fmt: skip
     assert calls == []  # no scale ran
+
+
+def test_the_pipelines_used_most_recently_are_kept(monkeypatch):
+    # A long-lived process (the page, a batch) alternating between sets of options: the one in
+    # use again is kept, and the one unused longest goes (each holds a network and its traced
+    # steps; building one is what this test replaces, to count the builds).
+    built = []
+    monkeypatch.setattr(pipeline, "_PIPELINES", {})
+    monkeypatch.setattr(pipeline, "Pipeline", lambda opts: built.append(opts) or SimpleNamespace())
+    base = options.Options(weights=None, precision="float32")
+    sets = [base.replace(style_layer_weights=(float(i),) * 5) for i in range(9)]
+    for opts in sets[:8]:
+        pipeline.get(opts)
+    pipeline.get(sets[0])  # used again: now the most recent
+    pipeline.get(sets[8])  # a ninth: the least recently used (sets[1]) goes
+    assert len(built) == 9
+    pipeline.get(sets[0])
+    assert len(built) == 9  # kept
+    pipeline.get(sets[1])
+    assert len(built) == 10  # built again

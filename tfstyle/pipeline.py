@@ -666,7 +666,8 @@ _PIPELINES: dict = {}
 
 
 def get(opts) -> Pipeline:
-    """The pipeline for the ``FIXED`` options of ``opts`` (an ``Options``), built once.
+    """The pipeline for the ``FIXED`` options of ``opts`` (an ``Options``), built once: the 8
+    used most recently are kept (each holds a network and its traced steps).
 
     ``precision="auto"`` is resolved here, once per machine and network (``precision.choose``);
     the pipeline's ``precision`` says which precision runs and why.
@@ -681,9 +682,11 @@ def get(opts) -> Pipeline:
     )
     opts = opts.replace(precision=choice.precision)
     key = (tuple(getattr(opts, name) for name in FIXED), features.check_weights(opts.weights))
-    if key not in _PIPELINES:
+    if key in _PIPELINES:
+        _PIPELINES[key] = _PIPELINES.pop(key)  # now the most recently used
+    else:
         if len(_PIPELINES) >= 8:
-            del _PIPELINES[next(iter(_PIPELINES))]  # the oldest
+            del _PIPELINES[next(iter(_PIPELINES))]  # the least recently used
         _PIPELINES[key] = Pipeline(opts)
     _PIPELINES[key].precision = choice
     return _PIPELINES[key]
