@@ -1,6 +1,8 @@
 """Coarse-to-fine optimisation: the ladder of sizes, the targets at each, the hand-over between
 scales, and what the callback, the progress bar and Ctrl-C see (random network, tiny images)."""
 
+import sys
+import threading
 from types import SimpleNamespace
 
 import numpy as np
@@ -189,3 +191,27 @@ def test_the_pipelines_used_most_recently_are_kept(monkeypatch):
     assert len(built) == 9  # kept
     pipeline.get(sets[1])
     assert len(built) == 10  # built again
+
+
+def test_threads_asking_for_one_pipeline_get_one(monkeypatch):
+    # The page runs several runs at once: a pipeline in use was briefly out of the cache as it
+    # became the most recent, and another thread then built it again (a review, 2026-12-08).
+    built = []
+    monkeypatch.setattr(pipeline, "_PIPELINES", {})
+    monkeypatch.setattr(pipeline, "Pipeline", lambda opts: built.append(opts) or SimpleNamespace())
+    opts = options.Options(weights=None, precision="float32")
+    got = []
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    try:
+        threads = [
+            threading.Thread(target=lambda: got.extend(pipeline.get(opts) for _ in range(2000)))
+            for _ in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert len(built) == 1 and len(got) == 8000 and len({id(p) for p in got}) == 1

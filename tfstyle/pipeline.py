@@ -22,6 +22,7 @@ an export (network, layers, optimiser) is fixed when the ``Pipeline`` is built.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -663,11 +664,13 @@ class Hooks:
 FIXED = ("content_layers", "style_layers", "style_layer_weights", "backbone", "pooling",
          "weights", "precision", "optimizer", "style_loss", "tile_size")  # fmt: skip
 _PIPELINES: dict = {}
+_PIPELINES_LOCK = threading.RLock()
 
 
 def get(opts) -> Pipeline:
     """The pipeline for the ``FIXED`` options of ``opts`` (an ``Options``), built once: the 8
-    used most recently are kept (each holds a network and its traced steps).
+    used most recently are kept (each holds a network and its traced steps). Safe to call from
+    several threads: one pipeline is built for one set of options.
 
     ``precision="auto"`` is resolved here, once per machine and network (``precision.choose``);
     the pipeline's ``precision`` says which precision runs and why.
@@ -682,14 +685,15 @@ def get(opts) -> Pipeline:
     )
     opts = opts.replace(precision=choice.precision)
     key = (tuple(getattr(opts, name) for name in FIXED), features.check_weights(opts.weights))
-    if key in _PIPELINES:
-        _PIPELINES[key] = _PIPELINES.pop(key)  # now the most recently used
-    else:
-        if len(_PIPELINES) >= 8:
-            del _PIPELINES[next(iter(_PIPELINES))]  # the least recently used
-        _PIPELINES[key] = Pipeline(opts)
-    _PIPELINES[key].precision = choice
-    return _PIPELINES[key]
+    with _PIPELINES_LOCK:  # the page's runs call this from several threads at once
+        pipe = _PIPELINES.pop(key, None)
+        if pipe is None:
+            if len(_PIPELINES) >= 8:
+                del _PIPELINES[next(iter(_PIPELINES))]  # the least recently used
+            pipe = Pipeline(opts)
+        _PIPELINES[key] = pipe  # now the most recently used
+    pipe.precision = choice
+    return pipe
 
 
 def schedule(shape, style_shapes, iterations, request: dict) -> tuple[tf.Tensor, tf.Tensor]:
