@@ -577,6 +577,9 @@ def build(engine=None, defaults: dict | None = None):
                 raise gr.Error(f"{type(err).__name__}: {err}", print_exception=False) from None
             finally:
                 runs.done(request.session_hash, stop)
+                for path in shown_paths[-2:]:  # Gradio has its copies; the run's files stay
+                    with contextlib.suppress(OSError):
+                        os.remove(path)
 
         for fn in (arm, halt_run, run):  # Gradio passes the request to a parameter of this type
             fn.__annotations__["request"] = gr.Request
