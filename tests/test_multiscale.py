@@ -26,26 +26,32 @@ def schedule(shape, iterations, style_shape=(64, 64, 3), **kwargs):
 @pytest.mark.parametrize(
     "shape, iterations, kwargs, sizes, steps",
     [
-        # 128, 256, 512, 1024, the steps falling by 0.4 a scale and summing to 200.
-        ((768, 1024, 3), 200, {"size": 1024}, [128, 256, 512, 1024], [123, 49, 20, 8]),
-        ((768, 1024, 3), 200, {"size": 1024, "steps_ratio": 1.0}, [128, 256, 512, 1024],
-         [50, 50, 50, 50]),
-        # The ladder keeps its proportions (scale_span 8): a print gets the 1024 px run's shares.
-        ((768, 1024, 3), 200, {"size": 4096}, [512, 1024, 2048, 4096], [123, 49, 20, 8]),
-        ((768, 1024, 3), 200, {"size": 2000}, [250, 500, 1000, 2000], [123, 49, 20, 8]),
-        ((768, 1024, 3), 200, {"size": 4096, "scale_span": 4096},
-         [128, 256, 512, 1024, 2048, 4096], [120, 49, 19, 8, 3, 1]),
+        # The defaults: 256, 512, 1024, the steps falling by 0.38 a scale and summing to 200; at
+        # 256 px one scale.
+        ((768, 1024, 3), 200, {"size": 1024}, [256, 512, 1024], [131, 50, 19]),
+        ((768, 1024, 3), 200, {"size": 512}, [256, 512], [145, 55]),
+        ((768, 1024, 3), 200, {"size": 256}, [256], [200]),
+        ((768, 1024, 3), 200, {"size": 1024, "min_scale": 128, "steps_ratio": 0.4},
+         [128, 256, 512, 1024], [123, 49, 20, 8]),
+        ((768, 1024, 3), 200, {"size": 1024, "min_scale": 128, "steps_ratio": 1.0},
+         [128, 256, 512, 1024], [50, 50, 50, 50]),
+        # The ladder keeps its proportions (scale_span 8): a print gets the 2048 px run's shares.
+        ((768, 1024, 3), 200, {"size": 2048}, [256, 512, 1024, 2048], [127, 48, 18, 7]),
+        ((768, 1024, 3), 200, {"size": 4096}, [512, 1024, 2048, 4096], [127, 48, 18, 7]),
+        ((768, 1024, 3), 200, {"size": 4000}, [500, 1000, 2000, 4000], [127, 48, 18, 7]),
+        ((768, 1024, 3), 200, {"size": 4096, "scale_span": 4096, "min_scale": 128},
+         [128, 256, 512, 1024, 2048, 4096], [124, 48, 18, 6, 3, 1]),
         ((768, 1024, 3), 200, {"size": 1024, "scale_span": 2, "min_scale": 16}, [512, 1024],
-         [143, 57]),
+         [145, 55]),
         # Beyond shared_iterations (200) every step is at the full size: the coarse steps are
         # those of a 200-iteration run, however long the run.
-        ((768, 1024, 3), 1000, {"size": 1024}, [128, 256, 512, 1024], [123, 49, 20, 808]),
-        ((768, 1024, 3), 201, {"size": 1024}, [128, 256, 512, 1024], [123, 49, 20, 9]),
-        ((768, 1024, 3), 100, {"size": 1024, "shared_iterations": 50}, [128, 256, 512, 1024],
-         [31, 12, 5, 52]),
+        ((768, 1024, 3), 1000, {"size": 1024}, [256, 512, 1024], [131, 50, 819]),
+        ((768, 1024, 3), 201, {"size": 1024}, [256, 512, 1024], [131, 50, 20]),
+        ((768, 1024, 3), 100, {"size": 1024, "shared_iterations": 50, "min_scale": 128},
+         [128, 256, 512, 1024], [32, 12, 4, 52]),
         ((768, 1024, 3), 9, {"size": 1024, "shared_iterations": 0}, [1024], [9]),
-        ((768, 1024, 3), 60, {"size": 1024, "shared_iterations": 100}, [128, 256, 512, 1024],
-         [37, 15, 6, 2]),  # fewer than shared_iterations: shared as before
+        ((768, 1024, 3), 60, {"size": 1024, "shared_iterations": 100, "min_scale": 128},
+         [128, 256, 512, 1024], [38, 14, 6, 2]),  # fewer than shared_iterations: shared as before
         # The last scale is size itself, however the factor falls.
         ((48, 64, 3), 10, {"size": 300, "min_scale": 100, "scale_factor": 1.5},
          [100, 150, 225, 300], [6, 3, 0, 1]),  # the last scale gets a step
@@ -54,11 +60,12 @@ def schedule(shape, iterations, style_shape=(64, 64, 3), **kwargs):
         ((48, 64, 3), 7, {"size": 64, "min_scale": 64}, [64], [7]),
         ((48, 64, 3), 7, {"size": 64, "min_scale": 4096}, [64], [7]),
         # A wide image starts where its shorter side is 16 px: 16 * 640 / 40 = 256.
-        ((40, 640, 3), 9, {"size": 1024, "steps_ratio": 1.0}, [256, 512, 1024], [3, 3, 3]),
+        ((40, 640, 3), 9, {"size": 1024, "steps_ratio": 1.0, "min_scale": 128}, [256, 512, 1024],
+         [3, 3, 3]),
         # ... and where a style's shorter side is 16 px: 16 * 400 / 40 = 160; 16 / 0.1 = 160.
-        ((48, 64, 3), 8, {"size": 1024, "steps_ratio": 1.0, "style_shape": (40, 400, 3)},
-         [160, 320, 640, 1024], [2, 2, 2, 2]),
-        ((48, 64, 3), 8, {"size": 1024, "steps_ratio": 1.0, "style_scale": 0.1},
+        ((48, 64, 3), 8, {"size": 1024, "steps_ratio": 1.0, "style_shape": (40, 400, 3),
+                          "min_scale": 128}, [160, 320, 640, 1024], [2, 2, 2, 2]),
+        ((48, 64, 3), 8, {"size": 1024, "steps_ratio": 1.0, "style_scale": 0.1, "min_scale": 128},
          [160, 320, 640, 1024], [2, 2, 2, 2]),
         # Scales that would get no step before the first that does are dropped.
         ((48, 64, 3), 2, {"size": 512, "min_scale": 64, "steps_ratio": 16.0}, [512], [2]),
@@ -158,7 +165,9 @@ def test_a_thin_style_raises_the_first_scale_or_is_named_at_size(content_array):
     wide = np.zeros((40, 400, 3), np.float32)  # 16 px high only at 160 px and above
     with pytest.raises(ValueError, match=r"^style: a 400x40 image becomes 64x6 at 64 px"):
         tfstyle.transfer(content_array, wide, iterations=2, min_scale=32, **FAST)
-    image = tfstyle.transfer(content_array, wide, iterations=2, **{**FAST, "size": 160})
+    image = tfstyle.transfer(
+        content_array, wide, iterations=2, min_scale=32, **{**FAST, "size": 160}
+    )  # first scale raised from 32 to 160 px
     assert image.size == (160, 120)
 
 

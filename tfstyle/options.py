@@ -197,20 +197,20 @@ OPTIONS: tuple[Option, ...] = (
     Option("iterations", 200, "int", INPUT, "Optimisation steps in all, over all scales (one "
            "step is one evaluation of the objective and its gradient, at that scale's size).",
            low=0, high=_INT32_MAX, dtype="int32"),
-    Option("min_scale", 128, "int", REQUEST, "Longer side in px of the first, coarsest scale: "
+    Option("min_scale", 256, "int", REQUEST, "Longer side in px of the first, coarsest scale: "
            "the image is optimised at sizes from min_scale up to size, scale_factor apart, each "
            "scale starting from the previous one's result upsampled (coarse to fine: large "
            "structure forms cheaply at a small size). At least size runs at size alone.",
            low=images.MIN_SIDE, high=images.MAX_SIZE, dtype="int32"),
     Option("scale_span", 8.0, "float", REQUEST, "Largest ratio between size and the first "
            "scale: the first scale is at least size / scale_span px (and at least min_scale), "
-           "so the ladder keeps its proportions at any size: a 1024 px run starts at 128 px, a "
-           "4096 px one at 512 px, each scale getting the share of the steps a 1024 px run gives "
+           "so the ladder keeps its proportions at larger sizes: a 2048 px run starts at 256 px, a "
+           "4096 px one at 512 px, each scale getting the share of the steps a 2048 px run gives "
            "it (a print is not an enlarged thumbnail). 4096 lifts the bound.",
            low=1, high=images.MAX_SIZE, dtype="float32"),
     Option("scale_factor", 2.0, "float", REQUEST, "Ratio between successive scales.",
            low=1.1, high=16, dtype="float32"),
-    Option("steps_ratio", 0.4, "float", REQUEST, "How the iterations are shared between "
+    Option("steps_ratio", 0.38, "float", REQUEST, "How the iterations are shared between "
            "scales: each scale gets steps_ratio times the steps of the scale below it (1 shares "
            "them equally; below 1 spends most steps at the cheap coarse scales).",
            low=0, above=True, high=16, dtype="float32"),
